@@ -1,0 +1,60 @@
+"""Recurrent units with exact, selectable conventions.
+
+>>> from rnnmem import cells
+>>> unit = cells.build("lstm", input_size=8, hidden_size=32, convention="keras", seed=0)
+>>> y, state = unit(torch.randn(100, 2, 8))
+
+See ``base.py`` for the interface, ``conventions.py`` for the conventions and their options.
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .base import RecurrentUnit, State, hard_sigmoid, resolve_dtype
+from .conventions import CONVENTION_DOCS, CONVENTIONS, OPTION_DOCS, Convention, resolve
+from .custom import CallableUnit
+from .gated import GRU, LSTM, RNN
+from .nlstm import NestedLSTM
+from .wrap import from_module, load_keras, load_tf1
+
+UNITS: dict[str, type] = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "nlstm": NestedLSTM}
+
+UNIT_DOCS: dict[str, str] = {
+    "rnn": "Elman RNN; option nonlinearity = tanh | relu",
+    "lstm": "LSTM with forget gate (gate order i,f,g,o)",
+    "gru": "GRU; option gru_reset = before | after",
+    "nlstm": "Nested LSTM (Moniz & Krueger 2018); option depth >= 2",
+}
+
+_UNIT_OPTIONS = {"rnn": {"nonlinearity"}, "nlstm": {"depth"}}
+
+
+def register(name: str, cls: type, doc: str = "", options: set[str] | None = None) -> None:
+    """Make a unit class buildable by name (used by the memory-augmented units)."""
+    UNITS[name] = cls
+    UNIT_DOCS[name] = doc
+    _UNIT_OPTIONS[name] = set(options or ())
+
+
+def build(name: str, input_size: int, hidden_size: int, layers: int = 1, convention: str = "torch",
+          dtype="float32", seed: int | None = None, seeds: list[int] | None = None, device=None,
+          **options) -> RecurrentUnit:
+    """Build unit ``name``; ``options`` are unit options (e.g. ``depth``) and convention overrides
+    (``gate_activation``, ``gru_reset``, ``init``, ``forget_bias``, ``forget_shift``, ``chrono_tmax``)."""
+    if name not in UNITS:
+        raise ConfigError(f"unknown cell {name!r}; choose one of {', '.join(UNITS)}")
+    own = {k: options.pop(k) for k in list(options) if k in _UNIT_OPTIONS.get(name, set())}
+    conv = resolve(convention, **options)
+    return UNITS[name](input_size, hidden_size, layers=layers, convention=conv, dtype=dtype,
+                       seed=seed, seeds=seeds, device=device, **own)
+
+
+def list_units() -> dict[str, str]:
+    return dict(UNIT_DOCS)
+
+
+__all__ = [
+    "build", "from_module", "load_keras", "load_tf1", "list_units", "register", "resolve",
+    "RecurrentUnit", "CallableUnit", "State", "Convention", "CONVENTIONS", "CONVENTION_DOCS",
+    "OPTION_DOCS", "UNITS", "RNN", "LSTM", "GRU", "NestedLSTM", "hard_sigmoid", "resolve_dtype",
+]

@@ -1,0 +1,262 @@
+"""The one interface every recurrent unit in rnnmem implements.
+
+A unit maps an input sequence ``x[T, B, I]`` and a state to outputs ``y[T, B, H]`` (the top layer's
+h) and the final state. A *state* is a tuple of tensors, one per named component
+(``unit.state_names``, e.g. ``("h", "c")``), each shaped ``[layers, B, H]``.
+
+Ensembles: a unit built with ``seeds=[s1, ..., sE]`` holds E independently initialised copies
+whose weights carry a leading ensemble dimension; inputs are then ``x[T, E, B, I]``, outputs
+``y[T, E, B, H]`` and state components ``[layers, E, B, H]``. Member e computes exactly what the
+unit built with ``seed=s_e`` computes. One batched computation serves all seeds.
+
+Parameters use the ``x @ W`` layout: ``W_x[I, G*H]``, ``W_h[H, G*H]``, one bias ``b[G*H]`` and,
+for conventions with two biases, ``b_h[G*H]``. Gate order is PyTorch's (LSTM i,f,g,o; GRU r,z,n).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, InputError
+from . import init as winit
+from .conventions import Convention
+
+State = tuple[torch.Tensor, ...]
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        if dtype not in (torch.float32, torch.float64):
+            raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+        return dtype
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """Keras 2.2.4: clip(0.2 x + 0.5, 0, 1)."""
+    return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
+
+
+class RecurrentUnit(nn.Module):
+    """Base class: stacked layers, a step loop, and (where exact) a fused PyTorch kernel."""
+
+    kind = "base"
+    gates = 1
+    state_names: tuple[str, ...] = ("h",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        layers: int = 1,
+        convention: Convention | None = None,
+        dtype=torch.float32,
+        seed: int | None = None,
+        seeds: list[int] | None = None,
+        device=None,
+    ):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("layers", layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = layers
+        self.convention = convention
+        self.dtype = resolve_dtype(dtype)
+        if seeds is not None and seed is not None:
+            raise ConfigError("give either seed or seeds, not both")
+        if seeds is not None:
+            seeds = [int(s) for s in seeds]
+            if not seeds:
+                raise ConfigError("seeds must not be empty")
+        self.seeds = seeds
+        self.ensemble = len(seeds) if seeds is not None else None
+        if seed is None and seeds is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        self.seed = seed
+        self.use_fused = True
+        self.layer_params = nn.ModuleList()
+        member_seeds = seeds if seeds is not None else [seed]
+        member_params = [self._init_member(torch.Generator().manual_seed(s)) for s in member_seeds]
+        for layer in range(layers):
+            holder = nn.Module()
+            for name in member_params[0][layer]:
+                tensors = [m[layer][name] for m in member_params]
+                if self.ensemble is None:
+                    value = tensors[0]
+                else:
+                    value = torch.stack(tensors)
+                    if name.startswith("b"):
+                        value = value.unsqueeze(-2)  # [E, 1, G*H] broadcasts over the batch
+                holder.register_parameter(name, nn.Parameter(value.contiguous()))
+            self.layer_params.append(holder)
+        if device is not None:
+            self.to(device)
+
+    # ----------------------------------------------------------------- construction
+    def layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.hidden_size
+
+    def _init_member(self, gen: torch.Generator) -> list[dict[str, torch.Tensor]]:
+        """Parameters of one ensemble member: a dict per layer, tensors without ensemble dim."""
+        out = []
+        for layer in range(self.num_layers):
+            out.append(self._init_layer(layer, gen))
+        return out
+
+    def _init_layer(self, layer: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        conv = self.convention
+        I, H, G, dt = self.layer_input_size(layer), self.hidden_size, self.gates, self.dtype
+        p: dict[str, torch.Tensor] = {}
+        if conv.init == "torch":
+            bound = 1.0 / H**0.5
+            p["W_x"] = winit.uniform((G * H, I), bound, gen, dt).T
+            p["W_h"] = winit.uniform((G * H, H), bound, gen, dt).T
+            p["b"] = winit.uniform((G * H,), bound, gen, dt)
+            b_h = winit.uniform((G * H,), bound, gen, dt)
+        elif conv.init == "tf1":
+            kernel = winit.glorot_uniform((I + H, G * H), gen, dt)
+            p["W_x"], p["W_h"] = kernel[:I], kernel[I:]
+            p["b"] = torch.zeros(G * H, dtype=dt)
+            b_h = torch.zeros(G * H, dtype=dt)
+        else:  # keras and chrono: glorot kernel, orthogonal recurrent kernel
+            p["W_x"] = winit.glorot_uniform((I, G * H), gen, dt)
+            p["W_h"] = winit.orthogonal((H, G * H), gen, dt)
+            p["b"] = torch.zeros(G * H, dtype=dt)
+            b_h = torch.zeros(G * H, dtype=dt)
+        self._adjust_biases(p, b_h, gen)
+        if self._has_second_bias():
+            p["b_h"] = b_h
+        return {k: v.contiguous() for k, v in p.items()}
+
+    def _has_second_bias(self) -> bool:
+        return self.convention.two_biases
+
+    def _adjust_biases(self, p, b_h, gen) -> None:
+        """Unit-specific bias rules (forget bias, chrono, TF1 GRU gate bias)."""
+
+    # ----------------------------------------------------------------- state
+    def init_state(self, batch: int, device=None, dtype=None) -> State:
+        """Zero state: a tuple of ``[layers, (E,) B, H]`` tensors, one per ``state_names``."""
+        if not isinstance(batch, int) or batch < 1:
+            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+        ref = self.layer_params[0].W_x
+        shape = (self.num_layers,) + ((self.ensemble,) if self.ensemble else ()) + (batch, self.hidden_size)
+        return tuple(
+            torch.zeros(shape, device=device or ref.device, dtype=dtype or ref.dtype)
+            for _ in self.state_names
+        )
+
+    def describe(self) -> dict:
+        """Full configuration of this unit, JSON-serialisable (recorded with every run)."""
+        return {
+            "cell": self.kind,
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "layers": self.num_layers,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "seed": self.seed,
+            "seeds": self.seeds,
+            "convention": self.convention.as_dict() if self.convention else None,
+            **self._extra_describe(),
+        }
+
+    def _extra_describe(self) -> dict:
+        return {}
+
+    # ----------------------------------------------------------------- validation
+    def _check_input(self, x: torch.Tensor, state: State | None) -> None:
+        want = 4 if self.ensemble else 3
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != want:
+            layout = "[T, E, B, I]" if self.ensemble else "[T, B, I]"
+            raise InputError(f"input must have shape {layout}, got {tuple(x.shape)}")
+        if x.shape[-1] != self.input_size:
+            raise InputError(
+                f"input width {x.shape[-1]} does not match the unit's input_size {self.input_size}"
+            )
+        if self.ensemble and x.shape[1] != self.ensemble:
+            raise InputError(f"input ensemble dim {x.shape[1]} != ensemble size {self.ensemble}")
+        if not torch.is_floating_point(x):
+            raise InputError(f"input must be floating point, got {x.dtype}")
+        if torch.isnan(x).any():
+            raise InputError("input contains NaN values; clean or impute the data first")
+        if state is not None:
+            if len(state) != len(self.state_names):
+                raise InputError(
+                    f"state must have {len(self.state_names)} components {self.state_names}, got {len(state)}"
+                )
+
+    # ----------------------------------------------------------------- compute
+    def fusable(self) -> bool:
+        """True when torch's fused RNN kernel computes exactly this configuration."""
+        return False
+
+    def forward(self, x: torch.Tensor, state: State | None = None, return_all_states: bool = False):
+        """Run the sequence. Returns ``(y, state)`` or, with ``return_all_states``,
+        ``(y, state, states)`` where ``states`` holds every component at every step,
+        each ``[T, layers, (E,) B, H]``."""
+        self._check_input(x, state)
+        if state is None:
+            state = self.init_state(x.shape[-2], device=x.device, dtype=x.dtype)
+        x = x.to(self.layer_params[0].W_x.dtype)
+        if self.use_fused and not return_all_states and self.fusable():
+            return self._forward_fused(x, state)
+        return self._forward_loop(x, state, return_all_states)
+
+    def step(self, x_t: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """One time step: ``x_t[(E,) B, I] -> (h_t[(E,) B, H], state)``."""
+        y, st = self.forward(x_t.unsqueeze(0), state)
+        return y[0], st
+
+    def _forward_loop(self, x, state, return_all_states):
+        inputs = x
+        new_state = [[] for _ in self.state_names]
+        all_states = [[] for _ in self.state_names] if return_all_states else None
+        for layer in range(self.num_layers):
+            p = self.layer_params[layer]
+            st = tuple(s[layer] for s in state)
+            xp = torch.matmul(inputs, p.W_x) + p.b  # input projection for all steps at once
+            outs = []
+            per_step = [] if return_all_states else None
+            for t in range(xp.shape[0]):
+                h, st = self._cell_step(layer, xp[t], st)
+                outs.append(h)
+                if per_step is not None:
+                    per_step.append(st)
+            inputs = torch.stack(outs)
+            for k, s in enumerate(st):
+                new_state[k].append(s)
+            if all_states is not None:
+                for k in range(len(self.state_names)):
+                    all_states[k].append(torch.stack([s[k] for s in per_step]))
+        final = tuple(torch.stack(s) for s in new_state)
+        if all_states is not None:
+            return inputs, final, tuple(torch.stack(s, dim=1) for s in all_states)
+        return inputs, final
+
+    def _cell_step(self, layer: int, xp_t: torch.Tensor, st: State) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    def _forward_fused(self, x, state):
+        raise NotImplementedError
+
+    def _gate(self, x: torch.Tensor) -> torch.Tensor:
+        if self.convention.gate_activation == "hard_sigmoid":
+            return hard_sigmoid(x)
+        return torch.sigmoid(x)
+
+    def extra_repr(self) -> str:
+        conv = self.convention.name if self.convention else "-"
+        ens = f", ensemble={self.ensemble}" if self.ensemble else ""
+        return (
+            f"{self.kind}: input_size={self.input_size}, hidden_size={self.hidden_size}, "
+            f"layers={self.num_layers}, convention={conv}, dtype={self.dtype}{ens}"
+        )
