@@ -13,6 +13,7 @@ from .errors import RnnmemError
 
 COMMAND_MODULES = [
     "rnnmem.commands.cells",
+    "rnnmem.commands.forgetting",
 ]
 
 app = typer.Typer(

@@ -15,6 +15,11 @@ for conventions with two biases, ``b_h[G*H]``. Gate order is PyTorch's (LSTM i,f
 
 from __future__ import annotations
 
+import functools
+import math
+import numbers
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -35,6 +40,16 @@ def resolve_dtype(dtype) -> torch.dtype:
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return DTYPES[dtype]
+
+
+def _check_seed(value, name: str) -> None:
+    """Seeds are non-negative integers (Python or NumPy ints, or integral floats)."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    ok = ok or (isinstance(value, float) and math.isfinite(value) and value == int(value))
+    if not ok:
+        raise ConfigError(f"{name} must be non-negative integers, got {value!r}")
+    if value < 0:
+        raise ConfigError(f"{name} must be non-negative integers, got {value!r}")
 
 
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -72,9 +87,15 @@ class RecurrentUnit(nn.Module):
         if seeds is not None and seed is not None:
             raise ConfigError("give either seed or seeds, not both")
         if seeds is not None:
-            seeds = [int(s) for s in seeds]
+            seeds = list(seeds)
             if not seeds:
                 raise ConfigError("seeds must not be empty")
+            for s in seeds:
+                _check_seed(s, "seeds")
+            seeds = [int(s) for s in seeds]
+        if seed is not None:
+            _check_seed(seed, "seed")
+            seed = int(seed)
         self.seeds = seeds
         self.ensemble = len(seeds) if seeds is not None else None
         if seed is None and seeds is None:
@@ -121,7 +142,11 @@ class RecurrentUnit(nn.Module):
             p["b"] = winit.uniform((G * H,), bound, gen, dt)
             b_h = winit.uniform((G * H,), bound, gen, dt)
         elif conv.init == "tf1":
-            kernel = winit.glorot_uniform((I + H, G * H), gen, dt)
+            # TF1 cells keep one kernel over [x, h] per block (GRUCell: gates and candidate),
+            # each glorot_uniform over its own (fan_in, fan_out).
+            kernel = torch.cat(
+                [winit.glorot_uniform((I + H, k * H), gen, dt) for k in self._tf1_kernel_blocks()], dim=1
+            )
             p["W_x"], p["W_h"] = kernel[:I], kernel[I:]
             p["b"] = torch.zeros(G * H, dtype=dt)
             b_h = torch.zeros(G * H, dtype=dt)
@@ -134,6 +159,10 @@ class RecurrentUnit(nn.Module):
         if self._has_second_bias():
             p["b_h"] = b_h
         return {k: v.contiguous() for k, v in p.items()}
+
+    def _tf1_kernel_blocks(self) -> tuple[int, ...]:
+        """Gate counts of the separately initialised TF1 kernels (one kernel by default)."""
+        return (self.gates,)
 
     def _has_second_bias(self) -> bool:
         return self.convention.two_biases
@@ -189,10 +218,19 @@ class RecurrentUnit(nn.Module):
         if torch.isnan(x).any():
             raise InputError("input contains NaN values; clean or impute the data first")
         if state is not None:
-            if len(state) != len(self.state_names):
+            if not isinstance(state, (tuple, list)) or len(state) != len(self.state_names):
+                got = len(state) if isinstance(state, (tuple, list)) else type(state).__name__
                 raise InputError(
-                    f"state must have {len(self.state_names)} components {self.state_names}, got {len(state)}"
+                    f"state must be a tuple of {len(self.state_names)} tensors {self.state_names}, got {got}"
                 )
+            want_shape = (self.num_layers,) + tuple(x.shape[1:-1]) + (self.hidden_size,)
+            for name, s in zip(self.state_names, state):
+                if not isinstance(s, torch.Tensor) or tuple(s.shape) != want_shape:
+                    got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+                    raise InputError(
+                        f"state component {name!r} must have shape {want_shape} "
+                        f"([layers, {'E, ' if self.ensemble else ''}B, H]), got {got}"
+                    )
 
     # ----------------------------------------------------------------- compute
     def fusable(self) -> bool:
@@ -204,9 +242,12 @@ class RecurrentUnit(nn.Module):
         ``(y, state, states)`` where ``states`` holds every component at every step,
         each ``[T, layers, (E,) B, H]``."""
         self._check_input(x, state)
+        ref = self.layer_params[0].W_x  # the device and dtype follow the parameters
+        x = x.to(device=ref.device, dtype=ref.dtype)
         if state is None:
-            state = self.init_state(x.shape[-2], device=x.device, dtype=x.dtype)
-        x = x.to(self.layer_params[0].W_x.dtype)
+            state = self.init_state(x.shape[-2])
+        else:
+            state = tuple(s.to(device=ref.device, dtype=ref.dtype) for s in state)
         if self.use_fused and not return_all_states and self.fusable():
             return self._forward_fused(x, state)
         return self._forward_loop(x, state, return_all_states)
@@ -221,15 +262,18 @@ class RecurrentUnit(nn.Module):
         new_state = [[] for _ in self.state_names]
         all_states = [[] for _ in self.state_names] if return_all_states else None
         for layer in range(self.num_layers):
-            p = self.layer_params[layer]
             st = tuple(s[layer] for s in state)
-            xp = torch.matmul(inputs, p.W_x) + p.b  # input projection for all steps at once
+            xp, step = self._layer_stepper(layer, inputs)  # input projection for all steps at once
             outs = []
             per_step = [] if return_all_states else None
-            for t in range(xp.shape[0]):
-                h, st = self._cell_step(layer, xp[t], st)
-                outs.append(h)
-                if per_step is not None:
+            if per_step is None:
+                for xp_t in xp.unbind(0):
+                    h, st = step(xp_t, st)
+                    outs.append(h)
+            else:
+                for xp_t in xp.unbind(0):
+                    h, st = step(xp_t, st)
+                    outs.append(h)
                     per_step.append(st)
             inputs = torch.stack(outs)
             for k, s in enumerate(st):
@@ -242,7 +286,23 @@ class RecurrentUnit(nn.Module):
             return inputs, final, tuple(torch.stack(s, dim=1) for s in all_states)
         return inputs, final
 
+    def _project(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``x W + b`` for a whole sequence. Ensembles use one batched product over members
+        (``torch.matmul`` would broadcast W across T, materialising T copies of it)."""
+        if self.ensemble:
+            return torch.einsum("tebi,eig->tebg", x, W) + b
+        return torch.matmul(x, W) + b
+
+    def _layer_stepper(self, layer: int, inputs: torch.Tensor) -> tuple[torch.Tensor, Callable]:
+        """``(xp, step)`` for one layer: ``xp = inputs W_x + b`` for all steps and
+        ``step(xp_t, st) -> (h, st)``. The default steps with ``_cell_step``; built-in units
+        return a faster closure (parameters fetched once, constant biases folded into ``xp``)
+        that computes the same equations, unless a subclass overrides ``_cell_step``."""
+        p = self.layer_params[layer]
+        return self._project(inputs, p.W_x, p.b), functools.partial(self._cell_step, layer)
+
     def _cell_step(self, layer: int, xp_t: torch.Tensor, st: State) -> tuple[torch.Tensor, State]:
+        """One step of layer ``layer``; ``xp_t = x_t W_x + b`` is already computed."""
         raise NotImplementedError
 
     def _forward_fused(self, x, state):

@@ -1,0 +1,122 @@
+"""``rnnmem forgetting`` (probe one model) and ``rnnmem reproduce muccino`` (the study)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _floats(text: str, what: str) -> list[float]:
+    from ..errors import ConfigError
+
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str, what: str) -> list[int]:
+    from ..errors import ConfigError
+
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def forgetting_command(
+    cell: str = typer.Option("lstm", help="Unit: rnn, lstm, gru, nlstm (ignored with --state-dict for torch modules)."),
+    input_size: int = typer.Option(8, "--input-size", "-i", help="Input width."),
+    units: int = typer.Option(32, "--units", "-u", help="Hidden units."),
+    layers: int = typer.Option(1, help="Stacked layers."),
+    convention: str = typer.Option("keras", help="torch | keras | keras2 | tf1."),
+    dtype: str = typer.Option("float32", help="float32 | float64."),
+    runs: int = typer.Option(10, help="Networks (random init) or, with --state-dict, input pairs."),
+    seed: int = typer.Option(0, help="First seed; run k uses seed + k."),
+    T: int = typer.Option(100_000, "--T", help="Sequence length."),
+    P: int = typer.Option(1_000, "--P", help="Steps in which the two inputs differ."),
+    tolerances: str = typer.Option("0,1e-6,1e-4,1e-2", "--tol", help="Comma-separated absolute tolerances (0 = exact)."),
+    state_dict: Optional[Path] = typer.Option(None, "--state-dict", help="A trained model (torch.save of an "
+                                              "nn.RNN/LSTM/GRU or its state_dict, or an rnnmem unit state_dict)."),
+    no_early_stop: bool = typer.Option(False, "--no-early-stop", help="Compute all T steps."),
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write the per-run table here."),
+) -> None:
+    """Count the steps a network needs to forget that two inputs ever differed."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from ..cells import build
+    from ..probes.forgetting import derive_input_seed, forgetting, tol_name
+
+    tols = _floats(tolerances, "--tol")
+    seeds = list(range(seed, seed + runs))
+    if state_dict is not None:
+        from ..model_io import load_recurrent
+
+        unit = load_recurrent(state_dict, cell=cell, convention=convention)
+        input_seeds = [derive_input_seed(s) for s in seeds]
+    else:
+        unit = build(cell, input_size, units, layers=layers, convention=convention, dtype=dtype, seeds=seeds)
+        input_seeds = None
+    console = Console(stderr=True)
+    with Progress(TextColumn("forgetting"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} steps"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("steps", total=T)
+        result = forgetting(unit, input_seeds=input_seeds, device=device, T=T, P=P, tolerances=tols,
+                            early_stop=not no_early_stop, progress=lambda n: bar.advance(task, n))
+    table = result.table
+    out = Table(title=f"Forgetting steps ({result.unit.get('cell')}, {table['dtype'][0]}, "
+                      f"{result.steps_computed:,} of {T:,} steps computed in {result.wall_s:.2f} s)")
+    for col in ["run", "status"] + [f"steps_{tol_name(t)}" for t in tols] + ["rate"]:
+        out.add_column(col)
+    for _, row in table.iterrows():
+        cells = [str(row["run"]), row["status"]]
+        for t in tols:
+            v = row[f"steps_{tol_name(t)}"]
+            cells.append("censored" if row[f"censored_{tol_name(t)}"] else f"{v:.0f}")
+        cells.append(f"{row['rate']:.4f}" if row["rate"] == row["rate"] else "-")
+        out.add_row(*cells)
+    Console().print(out)
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(csv, index=False)
+        Console().print(f"wrote {csv}")
+
+
+def muccino_command(
+    out: Path = typer.Option(Path("rnnmem-report"), "--out", "-o", help="Output folder."),
+    quick: bool = typer.Option(False, "--quick", help="Reduced grid {1, 8, 64}, 3 runs (under a minute)."),
+    runs: Optional[int] = typer.Option(None, help="Runs per grid cell (default 10, quick 3)."),
+    T: int = typer.Option(100_000, "--T", help="Sequence length."),
+    P: int = typer.Option(1_000, "--P", help="Differing prefix."),
+    variants: str = typer.Option("keras-float32,keras-float64,torch-float32", help="Comma-separated variants."),
+    sizes: Optional[str] = typer.Option(None, help="Comma-separated input sizes = unit counts (default 1..128)."),
+    tolerance: float = typer.Option(1e-4, help="Tolerance of the main heat map."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: min(2, CPUs))."),
+    db: Optional[Path] = typer.Option(None, help="Results database (default OUT/results.sqlite); reruns skip stored runs."),
+    reference: Optional[Path] = typer.Option(None, help="Published table CSV (cell,input_size,units,mean_steps); "
+                                             "default: the figures embedded in rnnmem."),
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+    seed: int = typer.Option(0, help="First seed."),
+) -> None:
+    """Reproduce Muccino (2019): forgetting steps over input size x units for LSTM and GRU."""
+    from rich.console import Console
+
+    from ..studies.muccino import reproduce as run
+
+    res = run(out, quick=quick, runs=runs, T=T, P=P, variants=[v.strip() for v in variants.split(",") if v.strip()],
+              sizes=_ints(sizes, "--sizes") if sizes else None, tolerance=tolerance, workers=workers, db=db,
+              reference=reference, device=device, seed=seed,
+              command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    Console().print(f"{res['runs']} runs in {res['wall_s']:.1f} s; report: {res['html']} and {res['markdown']}")
+
+
+def register(app: typer.Typer, reproduce: typer.Typer) -> None:
+    app.command("forgetting")(forgetting_command)
+    reproduce.command("muccino")(muccino_command)

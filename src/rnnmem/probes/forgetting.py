@@ -1,0 +1,365 @@
+"""State forgetting: how many steps until a network forgets that two inputs ever differed.
+
+Protocol (Muccino 2019, "An Investigation of RNN Memory Stability"): draw two input streams
+a, b of length T with i.i.d. N(0, 1) entries that differ for the first P steps and are identical
+afterwards (b_t = a_t for t >= P). Run the same network from the same (zero) state on both and
+record the divergence of the outputs, ``d_t = max_i |y_t^a - y_t^b|``, and of the full state
+(every component, every layer).
+
+Per run and per tolerance ``eps`` (0 means bit-exact equality), the *forgetting steps* are
+
+    n(eps) = max(0, t_last(eps) + 1 - P),   t_last(eps) = max{t : d_t > eps}
+
+i.e. the number of shared steps after which the outputs are, and stay, within ``eps``.
+
+Numerical honesty. Each run ends in one status, decided by the *first* event:
+
+- ``exact``: the full states of the two streams are bitwise equal at some step; the map is
+  deterministic, so they stay equal forever and nothing later can change n(eps).
+- ``floor``: the state difference stopped shrinking at the rounding level of the dtype: over a
+  window of ``floor_window`` steps it stays below ``floor_factor * eps_mach * scale`` (scale = the
+  largest state magnitude) and its second half is not below half its first half. Then n(eps) is
+  reported for tolerances ``>= floor_margin * floor_level`` (the window's largest difference) and
+  is *censored* below that: the dtype cannot resolve them.
+- ``censored``: no event by step T and some tolerance is still exceeded at T-1 (censored there).
+- ``diverging``: as censored, but the difference is not contracting: the fitted decay over the
+  whole run is less than one e-fold (rate * fitted steps < 1).
+
+Early stopping ends the computation once every run in the batch has an event; nothing computed
+after that could change the answer (the test suite checks this against full T-step runs).
+
+Contraction rate. On the stretch after P where the state difference is above the rounding floor
+(``> fit_floor_factor * eps_mach * scale``) the log L2 state distance is fitted by least squares,
+``ln ||delta_t|| = a - rate * t``; ``rate`` (nats per step) comes with its OLS standard error
+and implies the horizon ``ln(d0 / eps) / rate`` for each tolerance, d0 = d_P.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from ..cells import CallableUnit
+from ..errors import ConfigError
+from .common import as_unit, unit_device, unit_dtype
+
+DEFAULT_TOLERANCES = (0.0, 1e-6, 1e-4, 1e-2)
+
+
+def tol_name(tol: float) -> str:
+    """Column suffix of a tolerance: ``exact`` for 0, else ``%g`` (``1e-06``, ``0.0001``)."""
+    return "exact" if tol == 0 else f"{tol:g}"
+
+
+def derive_input_seed(seed: int) -> int:
+    """Seed of the input streams of the run whose network has seed ``seed`` (documented, stable)."""
+    return int(np.random.SeedSequence([int(seed) % 2**63, 20190]).generate_state(1, dtype=np.uint64)[0] % 2**63)
+
+
+@dataclass
+class ForgettingSettings:
+    """Protocol and numerics of the forgetting probe (every field is recorded with each run)."""
+
+    T: int = 100_000
+    P: int = 1_000
+    tolerances: tuple[float, ...] = DEFAULT_TOLERANCES
+    block: int = 1_000
+    early_stop: bool = True
+    floor_factor: float = 1024.0
+    floor_window: int = 2_000
+    floor_margin: float = 10.0
+    fit_floor_factor: float = 100.0
+    curve_bins: int = 120
+
+    def __post_init__(self):
+        self.tolerances = tuple(float(t) for t in self.tolerances)
+        for name in ("T", "P", "block", "floor_window", "curve_bins"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if self.P >= self.T:
+            raise ConfigError(f"the differing prefix P={self.P} must be shorter than the sequence T={self.T}")
+        if not self.tolerances:
+            raise ConfigError("give at least one tolerance")
+        for t in self.tolerances:
+            if not (t >= 0) or math.isinf(t):
+                raise ConfigError(f"tolerances must be finite and >= 0 (0 = exact equality), got {t}")
+        if len(set(self.tolerances)) != len(self.tolerances):
+            raise ConfigError(f"tolerances must be distinct, got {self.tolerances}")
+        if self.floor_window % 2:
+            raise ConfigError("floor_window must be even")
+        if self.floor_factor <= 1 or self.floor_margin < 1 or self.fit_floor_factor <= 1:
+            raise ConfigError("floor_factor and fit_floor_factor must be > 1, floor_margin >= 1")
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["tolerances"] = list(self.tolerances)
+        return d
+
+
+@dataclass
+class ForgettingResult:
+    """Per-run table, log-binned curves and the settings that produced them."""
+
+    table: pd.DataFrame
+    curves: list[dict[str, np.ndarray]]
+    settings: ForgettingSettings
+    unit: dict
+    wall_s: float
+    steps_computed: int
+    notes: dict = field(default_factory=dict)
+
+
+def _bin_edges(T: int, P: int, bins: int) -> np.ndarray:
+    """Log-spaced bin edges over shared steps s = t - P + 1 = 1 .. T - P (right edge exclusive)."""
+    return np.unique(np.round(np.geomspace(1, T - P + 1, bins + 1)).astype(np.int64))
+
+
+class _Tracker:
+    """Accumulates per-run statistics chunk by chunk (numpy, float64)."""
+
+    def __init__(self, R: int, s: ForgettingSettings, eps: float):
+        self.R, self.s, self.eps = R, s, eps
+        ntol = len(s.tolerances)
+        self.last_exceed = np.full((ntol, R), -1, dtype=np.int64)
+        self.event = np.array([""] * R, dtype=object)
+        self.event_step = np.full(R, -1, dtype=np.int64)
+        self.floor_level = np.full(R, np.nan)
+        self.d_state_max: list[np.ndarray] = []  # chunks [C, R]
+        self.d_state_l2: list[np.ndarray] = []
+        self.d_out_max: list[np.ndarray] = []
+        self.scale: list[np.ndarray] = []
+        self.edges = _bin_edges(s.T, s.P, s.curve_bins)
+        nb = len(self.edges) - 1
+        self.curves = {k: np.full((nb, R), np.nan) for k in ("out_maxabs", "out_l2", "state_maxabs", "state_l2")}
+        self.comp_curves: dict[str, np.ndarray] = {}
+        self.t = 0  # steps processed
+
+    def update(self, out_max, out_l2, comp_max: dict, state_max, state_l2, scale, exact_step):
+        s, C = self.s, out_max.shape[0]
+        t0, P = self.t, s.P
+        steps = np.arange(t0, t0 + C)
+        for k, tol in enumerate(s.tolerances):
+            over = out_max > tol  # [C, R]
+            any_over = over.any(axis=0)
+            if any_over.any():
+                last = C - 1 - np.argmax(over[::-1], axis=0)
+                self.last_exceed[k] = np.where(any_over, t0 + last, self.last_exceed[k])
+        # exact equality of the full state: the first time it happens is the run's event
+        for r in np.nonzero(exact_step >= 0)[0]:
+            if self.event[r] == "" and t0 + exact_step[r] >= P:
+                self.event[r] = "exact"
+                self.event_step[r] = t0 + exact_step[r]
+        self.d_state_max.append(state_max)
+        self.d_state_l2.append(state_l2)
+        self.d_out_max.append(out_max)
+        self.scale.append(scale)
+        # log-binned curves over shared steps
+        mask = steps >= P
+        if mask.any():
+            b = np.searchsorted(self.edges, steps[mask] - P + 1, side="right") - 1
+            for key, arr in (("out_maxabs", out_max), ("out_l2", out_l2), ("state_maxabs", state_max),
+                             ("state_l2", state_l2)):
+                np.fmax.at(self.curves[key], b, arr[mask])
+            for name, arr in comp_max.items():
+                cur = self.comp_curves.setdefault(name, np.full_like(self.curves["out_maxabs"], np.nan))
+                np.fmax.at(cur, b, arr[mask])
+        self.t += C
+        self._check_floor()
+
+    def _check_floor(self):
+        s, W, t = self.s, self.s.floor_window, self.t
+        if t - W < s.P:
+            return
+        dmax = np.concatenate(self.d_state_max[-(W // s.block + 2):])[-W:]  # [W, R]
+        scale = np.concatenate(self.scale[-(W // s.block + 2):])[-W:].max(axis=0)
+        gate = s.floor_factor * self.eps * np.maximum(scale, 1.0)
+        first, second = dmax[: W // 2].max(axis=0), dmax[W // 2 :].max(axis=0)
+        is_floor = (dmax.max(axis=0) <= gate) & (second >= 0.5 * first) & (dmax.max(axis=0) > 0)
+        for r in np.nonzero(is_floor)[0]:
+            if self.event[r] == "":
+                self.event[r] = "floor"
+                self.event_step[r] = t - 1
+                self.floor_level[r] = dmax[:, r].max()
+
+    def all_done(self) -> bool:
+        return bool((self.event != "").all())
+
+
+def _diffs(y: torch.Tensor, states: tuple, names: tuple[str, ...]):
+    """Per-step, per-run differences between stream a (index 0) and b (index 1).
+
+    ``y``: [C, R, 2, H]; each state component: [C, ..., R, 2, H].
+    """
+    dy = y[..., 0, :] - y[..., 1, :]
+    C, R = dy.shape[0], dy.shape[1]
+    out_max = dy.abs().amax(-1)
+    out_l2 = torch.linalg.vector_norm(dy, dim=-1)
+    comp_max, sq, mx, scale = {}, torch.zeros(C, R, dtype=dy.dtype, device=dy.device), None, None
+    exact = torch.ones(C, R, dtype=torch.bool, device=dy.device)
+    for name, comp in zip(names, states):
+        a, b = comp[..., 0, :], comp[..., 1, :]  # [C, ..., R, H]
+        d = (a - b).movedim(-2, 1).reshape(C, R, -1)
+        m = d.abs().amax(-1)
+        comp_max[name] = m
+        sq = sq + d.pow(2).sum(-1)
+        mx = m if mx is None else torch.maximum(mx, m)
+        exact &= m == 0
+        mag = torch.maximum(a.abs(), b.abs()).movedim(-2, 1).reshape(C, R, -1).amax(-1)
+        scale = mag if scale is None else torch.maximum(scale, mag)
+    first_exact = torch.where(exact.any(0), exact.float().argmax(0), torch.full((R,), -1, device=dy.device))
+    to_np = lambda v: v.detach().to("cpu", torch.float64).numpy()  # noqa: E731
+    return (to_np(out_max), to_np(out_l2), {k: to_np(v) for k, v in comp_max.items()}, to_np(mx),
+            to_np(sq.sqrt()), to_np(scale), first_exact.cpu().numpy())
+
+
+def _draw_block(gens: list[torch.Generator], C: int, I: int, t0: int, P: int, dtype) -> torch.Tensor:
+    """Inputs for steps t0..t0+C-1 of every run: [C, R, 2, I]; b equals a from step P on.
+
+    Each run draws a fixed-size block [C, 2, I] from its own generator, so the streams do not
+    depend on how many runs are batched together.
+    """
+    blocks = []
+    for g in gens:
+        x = torch.randn((C, 2, I), generator=g, dtype=torch.float64)
+        shared = torch.arange(t0, t0 + C) >= P
+        x[shared, 1] = x[shared, 0]
+        blocks.append(x)
+    return torch.stack(blocks, dim=1).to(dtype)
+
+
+def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: list[int] | None = None,
+               device=None, progress=None, **overrides) -> ForgettingResult:
+    """Run the forgetting probe on ``model``.
+
+    ``model``: an rnnmem unit (an ensemble unit batches its E networks: one run each), a
+    ``torch.nn.RNN/LSTM/GRU`` or a ``CallableUnit``. ``input_seeds``: one per run (default derived
+    from each network's seed; for a single network, one run per input seed, batched).
+    ``overrides``: fields of :class:`ForgettingSettings` (``T=``, ``P=``, ``tolerances=``...).
+    """
+    s = settings or ForgettingSettings()
+    if overrides:
+        s = ForgettingSettings(**{**s.as_dict(), **overrides})
+    unit = as_unit(model)
+    if device is not None:
+        unit = unit.to(device)
+    dev, dtype = unit_device(unit), unit_dtype(unit)
+    eps = float(torch.finfo(dtype).eps)
+    ens = getattr(unit, "ensemble", None)
+    if ens:
+        seeds = list(unit.seeds)
+        input_seeds = input_seeds or [derive_input_seed(x) for x in seeds]
+        if len(input_seeds) != ens:
+            raise ConfigError(f"an ensemble of {ens} networks needs {ens} input seeds, got {len(input_seeds)}")
+    else:
+        net_seed = getattr(unit, "seed", None)
+        seeds = None
+        input_seeds = input_seeds or [derive_input_seed(net_seed if net_seed is not None else 0)]
+    R = len(input_seeds)
+    gens = [torch.Generator().manual_seed(int(x)) for x in input_seeds]
+    tracker = _Tracker(R, s, eps)
+    names = tuple(getattr(unit, "state_names", ("state",)))
+    I = unit.input_size
+    start = time.perf_counter()
+    state = None
+    with torch.inference_mode():
+        t = 0
+        while t < s.T:
+            C = min(s.block, s.T - t)
+            x = _draw_block(gens, C, I, t, s.P, dtype).to(dev)  # [C, R, 2, I]
+            if ens:
+                y, state, all_st = unit(x, state, return_all_states=True)  # y [C, E, 2, H]
+            else:
+                y, state, all_st = unit(x.reshape(C, 2 * R, I), state, return_all_states=True)
+                y = y.reshape(C, R, 2, -1)
+                all_st = tuple(c.reshape(*c.shape[:-2], R, 2, c.shape[-1]) for c in all_st)
+            tracker.update(*_diffs(y, all_st, names))
+            t += C
+            if progress is not None:
+                progress(C)
+            if s.early_stop and tracker.all_done():
+                break
+    wall = time.perf_counter() - start
+    table, curves = _summarise(tracker, s, eps, input_seeds, seeds)
+    describe = unit.describe() if hasattr(unit, "describe") else {"cell": type(unit).__name__}
+    table.insert(0, "dtype", str(dtype).replace("torch.", ""))
+    return ForgettingResult(table, curves, s, describe, wall, tracker.t,
+                            notes={"eps_mach": eps, "custom": isinstance(unit, CallableUnit)})
+
+
+def _fit_rate(d: np.ndarray, scale: np.ndarray, P: int, stop: int, eps: float, factor: float):
+    """OLS fit of ln ||delta_t|| = a - rate * t on the stretch above the rounding floor."""
+    seg = d[P : stop + 1]
+    floor = factor * eps * max(1.0, float(scale[P : stop + 1].max()) if stop >= P else 1.0)
+    below = np.nonzero(seg <= floor)[0]
+    end = below[0] if len(below) else len(seg)
+    seg = seg[:end]
+    if len(seg) < 5:
+        return math.nan, math.nan, len(seg)
+    fit = stats.linregress(np.arange(len(seg), dtype=np.float64), np.log(seg))
+    return -fit.slope, fit.stderr, len(seg)
+
+
+def _summarise(tr: _Tracker, s: ForgettingSettings, eps: float, input_seeds, seeds):
+    P, T = s.P, s.T
+    d_l2 = np.concatenate(tr.d_state_l2)
+    scale = np.concatenate(tr.scale)
+    d_out = np.concatenate(tr.d_out_max)
+    rows, curves = [], []
+    for r in range(tr.R):
+        event, ev_step = tr.event[r], int(tr.event_step[r])
+        stop = ev_step if event else tr.t - 1
+        rate, rate_se, npts = _fit_rate(d_l2[:, r], scale[:, r], P, stop, eps, s.fit_floor_factor)
+        d0 = float(d_out[P, r]) if d_out.shape[0] > P else math.nan
+        row = {
+            "run": r,
+            "seed": seeds[r] if seeds is not None else None,
+            "input_seed": int(input_seeds[r]),
+            "event_step": ev_step if event else None,
+            "rate": rate,
+            "rate_se": rate_se,
+            "fit_points": npts,
+            "d0": d0,
+            "floor_level": float(tr.floor_level[r]) if event == "floor" else math.nan,
+            "steps_computed": tr.t,
+        }
+        any_censored = False
+        for k, tol in enumerate(s.tolerances):
+            name = tol_name(tol)
+            last = int(tr.last_exceed[k, r])
+            if event == "exact":
+                censored = False
+            elif event == "floor":
+                censored = not (tol > 0 and tol >= s.floor_margin * tr.floor_level[r])
+            else:
+                censored = last >= tr.t - 1
+            any_censored |= censored
+            row[f"steps_{name}"] = math.nan if censored else float(max(0, last + 1 - P))
+            row[f"censored_{name}"] = bool(censored)
+            if tol > 0:
+                row[f"horizon_{name}"] = math.log(d0 / tol) / rate if rate > 0 and d0 > tol else math.nan
+        if event:
+            status = event
+        elif not (rate > 0 and rate * npts >= 1.0) and d_out[-1, r] > max(s.tolerances):
+            status = "diverging"
+        else:
+            status = "censored" if any_censored else "converged"
+        row["status"] = status
+        rows.append(row)
+        curve = {"bin_edges": tr.edges.astype(np.float64)}
+        for key, arr in tr.curves.items():
+            curve[key] = arr[:, r].copy()
+        for key, arr in tr.comp_curves.items():
+            curve[f"{key}_maxabs"] = arr[:, r].copy()
+        if event == "exact":  # equal forever: the rest of the curve is known to be zero
+            for key in curve:
+                if key != "bin_edges":
+                    curve[key][np.isnan(curve[key])] = 0.0
+        curves.append(curve)
+    return pd.DataFrame(rows), curves

@@ -1,0 +1,227 @@
+"""Reproduction of Muccino (2019), "An Investigation of RNN Memory Stability".
+
+One randomly initialised LSTM or GRU layer (Keras 2.2.4 defaults) is driven by two N(0, 1) input
+streams that differ for P = 1,000 steps and then share a 99,000-step tail; the study reports the
+average number of shared steps until the outputs are "identical", over a grid of input sizes x
+units in {1, 2, ..., 128}. This module holds the study's configuration, the function that runs one
+grid cell (all its seeds batched into one computation), the grid, and the aggregation; the report
+lives in ``muccino_report.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import ConfigError
+from ..probes.forgetting import DEFAULT_TOLERANCES, ForgettingSettings, forgetting, tol_name
+
+STUDY = "forgetting"
+SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
+QUICK_SIZES = (1, 8, 64)
+VARIANTS = {  # name -> (convention, dtype); the first is the published setting
+    "keras-float32": ("keras", "float32"),
+    "keras-float64": ("keras", "float64"),
+    "torch-float32": ("torch", "float32"),
+}
+
+
+class ForgettingConfig(BaseModel):
+    """One configuration of the forgetting experiment (everything but the seed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cell: str = "lstm"
+    input_size: int = Field(ge=1)
+    units: int = Field(ge=1)
+    layers: int = Field(default=1, ge=1)
+    convention: str = "keras"
+    dtype: Literal["float32", "float64"] = "float32"
+    options: dict = Field(default_factory=dict)
+    T: int = Field(default=100_000, ge=2)
+    P: int = Field(default=1_000, ge=1)
+    tolerances: list[float] = Field(default_factory=lambda: list(DEFAULT_TOLERANCES))
+    block: int = Field(default=1_000, ge=1)
+    floor_factor: float = 1024.0
+    floor_window: int = 2_000
+    floor_margin: float = 10.0
+    fit_floor_factor: float = 100.0
+    early_stop: bool = True
+    device: str = "cpu"
+
+    @field_validator("cell")
+    @classmethod
+    def _known_cell(cls, v):
+        from ..cells import UNITS
+
+        if v not in UNITS:
+            raise ValueError(f"unknown cell {v!r}; choose one of {', '.join(UNITS)}")
+        return v
+
+    def settings(self) -> ForgettingSettings:
+        return ForgettingSettings(
+            T=self.T, P=self.P, tolerances=tuple(self.tolerances), block=self.block, early_stop=self.early_stop,
+            floor_factor=self.floor_factor, floor_window=self.floor_window, floor_margin=self.floor_margin,
+            fit_floor_factor=self.fit_floor_factor,
+        )
+
+
+def validate_config(config: dict) -> ForgettingConfig:
+    """Validate a config dict, turning pydantic's report into one ConfigError line."""
+    from pydantic import ValidationError
+
+    try:
+        cfg = ForgettingConfig(**config)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        raise ConfigError(f"forgetting config: {where}: {err['msg']}") from None
+    cfg.settings()  # raises ConfigError for P >= T, negative tolerances...
+    return cfg
+
+
+def run_cell(config: dict, seeds: list[int]):
+    """Run one grid cell for ``seeds`` (one network per seed, batched as one ensemble).
+
+    Returns one ``RunRecord`` per seed with the per-tolerance forgetting steps, status,
+    contraction rate and the log-binned divergence curves.
+    """
+    from ..cells import build
+    from ..store import RunRecord
+
+    cfg = validate_config(config)
+    unit = build(cfg.cell, cfg.input_size, cfg.units, layers=cfg.layers, convention=cfg.convention,
+                 dtype=cfg.dtype, seeds=list(seeds), device=cfg.device, **cfg.options)
+    result = forgetting(unit, cfg.settings())
+    records = []
+    for row, curve in zip(result.table.to_dict("records"), result.curves):
+        seed = int(row.pop("seed"))
+        status = row.pop("status")
+        row.pop("run")
+        row.pop("dtype")
+        row["batch_wall_s"] = result.wall_s
+        row["batch_size"] = len(seeds)
+        records.append(RunRecord(study=STUDY, config=cfg.model_dump(), seed=seed, status=status, metrics=row,
+                                 curves=curve, wall_s=result.wall_s / len(seeds)))
+    return records
+
+
+def grid_tasks(cells=("lstm", "gru"), input_sizes=SIZES, units=SIZES, runs: int = 10, seed: int = 0,
+               variants=("keras-float32",), **fixed):
+    """One Task per (variant, cell, input size, units), each carrying ``runs`` seeds.
+
+    Tasks are ordered largest first so parallel workers finish together.
+    """
+    from ..store import Task
+
+    if runs < 1:
+        raise ConfigError(f"runs must be >= 1, got {runs}")
+    tasks = []
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise ConfigError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+        convention, dtype = VARIANTS[variant]
+        for cell in cells:
+            for i in input_sizes:
+                for h in units:
+                    cfg = {"cell": cell, "input_size": int(i), "units": int(h), "convention": convention,
+                           "dtype": dtype, **fixed}
+                    validate_config(cfg)
+                    tasks.append(Task(STUDY, cfg, list(range(seed, seed + runs))))
+    tasks.sort(key=lambda t: -(t.config["units"] * (t.config["units"] + t.config["input_size"])))
+    return tasks
+
+
+def variant_of(row) -> str:
+    for name, (conv, dt) in VARIANTS.items():
+        if row["convention"] == conv and row["dtype"] == dt:
+            return name
+    return f"{row['convention']}-{row['dtype']}"
+
+
+def _col(df: pd.DataFrame, name: str) -> str:
+    """Find a config column whatever prefix the store uses (``config.cell`` or ``cell``)."""
+    for c in (f"config.{name}", name):
+        if c in df.columns:
+            return c
+    raise KeyError(name)
+
+
+def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The store's table reduced to the columns the report needs, with a ``variant`` column."""
+    out = pd.DataFrame({k: df[_col(df, k)] for k in ("cell", "input_size", "units", "convention", "dtype", "layers")})
+    out["variant"] = out.apply(variant_of, axis=1)
+    out["seed"] = df["seed"].values
+    out["status"] = df["status"].values
+    for c in df.columns:
+        if c.startswith(("steps_", "censored_", "horizon_")) or c in (
+                "rate", "rate_se", "d0", "floor_level", "event_step", "steps_computed", "input_seed", "wall_s"):
+            out[c] = df[c].values
+    return out
+
+
+def aggregate(runs: pd.DataFrame, tolerances=DEFAULT_TOLERANCES) -> pd.DataFrame:
+    """Per (variant, cell, input size, units): runs, mean forgetting steps over the runs that
+    were not censored, the number censored, mean contraction rate and status counts.
+
+    A censored run has no value; it is counted, never averaged as T.
+    """
+    keys = ["variant", "cell", "input_size", "units"]
+    rows = []
+    for key, g in runs.groupby(keys, sort=True):
+        row = dict(zip(keys, key))
+        row["runs"] = len(g)
+        for tol in tolerances:
+            name = tol_name(tol)
+            cens = g[f"censored_{name}"].astype(bool)
+            vals = g.loc[~cens, f"steps_{name}"].astype(float)
+            row[f"mean_{name}"] = float(vals.mean()) if len(vals) else float("nan")
+            row[f"std_{name}"] = float(vals.std(ddof=1)) if len(vals) > 1 else float("nan")
+            row[f"censored_{name}"] = int(cens.sum())
+        row["rate"] = float(g["rate"].astype(float).mean())
+        for st in ("exact", "floor", "censored", "diverging", "converged"):
+            row[f"n_{st}"] = int((g["status"] == st).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def reproduce(out, quick: bool = False, runs: int | None = None, T: int = 100_000, P: int = 1_000,
+              variants=None, cells=("lstm", "gru"), sizes=None, tolerance: float = 1e-4, workers: int | None = None,
+              db=None, reference=None, device: str = "cpu", seed: int = 0, progress: bool = True,
+              command: str = "") -> dict:
+    """Run (or resume) the grid, then write the report. Returns paths and timings.
+
+    Full: 8 x 8 grid, 10 runs, three variants (keras float32 as published, keras float64, torch
+    float32). ``quick``: input sizes and units in {1, 8, 64}, 3 runs; the same report.
+    """
+    import time
+    from pathlib import Path
+
+    from ..store import ResultStore, run_tasks
+    from .muccino_report import write_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = tuple(sizes or (QUICK_SIZES if quick else SIZES))
+    runs = runs or (3 if quick else 10)
+    variants = tuple(variants or VARIANTS)
+    tolerances = list(DEFAULT_TOLERANCES)
+    if tolerance not in tolerances:
+        tolerances.append(float(tolerance))
+    tasks = grid_tasks(cells, sizes, sizes, runs=runs, seed=seed, variants=variants, T=T, P=P,
+                       tolerances=tolerances, device=device)
+    db_path = Path(db) if db else out / "results.sqlite"
+    start = time.perf_counter()
+    with ResultStore(db_path) as store:
+        table = run_tasks(tasks, "rnnmem.studies.muccino:run_cell", store, workers=workers, progress=progress,
+                          description="forgetting grid")
+    wall = time.perf_counter() - start
+    runs_df = runs_frame(table)
+    agg = aggregate(runs_df, tolerances)
+    meta = {"runs": runs, "T": T, "P": P, "tolerances": tolerances, "wall_s": wall,
+            "workers": workers if workers is not None else "default", "command": command or "rnnmem reproduce muccino",
+            "db": db_path.name if db_path.parent == out else str(db_path)}
+    md, html = write_report(runs_df, agg, out, meta, tolerance=tolerance, reference=reference)
+    return {"markdown": md, "html": html, "runs": len(runs_df), "wall_s": wall, "db": db_path}

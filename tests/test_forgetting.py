@@ -1,0 +1,182 @@
+"""The forgetting probe: closed forms, early stopping, statuses, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rnnmem import cells
+from rnnmem.errors import ConfigError, InputError
+from rnnmem.probes.forgetting import ForgettingSettings, forgetting, tol_name
+
+
+class LinearRNN(nn.Module):
+    """h_t = W h_{t-1} + U x_t, y_t = h_t (float64)."""
+
+    def __init__(self, W: torch.Tensor, input_size: int, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.W = nn.Parameter(W.clone())
+        self.U = nn.Parameter(torch.randn(input_size, W.shape[0], generator=g, dtype=W.dtype))
+
+    def forward(self, x, state):
+        h = state if state is not None else torch.zeros(x.shape[1], self.W.shape[0], dtype=x.dtype)
+        ys = []
+        for t in range(x.shape[0]):
+            h = h @ self.W.T + x[t] @ self.U
+            ys.append(h)
+        return torch.stack(ys), h
+
+
+def linear_unit(W, input_size=2):
+    H = W.shape[0]
+    mod = LinearRNN(W, input_size)
+    return cells.CallableUnit(mod, input_size, H, init_state=lambda b: torch.zeros(b, H, dtype=W.dtype))
+
+
+def test_linear_rnn_rate_matches_spectral_radius():
+    r, H = 0.9, 6
+    q, _ = torch.linalg.qr(torch.randn(H, H, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    unit = linear_unit(r * q)
+    res = forgetting(unit, T=3000, P=200, input_seeds=[3, 4])
+    for _, row in res.table.iterrows():
+        assert row["fit_points"] > 100
+        assert abs(row["rate"] - (-math.log(r))) <= 0.02 * abs(math.log(r))
+
+
+def test_linear_rnn_crossing_times_match_closed_form():
+    r, H, P = 0.8, 4, 100
+    W = r * torch.eye(H, dtype=torch.float64)
+    unit = linear_unit(W)
+    tols = (1e-2, 1e-4, 1e-6)
+    res = forgetting(unit, T=2000, P=P, tolerances=tols, input_seeds=[11])
+    row = res.table.iloc[0]
+    # closed form: at shared step k the output difference is r^k * m, m = max|h_a - h_b| at step P-1
+    m = row["d0"] / r
+    for tol in tols:
+        k_star = math.ceil(math.log(tol / m) / math.log(r))
+        assert row[f"steps_{tol_name(tol)}"] == k_star - 1
+    assert row["status"] in ("exact", "floor")
+
+
+@pytest.mark.parametrize(
+    "cell,convention,dtype,I,H",
+    [("lstm", "keras", "float32", 4, 8), ("gru", "keras", "float32", 16, 32),
+     ("lstm", "torch", "float64", 2, 4), ("gru", "torch", "float32", 1, 64)],
+)
+def test_early_stop_equals_full_run(cell, convention, dtype, I, H):
+    T = 12_000
+    unit = cells.build(cell, I, H, convention=convention, dtype=dtype, seeds=[5, 6, 7])
+    early = forgetting(unit, T=T, P=500)
+    full = forgetting(unit, T=T, P=500, early_stop=False)
+    assert full.steps_computed == T
+    assert early.steps_computed < T, "this configuration should stop early"
+    cols = [c for c in early.table.columns if c.startswith(("steps_", "censored_"))]
+    cols += ["status", "event_step", "rate", "floor_level"]
+    cols.remove("steps_computed")
+    for c in cols:
+        a, b = early.table[c].to_numpy(), full.table[c].to_numpy()
+        if a.dtype.kind == "f":
+            np.testing.assert_array_equal(np.nan_to_num(a, nan=-1), np.nan_to_num(b, nan=-1), err_msg=c)
+        else:
+            assert list(a) == list(b), c
+
+
+def test_status_exact_for_small_gru():
+    unit = cells.build("gru", 2, 2, convention="keras", seeds=[0, 1])
+    res = forgetting(unit, T=5000, P=100)
+    assert set(res.table["status"]) == {"exact"}
+    assert not res.table["censored_exact"].any()
+
+
+def test_status_floor_censors_tolerances_below_the_floor():
+    unit = cells.build("lstm", 32, 128, convention="keras", seeds=[0])
+    res = forgetting(unit, T=20_000, P=200)
+    row = res.table.iloc[0]
+    assert row["status"] == "floor"
+    assert row["censored_exact"]
+    assert 0 < row["floor_level"] < 1e-4
+    assert not row["censored_0.01"] and row["steps_0.01"] >= 0
+
+
+def test_status_censored_when_T_too_short():
+    unit = cells.build("lstm", 1, 16, convention="keras", seeds=[0])
+    res = forgetting(unit, T=110, P=100, tolerances=(0.0, 1e-6))
+    row = res.table.iloc[0]
+    assert row["status"] == "censored"
+    assert row["censored_exact"] and math.isnan(row["steps_exact"])
+
+
+def test_status_diverging_for_chaotic_rnn():
+    unit = cells.build("rnn", 1, 64, convention="torch", seeds=[0])
+    with torch.no_grad():
+        unit.layer_params[0].W_h.mul_(4.0)  # spectral radius ~2.3: chaotic, not saturated
+    res = forgetting(unit, T=3000, P=100)
+    assert res.table.iloc[0]["status"] == "diverging"
+    assert res.table.iloc[0]["censored_0.01"]
+
+
+def test_torch_module_and_ensemble_agree():
+    """A torch.nn.GRU probed directly equals the same weights run through rnnmem's unit."""
+    torch.manual_seed(0)
+    mod = nn.GRU(3, 5)
+    unit = cells.from_module(mod)
+    a = forgetting(mod, T=3000, P=100, input_seeds=[1, 2])
+    b = forgetting(unit, T=3000, P=100, input_seeds=[1, 2])
+    assert a.table["steps_0.0001"].tolist() == b.table["steps_0.0001"].tolist()
+    assert len(a.table) == 2
+
+
+def test_same_seed_same_numbers_and_curves_are_logbinned():
+    u1 = cells.build("lstm", 4, 8, convention="keras", seeds=[3, 4])
+    u2 = cells.build("lstm", 4, 8, convention="keras", seeds=[3, 4])
+    a, b = forgetting(u1, T=5000, P=100), forgetting(u2, T=5000, P=100)
+    assert a.table.drop(columns=["steps_computed"]).equals(b.table.drop(columns=["steps_computed"]))
+    curve = a.curves[0]
+    assert len(curve["bin_edges"]) <= 121 and "c_maxabs" in curve
+    assert np.all(np.diff(curve["bin_edges"]) > 0)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"T": 100, "P": 100}, "prefix P=100 must be shorter"),
+    ({"tolerances": (-1e-3,)}, "tolerances must be finite and >= 0"),
+    ({"T": 0}, "T must be a positive integer"),
+])
+def test_bad_settings(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        ForgettingSettings(**kwargs)
+
+
+def test_bad_model():
+    with pytest.raises(ConfigError, match="cannot probe a Linear"):
+        forgetting(nn.Linear(2, 2), T=100, P=10)
+    with pytest.raises(ConfigError, match="unknown cell"):
+        cells.build("lstn", 1, 1)
+
+
+def test_unreadable_state_dict(tmp_path):
+    from rnnmem.model_io import load_recurrent
+
+    bad = tmp_path / "model.pt"
+    bad.write_text("not a torch file")
+    with pytest.raises(InputError, match="cannot read"):
+        load_recurrent(bad)
+    with pytest.raises(InputError, match="not found"):
+        load_recurrent(tmp_path / "missing.pt")
+
+
+def test_state_dict_round_trip(tmp_path):
+    from rnnmem.model_io import load_recurrent
+
+    torch.manual_seed(0)
+    mod = nn.LSTM(2, 6, num_layers=2)
+    path = tmp_path / "lstm.pt"
+    torch.save(mod.state_dict(), path)
+    unit = load_recurrent(path)
+    assert unit.kind == "lstm" and unit.num_layers == 2 and unit.hidden_size == 6
+    x = torch.randn(20, 3, 2)
+    np.testing.assert_allclose(unit(x)[0].detach(), mod(x)[0].detach(), atol=1e-6)
