@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from rnnmem import cells
-from rnnmem.probes.forgetting import _draw_block, derive_input_seed, forgetting, tol_name
+from rnnmem.probes.forgetting import ForgettingSettings, _draw_block, derive_input_seed, forgetting, tol_name
 from rnnmem.store import ResultStore, run_tasks
 from rnnmem.studies.muccino import SIZES, grid_tasks
 
@@ -49,8 +49,9 @@ def naive_run(cell: str, I: int, H: int, seed: int, T: int, P: int):
     last = {tol: -1 for tol in TOLS}
     state = None
     with torch.inference_mode():
-        for t0 in range(0, T, 1000):
-            C = min(1000, T - t0)
+        block = ForgettingSettings().block  # the probe's input blocks, so both see the same streams
+        for t0 in range(0, T, block):
+            C = min(block, T - t0)
             x = _draw_block(gen, C, I, t0, P, torch.float32)[:, 0]  # [C, 2, I]
             y, state = mod(x, state)
             d = (y[:, 0] - y[:, 1]).abs().amax(-1).numpy()

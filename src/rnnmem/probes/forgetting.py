@@ -69,10 +69,10 @@ class ForgettingSettings:
     T: int = 100_000
     P: int = 1_000
     tolerances: tuple[float, ...] = DEFAULT_TOLERANCES
-    block: int = 1_000
+    block: int = 500
     early_stop: bool = True
     floor_factor: float = 1024.0
-    floor_window: int = 2_000
+    floor_window: int = 1_000
     floor_margin: float = 10.0
     fit_floor_factor: float = 100.0
     curve_bins: int = 120
@@ -222,8 +222,8 @@ def _diffs(y: torch.Tensor, states: tuple, names: tuple[str, ...]):
 def _draw_block(gens: list[torch.Generator], C: int, I: int, t0: int, P: int, dtype) -> torch.Tensor:
     """Inputs for steps t0..t0+C-1 of every run: [C, R, 2, I]; b equals a from step P on.
 
-    Each run draws a fixed-size block [C, 2, I] from its own generator, so the streams do not
-    depend on how many runs are batched together.
+    Each run draws a block [C, 2, I] from its own generator, so the streams do not depend on how
+    many runs are batched together (they do depend on ``block``, which every run records).
     """
     blocks = []
     for g in gens:

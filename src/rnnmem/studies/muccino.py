@@ -43,9 +43,9 @@ class ForgettingConfig(BaseModel):
     T: int = Field(default=100_000, ge=2)
     P: int = Field(default=1_000, ge=1)
     tolerances: list[float] = Field(default_factory=lambda: list(DEFAULT_TOLERANCES))
-    block: int = Field(default=1_000, ge=1)
+    block: int = Field(default=500, ge=1)
     floor_factor: float = 1024.0
-    floor_window: int = 2_000
+    floor_window: int = 1_000
     floor_margin: float = 10.0
     fit_floor_factor: float = 100.0
     early_stop: bool = True
@@ -85,6 +85,9 @@ def validate_config(config: dict) -> ForgettingConfig:
 def run_cell(config: dict, seeds: list[int]):
     """Run one grid cell for ``seeds`` (one network per seed, batched as one ensemble).
 
+    Records store ``config`` exactly as given (so their keys match the task's); give the full
+    config (``validate_config(c).model_dump()``) for a stable key.
+
     Returns one ``RunRecord`` per seed with the per-tolerance forgetting steps, status,
     contraction rate and the log-binned divergence curves.
     """
@@ -103,7 +106,7 @@ def run_cell(config: dict, seeds: list[int]):
         row.pop("dtype")
         row["batch_wall_s"] = result.wall_s
         row["batch_size"] = len(seeds)
-        records.append(RunRecord(study=STUDY, config=cfg.model_dump(), seed=seed, status=status, metrics=row,
+        records.append(RunRecord(study=STUDY, config=dict(config), seed=seed, status=status, metrics=row,
                                  curves=curve, wall_s=result.wall_s / len(seeds)))
     return records
 
@@ -128,8 +131,8 @@ def grid_tasks(cells=("lstm", "gru"), input_sizes=SIZES, units=SIZES, runs: int 
                 for h in units:
                     cfg = {"cell": cell, "input_size": int(i), "units": int(h), "convention": convention,
                            "dtype": dtype, **fixed}
-                    validate_config(cfg)
-                    tasks.append(Task(STUDY, cfg, list(range(seed, seed + runs))))
+                    full = validate_config(cfg).model_dump()  # the stored config: every field explicit
+                    tasks.append(Task(STUDY, full, list(range(seed, seed + runs))))
     tasks.sort(key=lambda t: -(t.config["units"] * (t.config["units"] + t.config["input_size"])))
     return tasks
 
@@ -200,6 +203,7 @@ def reproduce(out, quick: bool = False, runs: int | None = None, T: int = 100_00
     from pathlib import Path
 
     from ..store import ResultStore, run_tasks
+    from ..store.executors import default_workers
     from .muccino_report import write_report
 
     out = Path(out)
@@ -221,7 +225,7 @@ def reproduce(out, quick: bool = False, runs: int | None = None, T: int = 100_00
     runs_df = runs_frame(table)
     agg = aggregate(runs_df, tolerances)
     meta = {"runs": runs, "T": T, "P": P, "tolerances": tolerances, "wall_s": wall,
-            "workers": workers if workers is not None else "default", "command": command or "rnnmem reproduce muccino",
+            "workers": workers if workers is not None else default_workers(), "command": command or "rnnmem reproduce muccino",
             "db": db_path.name if db_path.parent == out else str(db_path)}
     md, html = write_report(runs_df, agg, out, meta, tolerance=tolerance, reference=reference)
     return {"markdown": md, "html": html, "runs": len(runs_df), "wall_s": wall, "db": db_path}

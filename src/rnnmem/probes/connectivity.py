@@ -1,0 +1,562 @@
+"""Connectivity: how strongly the prediction at step t~ depends on the input at step t.
+
+Definition (Madsen 2019, "Visualizing memorization in RNNs", Distill; see
+``shared/data/distill2019/README.md``)::
+
+    connectivity(t, t~) = || d z_{t~, k(t~)} / d x_t ||^2          (norm="sq_l2", the study's)
+    connectivity(t, t~) = || d z_{t~, k(t~)} / d x_t ||            (norm="l2")
+
+where ``z_{t~}`` are the pre-softmax logits at output step t~, ``k(t~)`` is the target class at t~
+(the target word, a chosen class, or the model's top-1 prediction) and ``x_t`` is the input at
+step t. With ``normalize=True`` every column t~ is divided by its maximum over t (the published
+figures), so the strongest input of each prediction has connectivity 1.
+
+Where the gradient is taken (``at``). For character models the input is the one-hot vector
+``o_t`` of the observed character and the embedding is the lookup ``e_t = o_t W`` (``W`` is the
+``[chars, E]`` embedding matrix). The gradient is taken at the embedding output and carried to
+the one-hot input through the embedding matrix, as in the study::
+
+    d z / d o_t = W (d z / d e_t)          a vector with one entry per character (28)
+
+``at="onehot"`` (default) takes the norm of that whole vector: entry c is how much the logit
+would change if character c were fed at t (the observed character's entry included; the padding
+row of W is zero, so its entry is 0). ``at="embedding"`` takes the norm of ``d z / d e_t``
+itself. ``W`` is recovered from the model as ``embed(arange(chars))``, which is exact when
+``embed`` is a row lookup (``nn.Embedding``), the only case the study defines.
+
+Models (two documented protocols):
+
+* **Character models** (``rnnmem.train.autocomplete.AutocompleteModel`` and anything with the
+  same methods): ``embed(chars: Long[T, B]) -> [T, B, E]`` and
+  ``from_embedding(e: [T, B, E]) -> logits [T, B, V]``; optional ``chars`` (list of characters),
+  ``words`` (class names) and ``encode_text(str) -> Long[T]``. ``chars`` may be a string or a
+  ``Long[T]`` tensor of character ids.
+* **Any sequence model**: an ``nn.Module`` called as ``model(x)`` with ``x: [T, B, I]`` (float)
+  returning logits ``[T, B, V]`` (or a tuple whose first element is the logits). ``chars`` is
+  then the float input ``[T, I]``; the gradient is taken with respect to ``x_t`` directly.
+
+Algorithm: batched vector-Jacobian products. The sequence is replicated across the batch
+dimension, batch item k back-propagates the logit at ``t~ = t0 + k`` of its chunk, and one
+backward pass returns the gradients for every input step of every item: ``ceil(T / chunk)``
+backward passes instead of T. Two exact savings on top (both on by default, both switchable):
+
+* ``causal=True``: a chunk whose largest output step is ``t1`` runs only the prefix ``[0, t1]``
+  (a recurrent model's logits at ``t~ <= t1`` do not depend on later inputs); entries with
+  ``t > t~`` are then zero by construction, not computed. With ``causal=False`` the whole
+  sequence runs and those zeros come out of the model itself (the tests check both ways).
+* ``shortcut=True``: when the logits are the output of one ``nn.Linear`` readout (found by a
+  forward hook on a 2-step probe run), the forward pass stops at the readout's input ``h`` and
+  the back-propagation starts there with the closed-form cotangent
+  ``d z_{t~, k} / d h_{t~} = W_out[k]`` - the ``[T, B, V]`` logits (16386 classes for the study)
+  are never formed for the replicated batch. Otherwise the logits are formed and indexed.
+
+``connectivity_naive`` is the textbook reference: one forward pass and T separate backward
+passes through the whole model (no truncation, no shortcut); tests compare the two to 1e-5 in
+float64, and against central finite differences.
+"""
+
+from __future__ import annotations
+
+import copy
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..cells.base import resolve_dtype
+from ..errors import ConfigError, InputError
+
+NORMS = ("sq_l2", "l2")
+ATS = ("onehot", "embedding")
+METHODS = ("vmap", "replicate")
+DEFAULT_CHUNK = 32
+
+
+# ----------------------------------------------------------------------------- model protocol
+def is_char_model(model) -> bool:
+    """True for models following the character protocol (``embed`` + ``from_embedding``)."""
+    return callable(getattr(model, "embed", None)) and callable(getattr(model, "from_embedding", None))
+
+
+def _first(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def encode(model, text: str) -> torch.Tensor:
+    """Character ids of ``text`` for a character model: ``model.encode_text`` when present,
+    else the index of each character in ``model.chars``. Unknown characters raise InputError."""
+    if not isinstance(text, str) or not text:
+        raise InputError("the text is empty; give at least one character")
+    chars = getattr(model, "chars", None)
+    if chars is not None:
+        known = set(chars)
+        bad = sorted({c for c in text if c not in known})
+        if bad:
+            raise InputError(
+                f"characters {''.join(bad)!r} are not in the model's alphabet "
+                f"{''.join(c for c in chars if len(c) == 1)!r}; clean the text first "
+                "(rnnmem.report.explorer.clean_text lower-cases it and maps other characters to spaces)"
+            )
+    if callable(getattr(model, "encode_text", None)):
+        ids = model.encode_text(text)
+        return torch.as_tensor(ids, dtype=torch.long).reshape(-1)
+    if chars is None:
+        raise ConfigError("the model has neither encode_text nor chars; pass character ids as a LongTensor")
+    index = {c: i for i, c in enumerate(chars)}
+    return torch.tensor([index[c] for c in text], dtype=torch.long)
+
+
+def class_names(model) -> list[str] | None:
+    words = getattr(model, "words", None)
+    return list(words) if words is not None else None
+
+
+def padding_classes(names: list[str] | None) -> list[int]:
+    """Class ids that are never a prediction: the padding class ``<eos>`` of the autocomplete
+    vocabulary (none for models without class names)."""
+    return [i for i, n in enumerate(names or ()) if n == "<eos>"]
+
+
+def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
+    for p in model.parameters():
+        return p.device, p.dtype
+    return torch.device("cpu"), torch.float32
+
+
+def prepare_model(model: nn.Module, device=None, dtype=None) -> nn.Module:
+    """The model itself when it already has ``device``/``dtype`` (None = keep), else a moved copy
+    (the caller's model is never changed)."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"connectivity needs a torch.nn.Module, got {type(model).__name__}")
+    cur_dev, cur_dt = _model_device_dtype(model)
+    want_dev = torch.device(device) if device is not None else cur_dev
+    want_dt = resolve_dtype(dtype) if dtype is not None else cur_dt
+    if want_dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
+    if want_dev == cur_dev and want_dt == cur_dt:
+        return model
+    return copy.deepcopy(model).to(device=want_dev, dtype=want_dt)
+
+
+# ----------------------------------------------------------------------------- readout detection
+class _ReadoutReached(Exception):
+    """Raised by the readout's pre-hook to stop the forward pass at the readout input."""
+
+    def __init__(self, features: torch.Tensor):
+        super().__init__("readout reached")
+        self.features = features
+
+
+def find_readout(fn: Callable, x: torch.Tensor) -> nn.Linear | None:
+    """The ``nn.Linear`` whose output *is* what ``fn(x)`` returns, called exactly once, with a
+    ``[T, B, H]`` input; ``None`` when there is no such layer (then no shortcut is taken)."""
+    module = fn if isinstance(fn, nn.Module) else getattr(fn, "__self__", None)
+    if not isinstance(module, nn.Module):
+        return None
+    calls: list[tuple[nn.Linear, torch.Tensor, torch.Tensor]] = []
+    handles = []
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            handles.append(m.register_forward_hook(lambda mod, inp, out: calls.append((mod, inp[0], out))))
+    try:
+        with torch.no_grad():
+            out = _first(fn(x))
+    finally:
+        for h in handles:
+            h.remove()
+    hits = [c for c in calls if c[2] is out]
+    if len(hits) != 1:
+        return None
+    lin, inp, _ = hits[0]
+    if sum(1 for c in calls if c[0] is lin) != 1 or inp.dim() != 3 or inp.shape[:2] != x.shape[:2]:
+        return None
+    return lin
+
+
+# ----------------------------------------------------------------------------- result
+@dataclass
+class ConnectivityResult:
+    """``matrix[t, t~]`` = connectivity(t, t~) (row: input step t, column: output step t~),
+    ``raw`` the same before normalisation, ``targets[t~]`` the class whose logit was
+    differentiated, ``logits[t~]`` the model's logits (for suggestions), and the full config."""
+
+    matrix: np.ndarray
+    raw: np.ndarray
+    targets: np.ndarray
+    logits: np.ndarray
+    tokens: list[str]
+    target_names: list[str] | None
+    config: dict = field(default_factory=dict)
+
+    @property
+    def T(self) -> int:
+        return self.matrix.shape[0]
+
+    def frame(self) -> pd.DataFrame:
+        """Long form: one row per (t, t~) pair (only t <= t~ when ``causal``), with columns
+        ``t, t_out, lag = t~ - t, connectivity, raw, char, char_out, target, target_word``."""
+        T = self.T
+        t, t_out = np.meshgrid(np.arange(T), np.arange(T), indexing="ij")
+        keep = (t <= t_out) if self.config.get("causal", True) else np.ones_like(t, dtype=bool)
+        t, t_out = t[keep], t_out[keep]
+        toks = np.asarray(self.tokens, dtype=object)
+        df = pd.DataFrame({
+            "t": t,
+            "t_out": t_out,
+            "lag": t_out - t,
+            "connectivity": self.matrix[t, t_out],
+            "raw": self.raw[t, t_out],
+            "char": toks[t],
+            "char_out": toks[t_out],
+            "target": self.targets[t_out],
+        })
+        if self.target_names is not None:
+            names = np.asarray(self.target_names, dtype=object)
+            df["target_word"] = names[self.targets[t_out]]
+        df = df.sort_values(["t_out", "t"], kind="stable").reset_index(drop=True)
+        df.attrs["config"] = dict(self.config)
+        return df
+
+    def decay(self) -> pd.DataFrame:
+        return decay_profile(self)
+
+
+def decay_profile(results) -> pd.DataFrame:
+    """Mean connectivity as a function of the lag ``t~ - t >= 0``, pooled over every output step
+    of one or several results (``ConnectivityResult``, their ``frame()``s, or a list of them).
+    Columns: ``lag, mean, std, sem, n`` (n = number of (t, t~) pairs at that lag)."""
+    if isinstance(results, (ConnectivityResult, pd.DataFrame)):
+        results = [results]
+    frames = []
+    for r in results:
+        f = r.frame() if isinstance(r, ConnectivityResult) else r
+        if not {"lag", "connectivity"} <= set(f.columns):
+            raise InputError("decay_profile needs connectivity results or frames with 'lag' and 'connectivity'")
+        frames.append(f.loc[f["lag"] >= 0, ["lag", "connectivity"]])
+    if not frames:
+        raise InputError("decay_profile needs at least one connectivity result")
+    df = pd.concat(frames, ignore_index=True)
+    g = df.groupby("lag")["connectivity"]
+    out = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.size()}).reset_index()
+    out["sem"] = out["std"] / np.sqrt(out["n"])
+    out = out[["lag", "mean", "std", "sem", "n"]]
+    first = results[0]
+    cfg = first.config if isinstance(first, ConnectivityResult) else first.attrs.get("config", {})
+    out.attrs["config"] = {**cfg, "sequences": len(frames)}
+    return out
+
+
+# ----------------------------------------------------------------------------- core
+def _setup(model, chars, targets, norm, at):
+    """Validated inputs of one probe run on an already prepared model: the function mapping the
+    input to logits, the input ``x[T, 1, D]``, the embedding matrix (or None), the target classes,
+    the logits ``[T, V]``, the display tokens and the class names."""
+    if norm not in NORMS:
+        raise ConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    if at not in ATS:
+        raise ConfigError(f"at must be one of {', '.join(ATS)}, got {at!r}")
+    dev, dt = _model_device_dtype(model)
+    char_model = is_char_model(model)
+    if char_model:
+        if isinstance(chars, str):
+            text = chars
+            ids = encode(model, chars)
+        else:
+            ids = torch.as_tensor(chars)
+            if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+                raise InputError(f"character ids must be an integer tensor, got {ids.dtype}")
+            ids = ids.reshape(-1).long()
+            text = None
+        if ids.numel() == 0:
+            raise InputError("the sequence is empty; give at least one character")
+        alphabet = getattr(model, "chars", None)
+        if alphabet is not None and (ids.min() < 0 or ids.max() >= len(alphabet)):
+            raise InputError(f"character ids must lie in [0, {len(alphabet)}), got {ids.min()}..{ids.max()}")
+        ids = ids.to(dev)
+        with torch.no_grad():
+            x = model.embed(ids[:, None]).to(dt)  # [T, 1, E]
+        fn = model.from_embedding
+        if alphabet is not None:
+            tokens = list(text) if text is not None else [alphabet[i] for i in ids.tolist()]
+        else:
+            tokens = [str(i) for i in ids.tolist()]
+        if at == "onehot":
+            n_chars = len(alphabet) if alphabet is not None else int(ids.max()) + 1
+            with torch.no_grad():
+                W = model.embed(torch.arange(n_chars, device=dev)[:, None])[:, 0].to(dt)  # [C, E]
+        else:
+            W = None
+    else:
+        if isinstance(chars, str):
+            raise InputError("a text needs a character model (embed + from_embedding); give a float tensor [T, I]")
+        x = torch.as_tensor(chars)
+        if not torch.is_floating_point(x):
+            raise InputError(
+                f"models without embed/from_embedding take a float input [T, I]; got dtype {x.dtype}"
+            )
+        if x.dim() == 2:
+            x = x[:, None, :]
+        if x.dim() != 3 or x.shape[1] != 1:
+            raise InputError(f"the input must have shape [T, I] or [T, 1, I], got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise InputError("the sequence is empty")
+        if torch.isnan(x).any():
+            raise InputError("the input contains NaN values")
+        x = x.to(device=dev, dtype=dt)
+        fn = model
+        tokens = [str(t) for t in range(x.shape[0])]
+        W = None
+    T = x.shape[0]
+    with torch.no_grad():
+        logits = _first(fn(x))
+    if logits.dim() != 3 or logits.shape[0] != T or logits.shape[1] != 1:
+        raise InputError(f"the model must return logits [T, B, V] = [{T}, 1, V]; got {tuple(logits.shape)}")
+    V = logits.shape[-1]
+    names = class_names(model)
+    k = _resolve_targets(targets, logits[:, 0], names, T, V).to(dev)
+    return fn, x, W, k, logits[:, 0], tokens, names
+
+
+@contextlib.contextmanager
+def _frozen(model: nn.Module):
+    """Evaluation mode and no parameter gradients for the duration (both restored after): only
+    the gradient with respect to the input is needed. cuDNN is switched off inside: its fused RNN
+    kernels cannot back-propagate in evaluation mode; torch's native kernels compute the same."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        with torch.backends.cudnn.flags(enabled=False):
+            yield
+    finally:
+        model.train(was_training)
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _resolve_targets(targets, logits, names, T, V) -> torch.Tensor:
+    """Class differentiated at each output step: None/'predicted' = the model's top-1, an int or a
+    class name = that class everywhere, or one class id per step."""
+    if targets is None or (isinstance(targets, str) and targets == "predicted"):
+        z = logits.clone()
+        z[:, padding_classes(names)] = -torch.inf
+        return z.argmax(-1).cpu()
+    if isinstance(targets, str):
+        if names is None or targets not in names:
+            raise ConfigError(f"target class {targets!r} is not one of the model's words")
+        return torch.full((T,), names.index(targets), dtype=torch.long)
+    if isinstance(targets, (int, np.integer)):
+        k = torch.full((T,), int(targets), dtype=torch.long)
+    else:
+        k = torch.as_tensor(np.asarray(targets)).reshape(-1).long().cpu()
+        if k.numel() != T:
+            raise InputError(f"targets must give one class per step ({T}), got {k.numel()}")
+    if k.min() < 0 or k.max() >= V:
+        raise InputError(f"target classes must lie in [0, {V}), got {int(k.min())}..{int(k.max())}")
+    return k
+
+
+def _reduce(g: torch.Tensor, W: torch.Tensor | None, norm: str) -> torch.Tensor:
+    """Norm over the last axis of the gradient, carried to the one-hot input when W is given."""
+    if W is not None:
+        g = g @ W.T  # [.., E] @ [E, C]: d z / d o_t = W (d z / d e_t)
+    sq = (g * g).sum(-1)
+    return sq if norm == "sq_l2" else sq.sqrt()
+
+
+def _finish(raw: np.ndarray, normalize: bool) -> np.ndarray:
+    if not normalize:
+        return raw.copy()
+    colmax = raw.max(axis=0, keepdims=True)
+    return np.divide(raw, colmax, out=np.zeros_like(raw), where=colmax > 0)
+
+
+def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normalize: bool = True,
+                        chunk: int | None = None, device=None, at: str = "onehot", causal: bool = True,
+                        shortcut: bool = True, method: str = "vmap", dtype=None,
+                        progress: Callable[[int, int], None] | None = None) -> ConnectivityResult:
+    """Connectivity of every (t, t~) pair with batched vector-Jacobian products (module docstring).
+
+    ``chunk`` output steps are back-propagated per pass (default 32: each pass holds ``chunk``
+    cotangents of every activation). ``method`` is ``vmap`` (default) or ``replicate`` (see
+    ``_chunk_grads``). ``progress(done, total)`` is called after each chunk. ``device`` and
+    ``dtype`` (None: the model's own) run the probe on a moved copy of the model."""
+    chunk = DEFAULT_CHUNK if chunk is None else chunk
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+        raise ConfigError(f"chunk must be a positive integer, got {chunk!r}")
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    model_ = prepare_model(model, device, dtype)
+    with _frozen(model_):
+        fn, x, W, k, logits, tokens, names = _setup(model_, chars, targets, norm, at)
+        T, D = x.shape[0], x.shape[-1]
+        readout = find_readout(fn, x[: min(T, 2)]) if shortcut else None
+        raw = torch.zeros(T, T, dtype=x.dtype, device=x.device)  # [t, t~]
+        starts = list(range(0, T, chunk))
+        for n, t0 in enumerate(starts):
+            t_out = torch.arange(t0, min(t0 + chunk, T), device=x.device)
+            Tc = int(t_out[-1]) + 1 if causal else T
+            g = _chunk_grads(fn, x[:Tc], t_out, k[t_out], readout, method)  # [Tc, K, D]
+            raw[:Tc, t_out] = _reduce(g, W, norm)
+            if progress is not None:
+                progress(n + 1, len(starts))
+    raw_np = raw.detach().cpu().double().numpy()
+    config = {
+        "definition": "connectivity(t, t~) = norm of d logit[t~, target(t~)] / d input[t] (Madsen 2019)",
+        "norm": norm, "normalize": bool(normalize), "at": at if W is not None or at == "embedding" else "input",
+        "protocol": "embed+from_embedding" if is_char_model(model_) else "module(x[T,B,I])",
+        "targets": _targets_label(targets), "causal": bool(causal),
+        "shortcut": "linear readout" if readout is not None else "none",
+        "chunk": chunk, "T": T, "input_dim": D, "classes": int(logits.shape[-1]),
+        "dtype": str(x.dtype).replace("torch.", ""), "device": str(x.device),
+        "method": {"vmap": "batched vjp (vmap over the backward pass)",
+                   "replicate": "batched vjp (sequence replicated across the batch)"}[method],
+    }
+    describe = getattr(model_, "describe", None)
+    if callable(describe):
+        try:
+            config["model"] = describe()
+        except Exception:  # a user model's describe() is optional metadata
+            pass
+    return ConnectivityResult(
+        matrix=_finish(raw_np, normalize), raw=raw_np, targets=k.cpu().numpy(),
+        logits=logits.detach().cpu().double().numpy(), tokens=tokens, target_names=names, config=config,
+    )
+
+
+def _targets_label(targets) -> str:
+    if targets is None or (isinstance(targets, str) and targets == "predicted"):
+        return "predicted (top-1)"
+    if isinstance(targets, (str, int, np.integer)):
+        return f"class {targets}"
+    return "given per step"
+
+
+def _features(fn, x: torch.Tensor, readout: nn.Linear) -> torch.Tensor:
+    """Run ``fn(x)`` up to the readout layer and return the readout's input ``h [T, B, H]``."""
+    handle = readout.register_forward_pre_hook(_stop_at_readout)
+    try:
+        fn(x)
+    except _ReadoutReached as stop:
+        return stop.features
+    finally:
+        handle.remove()
+    raise RuntimeError("the readout layer was not reached")  # find_readout guarantees it is
+
+
+def _chunk_grads(fn, x: torch.Tensor, t_out: torch.Tensor, k: torch.Tensor,
+                 readout: nn.Linear | None, method: str = "vmap") -> torch.Tensor:
+    """``g[t, j] = d z_{t_out[j], k[j]} / d x_t`` for the prefix ``x[:Tc]`` (``x: [Tc, 1, D]``),
+    every j of the chunk in one backward pass.
+
+    ``method="vmap"``: one forward pass at batch 1, then one backward pass with a batch of K
+    cotangents (``torch.autograd.grad(..., is_grads_batched=True)``, i.e. vmap over the VJP).
+    ``method="replicate"``: the sequence is copied K times along the batch axis, item j gets the
+    cotangent of output step ``t_out[j]``, and one ordinary backward pass does the rest (works
+    for any differentiable model, costs one extra batched forward pass)."""
+    Tc, K = x.shape[0], t_out.numel()
+    cols = torch.arange(K, device=x.device)
+    if method == "vmap":
+        xg = x.detach().clone().requires_grad_(True)  # [Tc, 1, D]
+        with torch.enable_grad():
+            out = _features(fn, xg, readout) if readout is not None else _first(fn(xg))
+            cot = torch.zeros((K,) + tuple(out.shape), dtype=out.dtype, device=out.device)
+            if readout is not None:
+                cot[cols, t_out, 0] = readout.weight[k].to(out.dtype)  # d z_{t~,k} / d h_{t~} = W_out[k]
+            else:
+                cot[cols, t_out, 0, k] = 1.0
+            (g,) = torch.autograd.grad(out, xg, cot, is_grads_batched=True)  # [K, Tc, 1, D]
+        return g[:, :, 0].transpose(0, 1)
+    xr = x.detach().expand(Tc, K, x.shape[-1]).clone().requires_grad_(True)
+    with torch.enable_grad():
+        if readout is not None:
+            h = _features(fn, xr, readout)  # [Tc, K, H]
+            cot = torch.zeros_like(h)
+            cot[t_out, cols] = readout.weight[k].to(h.dtype)
+            (g,) = torch.autograd.grad(h, xr, cot)
+        else:
+            z = _first(fn(xr))
+            (g,) = torch.autograd.grad(z[t_out, cols, k].sum(), xr)
+    return g
+
+
+def _stop_at_readout(module, inputs):
+    raise _ReadoutReached(inputs[0])
+
+
+def connectivity(model, chars, targets=None, norm: str = "sq_l2", normalize: bool = True,
+                 chunk: int | None = None, device=None, at: str = "onehot", causal: bool = True,
+                 shortcut: bool = True, method: str = "vmap", dtype=None, progress=None) -> pd.DataFrame:
+    """Connectivity as a long DataFrame (see ``ConnectivityResult.frame``); the configuration
+    is in ``df.attrs['config']``. ``connectivity_matrix`` returns the matrix form."""
+    return connectivity_matrix(model, chars, targets=targets, norm=norm, normalize=normalize, chunk=chunk,
+                               device=device, at=at, causal=causal, shortcut=shortcut, method=method, dtype=dtype,
+                               progress=progress).frame()
+
+
+def connectivity_naive(model, chars, targets=None, norm: str = "sq_l2", normalize: bool = True,
+                       device=None, at: str = "onehot", dtype=None, t_out=None) -> ConnectivityResult:
+    """Reference implementation: one forward pass over the whole sequence, then one backward pass
+    per output step t~ through the whole model (no truncation, no readout shortcut). ``t_out``
+    restricts the output steps computed (the other columns stay NaN); used by tests and the
+    benchmark."""
+    model_ = prepare_model(model, device, dtype)
+    with _frozen(model_):
+        fn, x, W, k, logits, tokens, names = _setup(model_, chars, targets, norm, at)
+        T = x.shape[0]
+        steps = range(T) if t_out is None else [int(s) for s in t_out]
+        raw = torch.full((T, T), float("nan"), dtype=x.dtype, device=x.device)
+        xg = x.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            z = _first(fn(xg))
+            for s in steps:
+                (g,) = torch.autograd.grad(z[s, 0, k[s]], xg, retain_graph=True)
+                raw[:, s] = _reduce(g[:, 0], W, norm)
+    raw_np = raw.detach().cpu().double().numpy()
+    if t_out is None:
+        mat = _finish(raw_np, normalize)
+    else:
+        mat = np.full_like(raw_np, np.nan)
+        cols = list(steps)
+        mat[:, cols] = _finish(raw_np[:, cols], normalize)
+    config = {"norm": norm, "normalize": bool(normalize), "at": at, "method": "naive (one backward per t~)",
+              "targets": _targets_label(targets), "causal": False, "T": T,
+              "dtype": str(x.dtype).replace("torch.", "")}
+    return ConnectivityResult(matrix=mat, raw=raw_np, targets=k.cpu().numpy(),
+                              logits=logits.detach().cpu().double().numpy(), tokens=tokens,
+                              target_names=names, config=config)
+
+
+def top_k(logits: np.ndarray, k: int = 3, names: list[str] | None = None, exclude=None) -> list[list[tuple]]:
+    """Top-k classes per step with softmax probabilities (over all classes), skipping the class
+    ids in ``exclude`` (default: ``padding_classes(names)``, i.e. ``<eos>``). Returns, per step, a
+    list of ``(class_id, name, probability)``; the first entry is the "predicted" target."""
+    exclude = set(padding_classes(names) if exclude is None else exclude)
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    ranked = np.argsort(-p, axis=-1, kind="stable")
+    out = []
+    for t in range(p.shape[0]):
+        row = []
+        for c in ranked[t]:
+            if int(c) in exclude:
+                continue
+            row.append((int(c), names[c] if names is not None else str(int(c)), float(p[t, c])))
+            if len(row) == k:
+                break
+        out.append(row)
+    return out
+
+
+__all__ = [
+    "connectivity", "connectivity_matrix", "connectivity_naive", "decay_profile", "ConnectivityResult",
+    "top_k", "encode", "is_char_model", "padding_classes", "find_readout", "prepare_model", "NORMS", "ATS",
+]

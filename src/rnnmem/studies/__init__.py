@@ -1,0 +1,1 @@
+"""One module per reproduced study: configuration, run and report."""

@@ -1,0 +1,1 @@
+"""Data: ARFIMA processes, real series, the autocomplete corpus, copy and adding tasks."""
