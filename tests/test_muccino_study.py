@@ -95,3 +95,15 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert res.returncode == 2 and "cannot read" in res.stderr
     res = _cli("forgetting", "--cell", "lstm", "--tol", "-1e-3", "--T", "2000", "--P", "100")
     assert res.returncode == 2 and "tolerances must be finite" in res.stderr
+
+
+def test_sweep_yaml_runs_the_forgetting_study_into_the_same_keys(tmp_path):
+    (tmp_path / "f.yaml").write_text(
+        "study: forgetting\ngrid:\n  cell: [gru]\n  input_size: [2]\n  units: {log2: [1, 2]}\n"
+        "fixed:\n  convention: keras\n  T: 3000\n  P: 200\nseeds: 2\n")
+    res = _cli("sweep", str(tmp_path / "f.yaml"), "--workers", "0")
+    assert res.returncode == 0, res.stderr
+    tasks = grid_tasks(cells=("gru",), input_sizes=(2,), units=(2, 4), runs=2, T=3000, P=200)
+    with ResultStore(tmp_path / "f.sqlite") as store:
+        pending, _ = pending_tasks(tasks, store)
+        assert all(not t.seeds for t in pending), "reproduce and sweep must share run keys"

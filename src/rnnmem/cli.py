@@ -14,6 +14,10 @@ from .errors import RnnmemError
 COMMAND_MODULES = [
     "rnnmem.commands.cells",
     "rnnmem.commands.forgetting",
+    "rnnmem.commands.results",
+    "rnnmem.commands.sweep",
+    "rnnmem.commands.bench_task",
+    "rnnmem.commands.distill",
 ]
 
 app = typer.Typer(

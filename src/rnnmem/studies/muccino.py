@@ -229,3 +229,13 @@ def reproduce(out, quick: bool = False, runs: int | None = None, T: int = 100_00
             "db": db_path.name if db_path.parent == out else str(db_path)}
     md, html = write_report(runs_df, agg, out, meta, tolerance=tolerance, reference=reference)
     return {"markdown": md, "html": html, "runs": len(runs_df), "wall_s": wall, "db": db_path}
+
+
+def _register() -> None:
+    from .registry import StudySpec, register_study
+
+    register_study(StudySpec(STUDY, ForgettingConfig, "rnnmem.studies.muccino:run_cell", seeds_per_task=10,
+                             description="state forgetting (Muccino 2019)", check=lambda cfg: cfg.settings()))
+
+
+_register()

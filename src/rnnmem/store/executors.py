@@ -1,0 +1,227 @@
+"""Executors: where the runner's jobs run. All share one small interface.
+
+``submit(job)`` queues a job; ``wait(timeout)`` returns the jobs finished since the last call as
+``(job, records)`` or ``(job, exception)`` pairs; ``in_flight()`` counts submitted, unfinished jobs;
+``capacity()`` is how many jobs to keep queued so every worker stays busy; ``close()`` releases
+workers. Retries, skipping and storing are the runner's job (runner.py), so every executor gets
+the same guarantees: only the driver process writes to SQLite, and a job whose worker dies is
+reported as a failure and resubmitted.
+
+* ``inline``: runs each job in the calling process (``workers`` 0 or 1).
+* ``local``: a process pool (spawned processes, one torch thread each). A worker that dies breaks
+  the pool; its in-flight jobs come back as failures and the next submit starts a fresh pool.
+* ``ray``: each job is one Ray task (rnnmem.store.ray_executor).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from ..errors import ConfigError
+from .db import RunRecord
+
+
+@dataclass
+class Task:
+    """One chunk of work: one config of a study, several seeds computed together."""
+
+    study: str
+    config: dict
+    seeds: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    """A task as submitted: ``index`` into the runner's task list, seeds still missing, attempt number."""
+
+    index: int
+    task: Task
+    attempt: int = 1
+
+
+def resolve(fn: str):
+    """Import ``"module:function"`` and return the function (ConfigError if it cannot be found)."""
+    import importlib
+
+    if not isinstance(fn, str) or fn.count(":") != 1:
+        raise ConfigError(f"study function must be given as 'module:function', got {fn!r}")
+    module, name = fn.split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import study module {module!r} ({exc}); check the name and that it is installed") from None
+    func = getattr(mod, name, None)
+    if not callable(func):
+        raise ConfigError(f"module {module!r} has no function {name!r}")
+    return func
+
+
+def execute(fn: str, config: dict, seeds: list[int], one_thread: bool = True) -> list[RunRecord]:
+    """Worker side of every executor: run ``fn(config, seeds)`` (with one torch thread in workers;
+    ``one_thread=False`` leaves the calling process's thread settings alone).
+
+    Fills ``started_at`` and ``wall_s`` (the task's wall time split over its runs) where the study
+    function left them empty.
+    """
+    if one_thread:
+        _one_thread()
+    func = resolve(fn)
+    if one_thread:
+        _one_thread()  # the study module may just have imported torch
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    records = func(dict(config), list(seeds))
+    wall = time.perf_counter() - t0
+    if isinstance(records, RunRecord):
+        records = [records]
+    records = list(records)
+    for rec in records:
+        if isinstance(rec, RunRecord):
+            if not rec.started_at:
+                rec.started_at = started
+            if not rec.wall_s:
+                rec.wall_s = wall / max(len(records), 1)
+    return records
+
+
+def _one_thread() -> None:
+    """One compute thread per worker: torch.set_num_threads(1) if torch is loaded, and the OpenMP/MKL
+    environment set so a torch imported later by the study starts with one thread (no torch import
+    here: studies that do not need torch start faster)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+def _init_worker() -> None:
+    _one_thread()
+
+
+class InlineExecutor:
+    """Runs each job in the calling process, one at a time (no pool)."""
+
+    name = "inline"
+
+    def __init__(self, fn: str):
+        self.fn = fn
+        self._queue: list[Job] = []
+
+    def capacity(self) -> int:
+        return 1
+
+    def submit(self, job: Job) -> None:
+        self._queue.append(job)
+
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    def wait(self, timeout: float | None = None):
+        if not self._queue:
+            return []
+        job = self._queue.pop(0)
+        try:
+            return [(job, execute(self.fn, job.task.config, job.task.seeds, one_thread=False))]
+        except Exception as exc:  # reported to the runner, which retries or records the failure
+            return [(job, exc)]
+
+    def close(self) -> None:
+        self._queue.clear()
+
+
+class LocalExecutor:
+    """A pool of ``workers`` spawned processes (spawn: safe with torch's thread pools)."""
+
+    name = "local"
+
+    def __init__(self, fn: str, workers: int):
+        self.fn = fn
+        self.workers = int(workers)
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._futures: dict[cf.Future, Job] = {}
+
+    def _ensure_pool(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                                initializer=_init_worker)
+        return self._pool
+
+    def capacity(self) -> int:
+        return 2 * self.workers
+
+    def submit(self, job: Job) -> None:
+        pool = self._ensure_pool()
+        try:
+            fut = pool.submit(execute, self.fn, job.task.config, job.task.seeds)
+        except cf.process.BrokenProcessPool:
+            self._discard_pool()
+            fut = self._ensure_pool().submit(execute, self.fn, job.task.config, job.task.seeds)
+        self._futures[fut] = job
+
+    def in_flight(self) -> int:
+        return len(self._futures)
+
+    def wait(self, timeout: float | None = None):
+        if not self._futures:
+            return []
+        done, _ = cf.wait(list(self._futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        out, broken = [], False
+        for fut in done:
+            job = self._futures.pop(fut)
+            exc = fut.exception()
+            if isinstance(exc, cf.process.BrokenProcessPool):
+                broken = True
+                exc = RuntimeError(f"a worker process died while running this task ({exc})")
+            out.append((job, fut.result() if exc is None else exc))
+        if broken:
+            self._discard_pool()
+        return out
+
+    def _discard_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        """Release the workers. Tasks still running (the runner was interrupted) are killed: their
+        results could no longer be stored anyway."""
+        if self._pool is not None:
+            if self._futures:
+                for proc in list(getattr(self._pool, "_processes", {}).values()):
+                    proc.terminate()
+            self._pool.shutdown(wait=not self._futures, cancel_futures=True)
+            self._pool = None
+        self._futures.clear()
+
+
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(kind: str, fn: str, workers: int | None = None, address: str | None = None):
+    """Build the executor named ``kind`` ("local" or "ray") for study function ``fn``."""
+    if kind == "local":
+        n = default_workers() if workers is None else int(workers)
+        if n < 0:
+            raise ConfigError(f"workers must be >= 0, got {n}")
+        return InlineExecutor(fn) if n <= 1 else LocalExecutor(fn, n)
+    if kind == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(fn, workers=workers, address=address)
+    raise ConfigError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
+
+
+def default_workers() -> int:
+    """min(2, CPUs available to this process)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(2, cpus))

@@ -1,0 +1,186 @@
+"""The sweep runner: skip stored runs, resume after failures and kills, one row per run."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnmem.errors import ConfigError
+from rnnmem.store import ResultStore, RunRecord, Task, TaskFailed, run_key, run_tasks
+from rnnmem.store.testing import ENV, calls
+
+TOY = "rnnmem.store.testing:toy_run"
+VOLATILE = ["wall_s", "started_at"]
+
+
+@pytest.fixture
+def toy_dir(tmp_path, monkeypatch):
+    d = tmp_path / "toy"
+    d.mkdir()
+    monkeypatch.setenv(ENV, str(d))
+    return d
+
+
+def toy_tasks(sizes=(1, 2, 3, 4, 5, 6), seeds=(0, 1, 2)):
+    return [Task("toy", {"n": n}, list(seeds)) for n in sizes]
+
+
+def computed(toy_dir) -> collections.Counter:
+    """How many times each (n, seed) run was computed, from the toy study's call log."""
+    return collections.Counter((c["config"]["n"], s) for c in calls(toy_dir) for s in c["seeds"])
+
+
+def reference(tmp_path, tasks, name="ref.sqlite"):
+    saved = os.environ.pop(ENV, None)
+    try:
+        with ResultStore(tmp_path / name) as st:
+            return run_tasks(tasks, TOY, st, workers=0, progress=False).drop(columns=VOLATILE)
+    finally:
+        if saved is not None:
+            os.environ[ENV] = saved
+
+
+def test_results_match_an_independent_computation(tmp_path, toy_dir):
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        df = run_tasks(toy_tasks(sizes=(3, 1), seeds=(5, 4)), TOY, st, workers=0, progress=False)
+        assert list(zip(df["config.n"], df.seed)) == [(3, 5), (3, 4), (1, 5), (1, 4)]  # task order, seed order
+        for n, seed, mean, mx in zip(df["config.n"], df.seed, df["mean"], df["max"]):
+            x = np.random.default_rng([seed, n]).standard_normal(n)
+            assert mean == x.mean() and mx == x.max()
+        curve = st.curves(df.key.iloc[0])["running_mean"]
+        x = np.random.default_rng([5, 3]).standard_normal(3)
+        assert np.allclose(curve, np.cumsum(x) / [1, 2, 3])
+        assert (df.wall_s > 0).all() and df.started_at.str.len().gt(0).all()
+        # keys are of the full (validated) config: asking with or without defaults is the same run
+        assert df.key.iloc[0] == run_key("toy", {"n": 3, "scale": 1.0, "label": ""}, 5)
+
+
+def test_rerun_skips_stored_runs_and_runs_only_missing_seeds(tmp_path, toy_dir):
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        first = run_tasks(toy_tasks(seeds=(0, 1)), TOY, st, workers=0, progress=False)
+        assert sum(computed(toy_dir).values()) == 12
+        again = run_tasks(toy_tasks(seeds=(0, 1)), TOY, st, workers=0, progress=False)
+        assert sum(computed(toy_dir).values()) == 12      # nothing recomputed
+        pd.testing.assert_frame_equal(first, again)
+        more = run_tasks(toy_tasks(seeds=(0, 1, 2)), TOY, st, workers=0, progress=False)
+        counts = computed(toy_dir)
+        assert sum(counts.values()) == 18 and set(counts.values()) == {1}
+        assert len(more) == 18 and len(st) == 18
+        assert [c["seeds"] for c in calls(toy_dir)[6:]] == [[2]] * 6   # one task per config, missing seed only
+
+
+def test_resume_after_failures_gives_the_same_table_and_reruns_nothing(tmp_path, toy_dir):
+    tasks = toy_tasks()
+    ref = reference(tmp_path, tasks)
+    (toy_dir / "fail_after").write_text("2")
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        with pytest.raises(TaskFailed, match="4 of 6 tasks failed.*injected failure"):
+            run_tasks(tasks, TOY, st, workers=0, progress=False, retries=1)
+        assert len(st) == 6                                  # the two finished tasks are kept
+    (toy_dir / "fail_after").unlink()
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        table = run_tasks(tasks, TOY, st, workers=0, progress=False)
+    pd.testing.assert_frame_equal(table.drop(columns=VOLATILE), ref)
+    counts = computed(toy_dir)
+    assert len(counts) == 18 and set(counts.values()) == {1}  # every run computed exactly once
+
+
+DRIVER = textwrap.dedent("""
+    import sys
+    from rnnmem.store import ResultStore, Task, run_tasks
+    tasks = [Task("toy", {"n": n}, [0, 1, 2]) for n in range(1, 13)]
+    with ResultStore(sys.argv[1]) as st:
+        run_tasks(tasks, "rnnmem.store.testing:toy_run", st, workers=0, progress=False)
+""")
+
+
+def test_sigkill_mid_sweep_then_resume(tmp_path, toy_dir):
+    tasks = [Task("toy", {"n": n}, [0, 1, 2]) for n in range(1, 13)]
+    ref = reference(tmp_path, tasks)
+    db = tmp_path / "r.sqlite"
+    (toy_dir / "sleep").write_text("0.15")
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(db)], env=dict(os.environ))
+    deadline = time.time() + 60
+    stored = 0
+    while time.time() < deadline and stored < 9:
+        time.sleep(0.1)
+        if db.exists():
+            with ResultStore(db) as st:
+                stored = len(st)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with ResultStore(db) as st:
+        before = st.keys()
+    assert 9 <= len(before) < 36, "the sweep should have been killed part-way"
+    first_pass = computed(toy_dir)
+    (toy_dir / "sleep").unlink()
+    os.rename(toy_dir / "calls.log", toy_dir / "first.log")
+    with ResultStore(db) as st:
+        table = run_tasks(tasks, TOY, st, workers=0, progress=False)
+    pd.testing.assert_frame_equal(table.drop(columns=VOLATILE), ref)
+    second = computed(toy_dir)
+    stored_runs = {(n, s) for n, s in zip(table["config.n"], table.seed)
+                   if run_key("toy", {"n": int(n), "scale": 1.0, "label": ""}, int(s)) in before}
+    assert len(stored_runs) == len(before)
+    assert not stored_runs & set(second)                      # nothing stored was recomputed
+    assert set(second) | stored_runs == set(zip(table["config.n"], table.seed))
+    assert set(second.values()) == {1} and set(first_pass.values()) == {1}
+
+
+def test_process_pool_with_a_killed_worker_loses_and_duplicates_nothing(tmp_path, toy_dir):
+    tasks = toy_tasks(sizes=(1, 2, 3, 4, 5, 6, 7, 8))
+    ref = reference(tmp_path, tasks)
+    (toy_dir / "crash_once").write_text("")
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        table = run_tasks(tasks, TOY, st, workers=2, progress=False)
+        assert len(st) == 24
+    assert (toy_dir / "crash_once.done").exists()               # a worker really died
+    pd.testing.assert_frame_equal(table.drop(columns=VOLATILE), ref)
+    assert len({c["pid"] for c in calls(toy_dir)}) >= 2         # the work was spread over processes
+    assert set(computed(toy_dir)) == set(zip(ref["config.n"], ref.seed))
+
+
+def adhoc(config, seeds):
+    """An unregistered study whose function fills in a default option."""
+    return [RunRecord("adhoc", {**config, "depth": 2}, s, "ok", {"v": config["x"] * 10 + s}) for s in seeds]
+
+
+def wrong_seeds(config, seeds):
+    return [RunRecord("adhoc", config, s + 100, "ok", {}) for s in seeds]
+
+
+def test_unregistered_study_with_filled_in_defaults_is_keyed_by_the_request(tmp_path):
+    tasks = [Task("adhoc", {"x": x}, [0, 1]) for x in (1, 2)]
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        df = run_tasks(tasks, "test_runner:adhoc", st, workers=0, progress=False)
+        assert df.v.tolist() == [10, 11, 20, 21] and df["config.depth"].tolist() == [2] * 4
+        assert df.key.iloc[0] == run_key("adhoc", {"x": 1}, 0)
+        assert st.get(df.key.iloc[0]).config == {"x": 1, "depth": 2}
+        again = run_tasks(tasks, "test_runner:wrong_seeds", st, workers=0, progress=False)  # all stored: not called
+        pd.testing.assert_frame_equal(df, again)
+        with pytest.raises(TaskFailed, match="one RunRecord per seed"):
+            run_tasks([Task("adhoc", {"x": 3}, [0])], "test_runner:wrong_seeds", st, workers=0, progress=False)
+
+
+def test_bad_arguments_fail_before_running(tmp_path):
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        with pytest.raises(ConfigError, match="module:function"):
+            run_tasks(toy_tasks(), "toy_run", st, progress=False)
+        with pytest.raises(ConfigError, match="cannot import"):
+            run_tasks(toy_tasks(), "no_such_module_xyz:f", st, progress=False)
+        with pytest.raises(ConfigError, match="unknown option"):
+            run_tasks([Task("toy", {"n": 2, "bogus": 1}, [0])], TOY, st, progress=False)
+        with pytest.raises(ConfigError, match="seed twice"):
+            run_tasks([Task("toy", {"n": 2}, [0, 0])], TOY, st, progress=False)
+        with pytest.raises(ConfigError, match="unknown executor"):
+            run_tasks(toy_tasks(), TOY, st, executor="dask", progress=False)
+        assert len(st) == 0
