@@ -16,8 +16,6 @@ COMMAND_MODULES = [
     "rnnmem.commands.forgetting",
     "rnnmem.commands.results",
     "rnnmem.commands.sweep",
-    "rnnmem.commands.bench_task",
-    "rnnmem.commands.distill",
 ]
 
 app = typer.Typer(
