@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "rnnmem.commands.forgetting",
     "rnnmem.commands.results",
     "rnnmem.commands.sweep",
+    "rnnmem.commands.bench_task",
 ]
 
 app = typer.Typer(

@@ -99,11 +99,24 @@ def prepare_unit(model, device=None, dtype=None):
             "this probe takes a single network; build the unit with seed=... instead of seeds=[...] "
             "and probe each member"
         )
-    want_dev = torch.device(device) if device is not None else unit_device(unit)
-    want_dt = dtype if dtype is not None else unit_dtype(unit)
-    if want_dev != unit_device(unit) or want_dt != unit_dtype(unit):
+    have_dev, have_dt = native_device_dtype(unit)
+    want_dev = torch.device(device) if device is not None else have_dev
+    want_dt = dtype if dtype is not None else have_dt
+    if want_dev != have_dev or want_dt != have_dt:
         unit = copy.deepcopy(unit).to(device=want_dev, dtype=want_dt)
     return unit, want_dev, want_dt
+
+
+def native_device_dtype(unit) -> tuple[torch.device, torch.dtype]:
+    """Device and dtype a unit computes in: its parameters', else its buffers', else its
+    initial state's (a ``CallableUnit`` around a parameter-free module), else CPU float32."""
+    for t in list(unit.parameters()) + list(unit.buffers()):
+        if torch.is_floating_point(t):
+            return t.device, t.dtype
+    st = unit.init_state(1) if isinstance(unit, CallableUnit) else None
+    if st:
+        return st[0].device, st[0].dtype
+    return unit_device(unit), unit_dtype(unit)
 
 
 def collect_states(unit, x: torch.Tensor, components) -> tuple[torch.Tensor, tuple[str, ...]]:
@@ -120,7 +133,7 @@ def collect_states(unit, x: torch.Tensor, components) -> tuple[torch.Tensor, tup
                 f"unknown state component(s) {unknown or chosen}; this unit has {', '.join(names)} "
                 "(or use 'all')"
             )
-    state = unit.init_state(1) if isinstance(unit, CallableUnit) else None
+    state = unit.init_state(1, device=x.device, dtype=x.dtype) if isinstance(unit, CallableUnit) else None
     with torch.inference_mode():
         out = unit(x, state, return_all_states=True)
     all_states = out[2]

@@ -30,6 +30,7 @@ fails the Jacobians are taken one step at a time (slower; recorded in ``notes``)
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from scipy import stats
 
 from ..cells import CallableUnit, RecurrentUnit
 from ..errors import ConfigError, InputError
-from .capacity import prepare_unit
+from .capacity import native_device_dtype, prepare_unit
 
 
 @dataclass
@@ -102,15 +103,16 @@ class StepMap:
     state shapes for batch 1 and 2.
     """
 
-    def __init__(self, unit):
+    def __init__(self, unit, device=None, dtype=None):
         self.unit = unit
+        dev0, dt0 = native_device_dtype(unit)
+        self.device = torch.device(device) if device is not None else dev0
+        self.dtype = dtype or dt0
         if isinstance(unit, RecurrentUnit):
             self.kind = "builtin"
             self.L, self.H = unit.num_layers, unit.hidden_size
             self.n = len(unit.state_names)
             self.dim = self.n * self.L * self.H
-            p = unit.layer_params[0].W_x
-            self.device, self.dtype = p.device, p.dtype
         elif isinstance(unit, CallableUnit):
             self.kind = "callable"
             s1, s2 = self._template(1), self._template(2)
@@ -127,20 +129,17 @@ class StepMap:
                 self.shapes.append(tuple(s for i, s in enumerate(a.shape) if i != bd))
             self.sizes = [int(np.prod(s)) for s in self.shapes]
             self.dim = int(sum(self.sizes))
-            self.device, self.dtype = s1[0].device, s1[0].dtype
         else:  # pragma: no cover - prepare_unit only returns these two kinds
             raise ConfigError(f"cannot build a step map for {type(unit).__name__}")
 
     def _template(self, batch: int):
         u = self.unit
-        st = u.init_state(batch)
+        st = u.init_state(batch, device=self.device, dtype=self.dtype)
         if st is None:
-            p = next(iter(u.parameters()), None)
-            dt = p.dtype if p is not None else torch.float32
-            dev = p.device if p is not None else torch.device("cpu")
             with torch.no_grad():
-                _, st = u._call(torch.zeros(1, batch, u.input_size, dtype=dt, device=dev), None)
-        return st
+                x0 = torch.zeros(1, batch, u.input_size, dtype=self.dtype, device=self.device)
+                _, st = u._call(x0, None)
+        return tuple(s.to(self.device, self.dtype) for s in st)
 
     def init(self, batch: int) -> torch.Tensor:
         """The unit's initial state (zeros for built-in units), flattened: ``[batch, D]``."""
@@ -195,6 +194,20 @@ def jacobians(fmap: StepMap, Z: torch.Tensor, X: torch.Tensor, vectorize: bool =
     return torch.stack([jac(z, x) for z, x in zip(Z, X)])
 
 
+@contextlib.contextmanager
+def _cpu_threads(n: int | None, device: torch.device):
+    """Temporarily run torch's CPU kernels on ``n`` threads (None or a GPU: unchanged)."""
+    if n is None or device.type != "cpu":
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _check_int(name, value, minimum):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -215,6 +228,7 @@ def lyapunov_spectrum(
     confidence: float = 0.95,
     input_std: float = 1.0,
     chunk: int = 256,
+    threads: int | None = 1,
     progress=None,
 ) -> LyapunovResult:
     """Lyapunov spectrum of ``model`` driven by N(0, input_std^2) inputs (see module docstring).
@@ -223,6 +237,8 @@ def lyapunov_spectrum(
     discarded; ``k``: number of exponents (default all, D); ``realisations``: independent input
     streams batched together; ``blocks``: batch-means blocks per stream for the standard errors;
     ``chunk``: Jacobians computed per vectorised call (memory ~ chunk * D^2 numbers);
+    ``threads``: CPU threads while it runs (restored after; small matrices are fastest on one
+    thread, and more threads on a busy machine slow the QR loop down many times; None = leave);
     ``progress``: optional callable receiving the number of steps done since the last call.
     """
     start = time.perf_counter()
@@ -232,6 +248,8 @@ def lyapunov_spectrum(
     R = _check_int("realisations", realisations, 1)
     blocks = _check_int("blocks", blocks, 2)
     chunk = _check_int("chunk", chunk, 1)
+    if threads is not None:
+        threads = _check_int("threads", threads, 1)
     if blocks > steps:
         raise ConfigError(f"blocks ({blocks}) cannot exceed steps ({steps})")
     if not (0 < confidence < 1):
@@ -241,7 +259,7 @@ def lyapunov_spectrum(
     if dtype not in (torch.float32, torch.float64):
         raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     unit, dev, dt = prepare_unit(model, device=device, dtype=dtype)
-    fmap = StepMap(unit)
+    fmap = StepMap(unit, dev, dt)
     D = fmap.dim
     k = D if k is None else _check_int("k", k, 1)
     if k > D:
@@ -257,7 +275,7 @@ def lyapunov_spectrum(
     counts = torch.zeros(blocks, dtype=torch.float64, device=dev)
     notes: dict = {}
     vectorize = True
-    with torch.no_grad():
+    with _cpu_threads(threads, dev), torch.no_grad():
         z = fmap.init(R)
         for t in range(washout):
             z = fmap(z, x_all[t])
@@ -287,10 +305,11 @@ def lyapunov_spectrum(
             J = J.detach().reshape(c, R, D, D)
             if not torch.isfinite(J).all():
                 raise InputError("the Jacobian became NaN or infinite (the state diverged)")
-            logs = torch.empty(c, R, k, dtype=torch.float64, device=dev)
+            diag = torch.empty(c, R, k, dtype=dt, device=dev)
             for j in range(c):
                 Q, Rm = torch.linalg.qr(torch.matmul(J[j], Q))
-                logs[j] = torch.log(torch.diagonal(Rm, dim1=-2, dim2=-1).abs()).to(torch.float64)
+                diag[j] = torch.diagonal(Rm, dim1=-2, dim2=-1)
+            logs = diag.abs().log().to(torch.float64)
             step_idx = torch.arange(t, t + c, device=dev) - washout - frame_washout
             keep = step_idx >= 0
             if keep.any():
@@ -316,7 +335,7 @@ def lyapunov_spectrum(
         "realisations": R, "blocks": blocks, "input": f"iid N(0, {input_std:g}^2)",
         "input_std": float(input_std), "dtype": str(dt).replace("torch.", ""), "device": str(dev),
         "units": "nats/step", "method": "QR (Benettin 1980), autograd Jacobians of the full state",
-        "ci": "batch means over blocks x realisations, Student t",
+        "ci": "batch means over blocks x realisations, Student t", "threads": threads,
     }
     describe = unit.describe() if hasattr(unit, "describe") else {"cell": type(unit).__name__}
     return LyapunovResult(

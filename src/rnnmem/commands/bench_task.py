@@ -1,0 +1,109 @@
+"""``rnnmem bench-task``: train a unit on the copy or adding task for several T and report the
+largest T solved (held-out loss under 10% of the memoryless baseline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def _parse_Ts(text: str) -> list[int]:
+    from ..errors import ConfigError
+
+    try:
+        Ts = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise ConfigError(f"--T must be a comma-separated list of integers, got {text!r}") from None
+    if not Ts or any(t < 1 for t in Ts):
+        raise ConfigError(f"--T must list positive integers, got {text!r}")
+    return Ts
+
+
+def bench_task_command(
+    cell: str = typer.Option("lstm", "--cell", help="Unit name (see `rnnmem cells`)."),
+    units: int = typer.Option(64, "--units", help="Hidden units per layer."),
+    task: str = typer.Option("copy", "--task", help="copy | adding"),
+    T: str = typer.Option("10,20,50", "--T", help="Comma-separated list of T (copy: blank time; adding: length)."),
+    steps: int = typer.Option(2000, "--steps", help="Training steps (Adam updates) per T."),
+    batch: int = typer.Option(32, "--batch", help="Batch size."),
+    lr: float = typer.Option(1e-2, "--lr", help="Adam learning rate."),
+    clip: float = typer.Option(1.0, "--clip", help="Gradient-norm clip (0 = none)."),
+    layers: int = typer.Option(1, "--layers", help="Stacked layers."),
+    convention: str = typer.Option("torch", "--convention", help="torch | keras | keras2 | tf1"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the unit, the data and the readout."),
+    eval_size: int = typer.Option(1000, "--eval-size", help="Held-out sequences for the final loss."),
+    eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N steps (0 = only at the end)."),
+    stop_when_solved: bool = typer.Option(
+        False, "--stop-when-solved", help="Stop a T at its first solved evaluation (needs --eval-every)."
+    ),
+    variant: str = typer.Option("tcn", "--copy-variant", help="copy: tcn (9s after the delimiter) | blank"),
+    markers: str = typer.Option("halves", "--adding-markers", help="adding: halves | anywhere"),
+    device: str = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default cpu)."),
+    csv: Path = typer.Option(None, "--csv", help="Also write the table to this CSV file."),
+) -> None:
+    """Train a unit on copy/adding for each T; report final loss, baseline and the largest T solved."""
+    import pandas as pd
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from .. import cells
+    from ..errors import ConfigError
+    from ..tasks.copy_adding import make_task
+    from ..train.sequence_tasks import largest_solved, train_on_task
+
+    Ts = _parse_Ts(T)
+    options = {"variant": variant} if task == "copy" else {"markers": markers} if task == "adding" else {}
+    tasks = [make_task(task, t, **options) for t in Ts]
+    if eval_every < 0:
+        raise ConfigError(f"--eval-every must be >= 0, got {eval_every}")
+    console = Console()
+    results = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        overall = bar.add_task(f"{task} with {cell} ({units} units)", total=len(tasks) * steps)
+        for tk in tasks:
+            unit = cells.build(cell, tk.input_size, units, layers=layers, convention=convention, seed=seed,
+                               device=device)
+            res = train_on_task(
+                unit, tk, steps=steps, batch=batch, lr=lr, clip=clip or None, seed=seed, eval_size=eval_size,
+                eval_every=eval_every or None, stop_when_solved=stop_when_solved, device=device,
+                progress=lambda n: bar.advance(overall, n),
+            )
+            bar.advance(overall, steps - res.steps_run)
+            results.append(res)
+    rows = [{**r.row(), "cell": cell, "units": units, "layers": layers, "convention": convention, "seed": seed,
+             "lr": lr, "batch": batch, "steps": steps} for r in results]
+    df = pd.DataFrame(rows)
+    table = Table(title=f"{task}: {cell}, {units} units, {layers} layer(s), {convention} convention, "
+                        f"{steps} steps, seed {seed}")
+    for col in ("T", "final loss", "memoryless baseline", "loss / baseline", "solved", "steps", "time (s)"):
+        table.add_column(col, justify="right")
+    if task == "copy":
+        table.add_column("answer accuracy", justify="right")
+    for r in results:
+        cells_ = [str(r.task["T"]), f"{r.final_loss:.4g}", f"{r.baseline:.4g}", f"{r.ratio:.3f}",
+                  "yes" if r.solved else "no", str(r.steps_run), f"{r.wall_s:.1f}"]
+        if task == "copy":
+            cells_.append(f"{r.metrics['answer_accuracy']:.3f}")
+        table.add_row(*cells_)
+    console.print(table)
+    best = largest_solved(results)
+    rule = "solved = held-out loss < 10% of the memoryless baseline"
+    if task == "copy":
+        rule += "; copy baseline = 10 ln 8 / (T + 20)"
+    else:
+        rule += "; adding baseline = 1/6"
+    console.print(f"largest T solved: {best if best is not None else 'none'}  ({rule})")
+    unsolved_below = [r.task["T"] for r in results if not r.solved and best is not None and r.task["T"] < best]
+    if unsolved_below:
+        console.print(f"note: smaller T not solved: {unsolved_below}")
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(csv, index=False)
+        console.print(f"wrote {csv}")
+
+
+def register(app: typer.Typer, reproduce: typer.Typer) -> None:
+    app.command("bench-task")(bench_task_command)
