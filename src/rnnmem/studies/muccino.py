@@ -48,6 +48,7 @@ class ForgettingConfig(BaseModel):
     floor_window: int = 1_000
     floor_margin: float = 10.0
     fit_floor_factor: float = 100.0
+    fit_skip: int = Field(default=0, ge=0)
     early_stop: bool = True
     device: str = "cpu"
 
@@ -64,7 +65,7 @@ class ForgettingConfig(BaseModel):
         return ForgettingSettings(
             T=self.T, P=self.P, tolerances=tuple(self.tolerances), block=self.block, early_stop=self.early_stop,
             floor_factor=self.floor_factor, floor_window=self.floor_window, floor_margin=self.floor_margin,
-            fit_floor_factor=self.fit_floor_factor,
+            fit_floor_factor=self.fit_floor_factor, fit_skip=self.fit_skip,
         )
 
 
