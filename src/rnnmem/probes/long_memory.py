@@ -1,8 +1,9 @@
 """Long-memory probe of any sequence model: Definition 3 of Zhao et al. (ICML 2020).
 
-The paper's part. Zhao et al. call a network with input x_t and output y_t a *long memory* network
-when its response to past inputs decays at a polynomial rate, and show that RNN and LSTM have
-exponentially decaying responses (short memory). rnnmem measures the response coefficients
+The paper's part. Zhao et al. (Definition 3) call a network with input x_t and output y_t a *long
+memory* network when its response to past inputs decays at a polynomial rate, and prove that RNN
+and LSTM (under their stationarity conditions) have exponentially decaying responses (short
+memory). rnnmem measures the response coefficients, as issue 4 of the project states them,
 
     A_k = E_t[ dy_t / dx_{t-k} ],        k = 0, 1, ..., max_lag,
 
@@ -12,14 +13,16 @@ along a trajectory (an input series), and asks whether |A_k| decays like k^{-exp
 rnnmem's part (choices the paper does not prescribe):
 
 - *Estimation of A_k.* ``n_samples`` output times t are drawn (seeded, without replacement) from
-  [max_lag, T-1]. For one output time one backward pass gives dy_t/dx_s for every s <= t, hence
+  [max_lag + warmup, T-1]. For one output time one backward pass gives dy_t/dx_s for every s <= t, hence
   every lag at once; output times are batched so no pass is ever spent on a single lag:
   ``method="copies"`` runs independent batch copies of the same trajectory (copy b is
   differentiated at its own t_b; copies do not interact, so the gradient of the sum over copies
   splits exactly), ``method="vmap"`` runs the forward pass once and vectorises the backward pass
   over the output times (``torch.autograd.grad(..., is_grads_batched=True)``, i.e. vmap over vjp).
-  Both are exact and agree to rounding (tested); "copies" is the default because every
-  model supports it (fused cuDNN kernels have no vmap rule).
+  Both are exact and agree to rounding (tested against the dense Jacobian). "copies" is the
+  default: it needs nothing but ordinary autograd, and it was faster on CPU for the recurrent
+  units (benchmarks/bench_long_memory_probe.py); vmap needs a batching rule for every backward op
+  (fused GPU RNN kernels may lack one).
 - *Multi-dimensional outputs/inputs.* dy_t/dx_{t-k} is an O x I matrix J_k(t). ``output="norm"``
   (default) differentiates every output component and summarises a matrix by its Frobenius norm;
   ``output="sum"`` differentiates sum_o y_{t,o}; an integer picks one output component.
@@ -27,13 +30,17 @@ rnnmem's part (choices the paper does not prescribe):
   ``reduce="mean_abs"`` fits mean_t ||J_k(t)||, which cannot cancel across t.
 - *Precision.* By default the probe runs a float64 copy of the model (``dtype="float64"``) so
   exponential decays stay measurable over hundreds of lags; the user's model is never modified.
-- *Decay fits and verdict.* On the lags k_min..k_max where the response is above the numerical
-  floor (``floor`` times its largest value; the range stops at the first lag below it) we fit by
-  least squares  log|A_k| = a - rate k  (exponential)  and  log|A_k| = a - exponent log k
-  (power law), and compare AIC = n log(RSS/n) + 2 p with p = 3 (intercept, slope, noise variance)
-  for both. The verdict is "long memory" when the power law has the lower AIC, else "short
+- *Decay fits and verdict.* On the lags k_min..k_max (``fit_range``, default 1..max_lag) up to the
+  first lag where the response stops being measurable (an exact zero or underflow, an optional
+  relative ``floor`` times its peak, or, for ``reduce="mean"``, a mean within ``significance``
+  standard errors of zero) we fit by least squares  log|A_k| = a - rate k  (exponential)  and
+  log|A_k| = a - exponent log k  (power law), and compare AIC = n log(RSS/n) + 2 p, with p = 3
+  (intercept, slope, noise variance) for both. The verdict is "long memory" when the power law has the lower AIC, else "short
   memory". ``exponent <= 1`` (non-summable response) is reported as ``summable=False``.
-  A response that falls below the floor before ``min_fit_lags`` lags is short memory without a fit.
+  A response that stops being measurable before ``min_fit_lags`` lags is short memory without a
+  fit (the verdict's "reason" says so). The fit range matters: a model whose memory is a
+  fractional filter of finite length K followed by a contraction is polynomial up to K and
+  exponential beyond; pass ``fit_range=(1, K)`` to test the filter part.
 """
 
 from __future__ import annotations
@@ -53,7 +60,6 @@ from ..fractional import frac_weights
 
 METHODS = ("copies", "vmap")
 REDUCTIONS = ("mean", "mean_abs")
-DEFAULT_FLOOR = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 
 # ----------------------------------------------------------------------------- reference models
@@ -183,7 +189,7 @@ def _cotangents(times, dirs, T: int, n_out: int, device, dtype) -> torch.Tensor:
     return v
 
 
-def _jacobians_copies(model, traj, times, dirs, n_out):
+def _jacobians_copies(model, traj, times, dirs):
     """J[s, k, D, I] via independent batch copies of the trajectory, one per (time, direction)."""
     T = int(max(times)) + 1
     C = len(times) * len(dirs)
@@ -195,7 +201,7 @@ def _jacobians_copies(model, traj, times, dirs, n_out):
     return g.transpose(0, 1)                                      # [C, T, I]
 
 
-def _jacobians_vmap(model, traj, times, dirs, n_out):
+def _jacobians_vmap(model, traj, times, dirs):
     """The same Jacobian rows from one forward pass and a backward pass vectorised over cotangents."""
     T = int(max(times)) + 1
     xb = traj[:T].clone().requires_grad_(True)
@@ -204,6 +210,30 @@ def _jacobians_vmap(model, traj, times, dirs, n_out):
         v = _cotangents(times, dirs, T, y.shape[-1], traj.device, traj.dtype).unsqueeze(2)  # [C, T, 1, O]
         (g,) = torch.autograd.grad(y, xb, grad_outputs=v, is_grads_batched=True)  # [C, T, 1, I]
     return g[:, :, 0, :]
+
+
+class _Moments:
+    """Running mean and sample variance over the leading dim of batches (Chan et al. 1979 merge),
+    free of the cancellation of sum-of-squares formulas."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, None, None
+
+    def add(self, batch: torch.Tensor) -> None:
+        nb = batch.shape[0]
+        mb = batch.mean(0)
+        m2b = ((batch - mb) ** 2).sum(0)
+        if self.n == 0:
+            self.n, self.mean, self.m2 = nb, mb, m2b
+            return
+        n = self.n + nb
+        delta = mb - self.mean
+        self.mean = self.mean + delta * (nb / n)
+        self.m2 = self.m2 + m2b + delta**2 * (self.n * nb / n)
+        self.n = n
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mean, self.m2 / max(self.n - 1, 1)
 
 
 # ----------------------------------------------------------------------------- fits
@@ -216,14 +246,16 @@ def _ols(X: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return slope, intercept, float(r @ r)
 
 
-def fit_decay(lags, values, k_min: int = 1, k_max: int | None = None, floor: float = 1e-12,
-              min_fit_lags: int = 10) -> dict:
+def fit_decay(lags, values, se=None, k_min: int = 1, k_max: int | None = None, floor: float = 0.0,
+              significance: float = 2.0, min_fit_lags: int = 10, tiny: float = 1e-300) -> dict:
     """Fit exponential and power-law decay to |values| at ``lags`` and compare them by AIC.
 
-    Range: lags in [k_min, k_max] (k_min >= 1), stopping before the first lag whose |value| is
-    <= floor * max|value| in the range (rounding level, underflow or an exact zero).
-    Exponential: log|A_k| = a - rate k. Power law: log|A_k| = a - exponent log k. Both OLS on log
-    values; AIC = n log(RSS / n) + 2 * 3. Returns the verdict dict of ``long_memory_probe``.
+    Range: lags in [k_min, k_max] (k_min >= 1), ending before the first lag where the response is
+    no longer measurable: |value| <= max(floor * peak, tiny) (an exact zero, underflow, or an
+    optional relative floor), or, when standard errors ``se`` are given, |value| <= significance
+    * se (a mean not distinguishable from zero). Exponential: log|A_k| = a - rate k. Power law:
+    log|A_k| = a - exponent log k. Both OLS on log values; AIC = n log(RSS / n) + 2 * 3.
+    Returns the verdict dict of ``long_memory_probe``.
     """
     lags = np.asarray(lags)
     vals = np.abs(np.asarray(values, dtype=np.float64))
@@ -235,18 +267,28 @@ def fit_decay(lags, values, k_min: int = 1, k_max: int | None = None, floor: flo
     sel = (lags >= k_min) & (lags <= k_max)
     lk, v = lags[sel].astype(np.float64), vals[sel]
     peak = float(np.nanmax(v)) if v.size else 0.0
-    below = np.flatnonzero(~(v > floor * peak)) if peak > 0 else np.arange(v.size)
-    stop = int(below[0]) if below.size else v.size
+    ok = v > max(floor * peak, tiny)
+    stop_reason = "end of the requested range"
+    if se is not None:
+        s_sel = np.asarray(se, dtype=np.float64)[sel]
+        ok_sig = v > significance * s_sel
+    else:
+        ok_sig = np.ones_like(ok)
+    bad = np.flatnonzero(~(ok & ok_sig))
+    stop = int(bad[0]) if bad.size else v.size
+    if bad.size:
+        stop_reason = (f"lag {int(lk[stop])}: " + ("below the floor (zero, underflow or floor x peak)"
+                       if not ok[stop] else f"mean within {significance:g} standard errors of zero"))
     lk, v = lk[:stop], v[:stop]
-    out = {"k_min": int(k_min), "k_max_requested": k_max, "floor": floor,
-           "k_max": int(lk[-1]) if lk.size else None, "n_fit": int(lk.size)}
+    out = {"k_min": int(k_min), "k_max_requested": k_max, "floor": floor, "significance": significance,
+           "k_max": int(lk[-1]) if lk.size else None, "n_fit": int(lk.size), "stop": stop_reason}
     if lk.size < min_fit_lags:
         out.update(verdict="short memory", aic_exp=math.nan, aic_power=math.nan, delta_aic=math.nan,
                    rate=math.nan, half_life=math.nan, exponent=math.nan, summable=True,
                    r2_exp=math.nan, r2_power=math.nan,
-                   reason=(f"the response fell to the numerical floor ({floor:g} x its peak) after "
-                           f"{lk.size} lag(s) from k={k_min}, fewer than min_fit_lags={min_fit_lags}: "
-                           "faster than any measurable decay"))
+                   reason=(f"the response stopped being measurable after {lk.size} lag(s) from k={k_min} "
+                           f"({stop_reason}), fewer than min_fit_lags={min_fit_lags}: faster than any "
+                           "decay that can be fitted"))
         return out
     y = np.log(v)
     n = y.size
@@ -285,8 +327,10 @@ def long_memory_probe(
     batch_size: int = 256,
     dtype="float64",
     fit_range: tuple[int, int] | None = None,
-    floor: float | None = None,
+    floor: float = 0.0,
+    significance: float | None = 2.0,
     min_fit_lags: int = 10,
+    warmup: int = 0,
     seed: int = 0,
     input_size: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -296,8 +340,10 @@ def long_memory_probe(
 
     ``model``: any nn.Module (an rnnmem unit, ``CallableUnit`` or plain module) mapping x[T, B, I]
     to y[T, B, O] or (y, state); it must be causal. ``x``: the input series, [T], [T, I] or
-    [T, 1, I] (T > max_lag), or an int T for seeded N(0, 1) white noise. ``batch_size`` bounds the
-    number of (output time, output component) pairs differentiated together (memory).
+    [T, 1, I] (T > max_lag + warmup), or an int T for seeded N(0, 1) white noise. Output times are
+    drawn from [max_lag + warmup, T - 1]. ``batch_size`` bounds the number of (output time, output
+    component) pairs differentiated together (memory); the cost grows with n_samples x outputs
+    (``output="norm"``) times the trajectory length.
 
     Returns ``(frame, verdict)``: ``frame`` has one row per lag with ``A`` (signed, scalar
     models), ``abs_A`` = ||mean_t J_k||, ``se_A``, ``mean_abs`` = mean_t ||J_k(t)||,
@@ -318,11 +364,13 @@ def long_memory_probe(
     in_size = input_size if input_size is not None else getattr(model, "input_size", None)
     traj = _as_trajectory(x, in_size, seed)
     T = traj.shape[0]
-    if T <= max_lag:
-        raise InputError(f"the trajectory has {T} steps; it needs more than max_lag = {max_lag} "
-                         "(each sampled output time t needs t - max_lag >= 0)")
+    if not isinstance(warmup, (int, np.integer)) or isinstance(warmup, bool) or warmup < 0:
+        raise ConfigError(f"warmup must be a non-negative integer, got {warmup!r}")
+    if T <= max_lag + warmup:
+        raise InputError(f"the trajectory has {T} steps; it needs more than max_lag + warmup = "
+                         f"{max_lag + warmup} (each sampled output time t needs t - max_lag >= warmup)")
     traj = traj.to(device=device, dtype=dt)
-    candidates = np.arange(max_lag, T)
+    candidates = np.arange(max_lag + warmup, T)
     rng = np.random.default_rng(seed)
     S = min(int(n_samples), candidates.size)
     times = np.sort(rng.choice(candidates, size=S, replace=False))
@@ -335,58 +383,53 @@ def long_memory_probe(
     jac = _jacobians_copies if method == "copies" else _jacobians_vmap
 
     lag_idx = torch.arange(K + 1, device=device)
-    sum_J = torch.zeros(K + 1, D, I, device=device, dtype=dt)
-    sum_J2 = torch.zeros_like(sum_J)
-    sum_n = torch.zeros(K + 1, device=device, dtype=dt)
-    sum_n2 = torch.zeros_like(sum_n)
+    mom_J, mom_n = _Moments(), _Moments()
     for start in range(0, S, per_chunk):
         chunk = times[start : start + per_chunk]
-        g = jac(model, traj, chunk, dirs, n_out)                          # [c*D, T_chunk, I]
+        g = jac(model, traj, chunk, dirs)                                  # [c*D, T_chunk, I]
         g = g.reshape(len(chunk), D, g.shape[1], I)
         t_idx = torch.as_tensor(chunk, device=device)[:, None] - lag_idx[None, :]   # [c, K+1]
         J = g[torch.arange(len(chunk), device=device)[:, None], :, t_idx]          # [c, K+1, D, I]
-        sum_J += J.sum(0)
-        sum_J2 += (J * J).sum(0)
-        norms = J.flatten(2).norm(dim=-1)                                  # [c, K+1]
-        sum_n += norms.sum(0)
-        sum_n2 += (norms * norms).sum(0)
+        mom_J.add(J)
+        mom_n.add(J.flatten(2).norm(dim=-1))                               # [c, K+1]
         if progress is not None:
             progress(len(chunk))
 
-    mean_J = sum_J / S
-    var_J = (sum_J2 / S - mean_J**2).clamp_min(0) * (S / max(S - 1, 1))
-    mean_n = sum_n / S
-    var_n = (sum_n2 / S - mean_n**2).clamp_min(0) * (S / max(S - 1, 1))
-    mean_J, var_J = mean_J.double().cpu().numpy(), var_J.double().cpu().numpy()
+    mean_J, var_J = (a.double().cpu().numpy() for a in mom_J.result())
+    mean_n, var_n = (a.double().cpu().numpy() for a in mom_n.result())
     scalar = D * I == 1
     frame = pd.DataFrame({
         "lag": np.arange(K + 1),
         "A": mean_J.reshape(K + 1) if scalar else np.full(K + 1, np.nan),
         "abs_A": np.linalg.norm(mean_J.reshape(K + 1, -1), axis=1),
         "se_A": np.sqrt(var_J.reshape(K + 1, -1).sum(1) / S),
-        "mean_abs": mean_n.double().cpu().numpy(),
-        "se_mean_abs": np.sqrt(var_n.double().cpu().numpy() / S),
+        "mean_abs": mean_n,
+        "se_mean_abs": np.sqrt(var_n / S),
     })
     column = "abs_A" if reduce == "mean" else "mean_abs"
     frame["fitted"] = frame[column]
 
-    if floor is None:
-        floor = DEFAULT_FLOOR.get(dt, 1e-5)
+    tiny = float(torch.finfo(dt).tiny) * 1e3  # stay clear of denormals
     k_min, k_max = (1, K) if fit_range is None else (int(fit_range[0]), int(fit_range[1]))
     if k_max > K:
         raise ConfigError(f"fit_range ends at {k_max} but only lags up to max_lag = {K} are measured")
-    verdict = fit_decay(frame["lag"].to_numpy(), frame[column].to_numpy(), k_min=k_min, k_max=k_max,
-                        floor=floor, min_fit_lags=min_fit_lags)
+    se = frame["se_A"].to_numpy() if reduce == "mean" and significance is not None else None
+    verdict = fit_decay(frame["lag"].to_numpy(), frame[column].to_numpy(), se=se, k_min=k_min,
+                        k_max=k_max, floor=floor, significance=significance or 0.0,
+                        min_fit_lags=min_fit_lags, tiny=tiny)
     describe = getattr(model, "describe", None)
     config = {
         "definition": "Zhao et al. 2020, Definition 3 (polynomial vs exponential decay of dy_t/dx_{t-k})",
         "model": describe() if callable(describe) else type(model).__name__,
         "max_lag": K, "n_samples": S, "sampled_times": times.tolist(), "trajectory_length": int(T),
-        "input_size": int(I), "outputs": int(n_out), "output": output if not isinstance(output, np.integer) else int(output),
+        "input_size": int(I), "outputs": int(n_out),
+        "output": int(output) if isinstance(output, (int, np.integer)) else output,
         "reduce": reduce, "fitted_column": column, "method": method, "batch_size": int(batch_size),
         "dtype": str(dt).replace("torch.", ""), "device": str(device), "seed": int(seed),
+        "warmup": int(warmup),
         "trajectory": "white noise N(0,1)" if isinstance(x, (int, np.integer)) else "user series",
-        "aic": "n log(RSS/n) + 2*3 on log|A_k|", "floor": floor, "min_fit_lags": int(min_fit_lags),
+        "aic": "n log(RSS/n) + 2*3 on log|A_k|", "floor": floor, "significance": significance,
+        "min_fit_lags": int(min_fit_lags),
         "seconds": time.perf_counter() - started,
     }
     frame.attrs["config"] = config

@@ -1,0 +1,104 @@
+"""Decay plots for long memory: the sample ACF of a series and the response coefficients |A_k| of a
+model, each in a semi-log panel (exponential decay is a straight line) beside a log-log panel
+(power-law decay is a straight line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..errors import InputError  # noqa: E402
+from ..tasks.arfima import arfima_acf, gph, sample_acf  # noqa: E402
+
+
+def _panels(title: str):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig.suptitle(title)
+    axes[0].set_yscale("log")
+    axes[1].set_xscale("log")
+    axes[1].set_yscale("log")
+    axes[0].set_title("semi-log (exponential decay = straight line)", fontsize=10)
+    axes[1].set_title("log-log (power-law decay = straight line)", fontsize=10)
+    return fig, axes
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def plot_acf(x, path, nlags: int = 200, level: float = 0.95, d: float | str | None = "gph",
+             title: str = "Sample autocorrelation", series_label: str = "series") -> Path:
+    """Plot the sample ACF of ``x`` (lags 1..nlags) with the normal and Bartlett bands at ``level``.
+
+    Positive autocorrelations are filled markers, |negative| ones hollow (log axes show magnitudes).
+    ``d``: overlay the ARFIMA(0, d, 0) autocorrelation for this d (``"gph"``: the GPH estimate,
+    ``None``: no overlay). Saved as PNG at ``path``; returns the path.
+    """
+    acf = x if isinstance(x, pd.DataFrame) else sample_acf(x, nlags=nlags, level=level)
+    if not {"lag", "acf", "normal_band", "bartlett_band"} <= set(acf.columns):
+        raise InputError("plot_acf needs a series or the DataFrame returned by sample_acf")
+    acf = acf[acf["lag"] >= 1]
+    if isinstance(d, str):
+        if isinstance(x, pd.DataFrame):
+            raise InputError("d='gph' needs the series itself, not its ACF table")
+        d = gph(x).d
+    fig, axes = _panels(title)
+    lag, r = acf["lag"].to_numpy(), acf["acf"].to_numpy()
+    pos, neg = r > 0, r < 0
+    for ax in axes:
+        ax.plot(lag[pos], r[pos], "o", ms=3, color="C0", label=f"{series_label}: r_k > 0")
+        ax.plot(lag[neg], -r[neg], "o", ms=3, mfc="none", color="C0", alpha=0.6, label="|r_k|, r_k < 0")
+        ax.plot(lag, acf["normal_band"], "--", color="0.4", lw=1,
+                label=f"{100 * acf.attrs.get('level', level):.0f}% band, i.i.d. (1.96/sqrt(n))")
+        ax.plot(lag, acf["bartlett_band"], ":", color="C3", lw=1.2, label="Bartlett band")
+        if d is not None and -0.5 < float(d) < 0.5 and float(d) != 0.0:
+            theory = arfima_acf(float(d), int(lag.max()))[1:]
+            ax.plot(np.arange(1, len(theory) + 1), np.abs(theory), "-", color="C2", lw=1.5,
+                    label=f"ARFIMA(0, d, 0) ACF, d = {float(d):.3f}")
+        ax.set_xlabel("lag k (steps)")
+        ax.set_ylabel("autocorrelation |r_k|")
+        ax.grid(True, which="both", alpha=0.25)
+    axes[1].legend(fontsize=8, loc="lower left")
+    return _save(fig, path)
+
+
+def plot_response(frame: pd.DataFrame, verdict: dict, path, title: str | None = None) -> Path:
+    """Plot |A_k| from ``long_memory_probe`` with the fitted exponential and power-law decays over
+    the fit range, and the verdict with both AICs in the title. Saved as PNG at ``path``."""
+    if "fitted" not in frame.columns or "lag" not in frame.columns:
+        raise InputError("plot_response needs the (frame, verdict) returned by long_memory_probe")
+    lag, val = frame["lag"].to_numpy(), frame["fitted"].to_numpy()
+    keep = (lag >= 1) & (val > 0)
+    head = title or "Response coefficients |A_k| = |E_t dy_t/dx_{t-k}|"
+    sub = (f"{verdict['verdict']}: AIC exp {verdict['aic_exp']:.1f}, power {verdict['aic_power']:.1f}; "
+           f"rate {verdict['rate']:.3g}/step, exponent {verdict['exponent']:.3g}")
+    fig, axes = _panels(f"{head}\n{sub}")
+    col = frame.attrs.get("config", {}).get("fitted_column", "fitted")
+    for ax in axes:
+        ax.plot(lag[keep], val[keep], ".", ms=3, color="C0", label=f"|A_k| ({col})")
+        if verdict.get("n_fit", 0) and np.isfinite(verdict.get("aic_exp", np.nan)):
+            k = np.arange(verdict["k_min"], verdict["k_max"] + 1, dtype=float)
+            ax.plot(k, np.exp(verdict["intercept_exp"] - verdict["rate"] * k), "-", color="C3", lw=1.3,
+                    label="exponential fit")
+            ax.plot(k, np.exp(verdict["intercept_power"] - verdict["exponent"] * np.log(k)), "-",
+                    color="C2", lw=1.3, label="power-law fit")
+            for a in (verdict["k_min"], verdict["k_max"]):
+                ax.axvline(a, color="0.6", lw=0.8, ls=":")
+        ax.set_xlabel("lag k (steps)")
+        ax.set_ylabel("|A_k| (output units per input unit)")
+        ax.grid(True, which="both", alpha=0.25)
+    axes[1].legend(fontsize=8, loc="lower left")
+    return _save(fig, path)
+
+
+__all__ = ["plot_acf", "plot_response"]
