@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Small recurrent models run fastest on one thread, and CI has two cores: keep test timings stable.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RNNMEM_SHARED_DATA", REPO.parent / "shared" / "data"))
