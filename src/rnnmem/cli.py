@@ -14,6 +14,7 @@ from .errors import RnnmemError
 COMMAND_MODULES = [
     "rnnmem.commands.cells",
     "rnnmem.commands.forgetting",
+    "rnnmem.commands.card",
     "rnnmem.commands.results",
     "rnnmem.commands.sweep",
     "rnnmem.commands.bench_task",
