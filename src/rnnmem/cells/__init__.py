@@ -41,9 +41,15 @@ def build(name: str, input_size: int, hidden_size: int, layers: int = 1, convent
           **options) -> RecurrentUnit:
     """Build unit ``name``; ``options`` are unit options (e.g. ``depth``) and convention overrides
     (``gate_activation``, ``gru_reset``, ``init``, ``forget_bias``, ``forget_shift``, ``chrono_tmax``)."""
-    if name not in UNITS:
+    if not isinstance(name, str) or name not in UNITS:
         raise ConfigError(f"unknown cell {name!r}; choose one of {', '.join(UNITS)}")
     own = {k: options.pop(k) for k in list(options) if k in _UNIT_OPTIONS.get(name, set())}
+    for key in options:
+        owners = [u for u, opts in _UNIT_OPTIONS.items() if key in opts]
+        if owners:
+            raise ConfigError(
+                f"option {key!r} does not apply to cell {name!r}; it is an option of {', '.join(owners)}"
+            )
     conv = resolve(convention, **options)
     return UNITS[name](input_size, hidden_size, layers=layers, convention=conv, dtype=dtype,
                        seed=seed, seeds=seeds, device=device, **own)
@@ -58,3 +64,4 @@ __all__ = [
     "RecurrentUnit", "CallableUnit", "State", "Convention", "CONVENTIONS", "CONVENTION_DOCS",
     "OPTION_DOCS", "UNITS", "RNN", "LSTM", "GRU", "NestedLSTM", "hard_sigmoid", "resolve_dtype",
 ]
+from . import memory  # noqa: E402,F401  (registers mrnnf, mrnn, mlstmf, mlstm, rnn2, rwa)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -215,7 +215,9 @@ class RecurrentUnit(nn.Module):
             raise InputError(f"input ensemble dim {x.shape[1]} != ensemble size {self.ensemble}")
         if not torch.is_floating_point(x):
             raise InputError(f"input must be floating point, got {x.dtype}")
-        if torch.isnan(x).any():
+        if x.numel() == 0:
+            raise InputError(f"input is empty (shape {tuple(x.shape)}); give at least one step and one sequence")
+        if not torch.isfinite(x.sum()) and torch.isnan(x).any():  # one reduction when all is well
             raise InputError("input contains NaN values; clean or impute the data first")
         if state is not None:
             if not isinstance(state, (tuple, list)) or len(state) != len(self.state_names):
@@ -263,15 +265,15 @@ class RecurrentUnit(nn.Module):
         all_states = [[] for _ in self.state_names] if return_all_states else None
         for layer in range(self.num_layers):
             st = tuple(s[layer] for s in state)
-            xp, step = self._layer_stepper(layer, inputs)  # input projection for all steps at once
+            steps, step = self._layer_stepper(layer, inputs)  # input projection for all steps at once
             outs = []
             per_step = [] if return_all_states else None
             if per_step is None:
-                for xp_t in xp.unbind(0):
+                for xp_t in steps:
                     h, st = step(xp_t, st)
                     outs.append(h)
             else:
-                for xp_t in xp.unbind(0):
+                for xp_t in steps:
                     h, st = step(xp_t, st)
                     outs.append(h)
                     per_step.append(st)
@@ -293,13 +295,15 @@ class RecurrentUnit(nn.Module):
             return torch.einsum("tebi,eig->tebg", x, W) + b
         return torch.matmul(x, W) + b
 
-    def _layer_stepper(self, layer: int, inputs: torch.Tensor) -> tuple[torch.Tensor, Callable]:
-        """``(xp, step)`` for one layer: ``xp = inputs W_x + b`` for all steps and
+    def _layer_stepper(self, layer: int, inputs: torch.Tensor) -> tuple[Iterable, Callable]:
+        """``(steps, step)`` for one layer: ``steps`` yields, per time step, what ``step`` takes
+        (by default ``xp_t`` of ``xp = inputs W_x + b``, projected for all steps at once) and
         ``step(xp_t, st) -> (h, st)``. The default steps with ``_cell_step``; built-in units
-        return a faster closure (parameters fetched once, constant biases folded into ``xp``)
-        that computes the same equations, unless a subclass overrides ``_cell_step``."""
+        return a faster closure (parameters fetched once, constant biases folded into the
+        projection, gates pre-split) computing the same equations, unless a subclass overrides
+        ``_cell_step`` (then this default is used, so overriding ``_cell_step`` is enough)."""
         p = self.layer_params[layer]
-        return self._project(inputs, p.W_x, p.b), functools.partial(self._cell_step, layer)
+        return self._project(inputs, p.W_x, p.b).unbind(0), functools.partial(self._cell_step, layer)
 
     def _cell_step(self, layer: int, xp_t: torch.Tensor, st: State) -> tuple[torch.Tensor, State]:
         """One step of layer ``layer``; ``xp_t = x_t W_x + b`` is already computed."""

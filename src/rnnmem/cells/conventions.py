@@ -26,6 +26,8 @@ Both update ``h' = z * h + (1 - z) * n`` (TF1 calls z "u").
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 
 from ..errors import ConfigError
@@ -65,8 +67,8 @@ CONVENTION_DOCS = {
     "keras": "Keras 2.2.4 defaults: glorot_uniform kernel, orthogonal recurrent kernel, one bias, "
     "unit_forget_bias, hard_sigmoid gates, GRU reset-before.",
     "keras2": "TF2 / Keras 3 defaults: as keras with sigmoid gates and GRU reset-after (two GRU biases).",
-    "tf1": "TF1 GRUCell / BasicLSTMCell: glorot_uniform on [x, h] kernels, GRU gate bias 1, "
-    "LSTM forget bias +1 added at every step.",
+    "tf1": "TF1 GRUCell / BasicLSTMCell: glorot_uniform on each [x, h] kernel (GRUCell: gates and "
+    "candidate kernels), GRU gate bias 1, LSTM forget bias +1 added at every step.",
 }
 
 OPTION_DOCS = {
@@ -75,7 +77,9 @@ OPTION_DOCS = {
     "init": "torch | keras | tf1 | chrono (Tallec & Ollivier 2018; max timescale chrono_tmax)",
     "forget_bias": "initial value of the LSTM forget-gate bias (keras unit_forget_bias = 1)",
     "forget_shift": "constant added to the forget-gate pre-activation at every step (TF1 forget_bias)",
-    "chrono_tmax": "max timescale for init=chrono",
+    "chrono_tmax": "max timescale for init=chrono (> 2; default 100)",
+    "two_biases": "true | false: separate input and recurrent biases (PyTorch b_ih, b_hh)",
+    "gru_two_biases": "true | false: as two_biases for the GRU only (keras2 reset_after bias (2, 3H))",
 }
 
 
@@ -84,7 +88,7 @@ def resolve(name: str = "torch", **overrides) -> Convention:
     if isinstance(name, Convention):
         base = name
     else:
-        if name not in CONVENTIONS:
+        if not isinstance(name, str) or name not in CONVENTIONS:
             raise ConfigError(
                 f"unknown convention {name!r}; choose one of {', '.join(CONVENTIONS)}"
             )
@@ -96,12 +100,21 @@ def resolve(name: str = "torch", **overrides) -> Convention:
             raise ConfigError(
                 f"unknown cell option {key!r}; valid options: {', '.join(sorted(fields))}"
             )
-    if clean.get("gate_activation", base.gate_activation) not in GATE_ACTIVATIONS:
-        raise ConfigError(f"gate_activation must be one of {GATE_ACTIVATIONS}")
-    if clean.get("gru_reset", base.gru_reset) not in GRU_RESETS:
-        raise ConfigError(f"gru_reset must be one of {GRU_RESETS}")
-    if clean.get("init", base.init) not in INITS:
-        raise ConfigError(f"init must be one of {INITS}")
-    if clean.get("chrono_tmax", base.chrono_tmax) <= 1:
-        raise ConfigError("chrono_tmax must be > 1")
+    for key, choices in (("gate_activation", GATE_ACTIVATIONS), ("gru_reset", GRU_RESETS), ("init", INITS)):
+        if key in clean and clean[key] not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {clean[key]!r}")
+    for key in ("forget_bias", "forget_shift", "chrono_tmax"):
+        if key in clean:
+            value = clean[key]
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ConfigError(f"{key} must be a finite number, got {value!r}")
+            clean[key] = float(value)
+    for key in ("two_biases", "gru_two_biases"):
+        if key in clean and not isinstance(clean[key], bool):
+            raise ConfigError(f"{key} must be true or false, got {clean[key]!r}")
+    if clean.get("chrono_tmax", base.chrono_tmax) <= 2:
+        raise ConfigError(
+            f"chrono_tmax must be > 2 (chrono draws b_f = log U[1, chrono_tmax - 1]), "
+            f"got {clean.get('chrono_tmax')!r}"
+        )
     return replace(base, **clean)

@@ -16,8 +16,14 @@ GRU (Cho et al. 2014)::
 
     [r, z] = sigma(x W_x + b + h W_h + b_h)[:2H]
     n = tanh(x W_n + b_n + r * (h U_n + b_hn))      reset after  (PyTorch, cuDNN, Keras reset_after)
-    n = tanh(x W_n + b_n + (r * h) U_n)             reset before (Keras 2.2.4, TF1 GRUCell)
-    h' = z * h + (1 - z) * n
+    n = tanh(x W_n + b_n + (r * h) U_n + b_hn)      reset before (Keras 2.2.4, TF1 GRUCell)
+    h' = z * h + (1 - z) * n   (computed as n + z * (h - n), as PyTorch does)
+
+Two paths compute these equations: torch's fused kernel (``_VF.rnn_tanh/rnn_relu/lstm/gru``, used
+when the configuration is exactly what it computes, see ``fusable()``) and a step loop. The loop
+folds every bias that is not multiplied by a gate (``b_h``, TF1's forget shift, and under reset
+before also ``b_hn``) into the input projection, so each step is one fused multiply-add
+(``addmm``) plus the gate arithmetic; both paths agree to float rounding (tests/test_cells.py).
 """
 
 from __future__ import annotations
@@ -30,21 +36,52 @@ from . import init as winit
 from .base import RecurrentUnit
 
 
+def _mm(bias: torch.Tensor | None, h: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """``bias + h @ W`` in one kernel (``addmm``; ``baddbmm`` for ensembles ``h[E, B, H]``)."""
+    if bias is None:
+        return torch.matmul(h, W)
+    if h.dim() == 2:
+        return torch.addmm(bias, h, W)
+    return torch.baddbmm(bias, h, W)
+
+
+def _add(a: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    return a if b is None else a + b
+
+
 class _FusedMixin:
     """Runs torch's own fused RNN kernel with weights mapped from rnnmem's layout."""
 
     _vf_name = ""
 
     def _flat_weights(self):
-        weights = []
-        for layer, p in enumerate(self.layer_params):
-            b = p.b
-            shift = self._fused_bias_shift()
-            if shift is not None:
-                b = b + shift
-            b_h = p.b_h if hasattr(p, "b_h") else torch.zeros_like(p.b)
-            weights += [p.W_x.T, p.W_h.T, b, b_h]
-        return weights
+        """torch's layout ``[w_ih, w_hh, b_ih, b_hh] * layers`` (``w[G*H, fan_in]``).
+
+        The RNN and GRU kernels multiply by transposed views of rnnmem's weights directly. The
+        LSTM kernel on CPU (oneDNN) is several times slower per call when its weights are
+        non-contiguous or freshly allocated (measured 17 ms vs 2 ms for one step at I = 128,
+        H = 512), so without autograd the LSTM's weights are copied
+        into persistent contiguous buffers, refreshed at every call (never stale, whatever
+        changed the parameters); with autograd they are fresh contiguous copies."""
+        shift = self._fused_bias_shift()
+        fresh = []
+        for p in self.layer_params:
+            b_h = p.b_h if "b_h" in p._parameters else torch.zeros_like(p.b)
+            fresh += [p.W_x.T, p.W_h.T, _add(p.b, shift), b_h]
+        if self._vf_name != "lstm":
+            return fresh
+        if torch.is_grad_enabled() and any(t.requires_grad for t in fresh):
+            return [w.contiguous() for w in fresh]
+        bufs = self.__dict__.get("_fused_buffers")
+        if bufs is None or any(
+            b.shape != w.shape or b.dtype != w.dtype or b.device != w.device for b, w in zip(bufs, fresh)
+        ):
+            bufs = [torch.empty(w.shape, dtype=w.dtype, device=w.device) for w in fresh]
+            self.__dict__["_fused_buffers"] = bufs
+        with torch.no_grad():
+            for b, w in zip(bufs, fresh):
+                b.copy_(w)
+        return bufs
 
     def _fused_bias_shift(self):
         return None
@@ -57,6 +94,28 @@ class _FusedMixin:
             return y, (h, c)
         y, h = fn(x, state[0], w, True, self.num_layers, 0.0, self.training, False, False)
         return y, (h,)
+
+    def _gate_fn(self):
+        """The gate activation as one out-of-place call over all gate blocks it is given."""
+        if self.convention.gate_activation != "hard_sigmoid":
+            return torch.sigmoid
+        ref = self.layer_params[0].W_x
+        slope, offset = ref.new_tensor(0.2), ref.new_tensor(0.5)
+
+        def gate(x):  # == hard_sigmoid(x) bit for bit; tensor constants skip scalar wrapping
+            return torch.clamp(torch.add(torch.mul(x, slope), offset), 0.0, 1.0)
+
+        return gate
+
+    @staticmethod
+    def _b_h(p) -> torch.Tensor | None:
+        return p.b_h if "b_h" in p._parameters else None
+
+
+# ---------------------------------------------------------------------------- RNN
+def _rnn_step(pre_x: torch.Tensor, h: torch.Tensor, W_h: torch.Tensor, act) -> torch.Tensor:
+    """``h' = act(pre_x + h W_h)`` where ``pre_x = x W_x + b + b_h``."""
+    return act(_mm(pre_x, h, W_h))
 
 
 class RNN(_FusedMixin, RecurrentUnit):
@@ -79,13 +138,39 @@ class RNN(_FusedMixin, RecurrentUnit):
     def fusable(self):
         return self.ensemble is None
 
+    def _act(self):
+        return torch.tanh if self.nonlinearity == "tanh" else torch.relu
+
     def _cell_step(self, layer, xp_t, st):
         p = self.layer_params[layer]
-        pre = xp_t + torch.matmul(st[0], p.W_h)
-        if hasattr(p, "b_h"):
-            pre = pre + p.b_h
-        h = torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre)
+        h = _rnn_step(_add(xp_t, self._b_h(p)), st[0], p.W_h, self._act())
         return h, (h,)
+
+    def _layer_stepper(self, layer, inputs):
+        if type(self)._cell_step is not RNN._cell_step:
+            return super()._layer_stepper(layer, inputs)
+        p = self.layer_params[layer]
+        W_h, act = p.W_h, self._act()
+        xp = self._project(inputs, p.W_x, _add(p.b, self._b_h(p)))
+
+        def step(xp_t, st):
+            h = act(_mm(xp_t, st[0], W_h))
+            return h, (h,)
+
+        return xp.unbind(0), step
+
+
+# ---------------------------------------------------------------------------- LSTM
+def _lstm_step(pre_x, h, c, W_h, H: int, gate):
+    """One LSTM step; ``pre_x = x W_x + b + b_h`` with the forget shift already added to f.
+
+    ``gate`` is applied to all four blocks in one call (the g block's value is unused)."""
+    pre = _mm(pre_x, h, W_h)
+    i, f, _, o = gate(pre).split(H, dim=-1)
+    g = torch.tanh(pre.narrow(-1, 2 * H, H))
+    c = torch.addcmul(f * c, i, g)
+    h = o * torch.tanh(c)
+    return h, c
 
 
 class LSTM(_FusedMixin, RecurrentUnit):
@@ -102,6 +187,8 @@ class LSTM(_FusedMixin, RecurrentUnit):
             bf = winit.chrono_bias(H, conv.chrono_tmax, gen, self.dtype)
             p["b"][H : 2 * H] = bf
             p["b"][:H] = -bf
+            if conv.two_biases:
+                b_h[: 2 * H] = 0.0
         elif conv.forget_bias:
             p["b"][H : 2 * H] = conv.forget_bias
             if conv.two_biases:
@@ -119,21 +206,46 @@ class LSTM(_FusedMixin, RecurrentUnit):
         v[H : 2 * H] = shift
         return v
 
+    def _constant_bias(self, p) -> torch.Tensor | None:
+        """Everything added to the pre-activation besides ``x W_x + b``: ``b_h`` and the shift."""
+        shift = self._fused_bias_shift()
+        b_h = self._b_h(p)
+        if b_h is None:
+            return shift
+        return _add(b_h, shift)
+
     def _cell_step(self, layer, xp_t, st):
         p = self.layer_params[layer]
-        h, c = st
-        H = self.hidden_size
-        pre = xp_t + torch.matmul(h, p.W_h)
-        if hasattr(p, "b_h"):
-            pre = pre + p.b_h
-        i, f, g, o = pre.split(H, dim=-1)
-        shift = self.convention.forget_shift
-        if shift:
-            f = f + shift
-        gate = self._gate
-        c = gate(f) * c + gate(i) * torch.tanh(g)
-        h = gate(o) * torch.tanh(c)
+        h, c = _lstm_step(_add(xp_t, self._constant_bias(p)), st[0], st[1], p.W_h,
+                          self.hidden_size, self._gate_fn())
         return h, (h, c)
+
+    def _layer_stepper(self, layer, inputs):
+        if type(self)._cell_step is not LSTM._cell_step:
+            return super()._layer_stepper(layer, inputs)
+        p = self.layer_params[layer]
+        W_h, H, gate = p.W_h, self.hidden_size, self._gate_fn()
+        xp = self._project(inputs, p.W_x, _add(p.b, self._constant_bias(p)))
+
+        def step(xp_t, st):
+            h, c = _lstm_step(xp_t, st[0], st[1], W_h, H, gate)
+            return h, (h, c)
+
+        return xp.unbind(0), step
+
+
+# ---------------------------------------------------------------------------- GRU
+def _gru_step(x_r, x_z, x_n, h, W_r, W_z, W_n, b_hn, reset_after: bool, gate):
+    """One GRU step on pre-split blocks. ``x_k = x W_k + b_k (+ b_hk)`` for r and z; ``x_n``
+    includes ``b_hn`` under reset before, while under reset after ``b_hn`` (``None`` for one
+    bias) stays on the recurrent product that r gates."""
+    r = gate(_mm(x_r, h, W_r))
+    z = gate(_mm(x_z, h, W_z))
+    if reset_after:
+        n = torch.tanh(torch.addcmul(x_n, r, _mm(b_hn, h, W_n)))
+    else:
+        n = torch.tanh(_mm(x_n, r * h, W_n))
+    return torch.lerp(n, h, z)  # n + z (h - n) = z h + (1 - z) n
 
 
 class GRU(_FusedMixin, RecurrentUnit):
@@ -149,6 +261,9 @@ class GRU(_FusedMixin, RecurrentUnit):
         two = conv.two_biases if conv.gru_two_biases is None else conv.gru_two_biases
         return two
 
+    def _tf1_kernel_blocks(self):
+        return (2, 1)  # TF1 GRUCell: gates kernel (r, u) and candidate kernel
+
     def _adjust_biases(self, p, b_h, gen):
         H, conv = self.hidden_size, self.convention
         if conv.init == "tf1":
@@ -156,32 +271,46 @@ class GRU(_FusedMixin, RecurrentUnit):
         elif conv.init == "chrono":
             # z plays the role of the forget gate: h' = z h + (1 - z) n
             p["b"][H : 2 * H] = winit.chrono_bias(H, conv.chrono_tmax, gen, self.dtype)
+            if self._has_second_bias():
+                b_h[H : 2 * H] = 0.0
 
     def fusable(self):
         conv = self.convention
         return self.ensemble is None and conv.gate_activation == "sigmoid" and conv.gru_reset == "after"
 
+    def _split_params(self, p):
+        """``(W_r, W_z, W_n, fold, b_hn)``: recurrent blocks, the bias folded into the input
+        projection and the bias kept on the reset-gated product (reset after only)."""
+        H = self.hidden_size
+        W_r, W_z, W_n = (w.contiguous() for w in p.W_h.split(H, dim=-1))
+        b_h = self._b_h(p)
+        after = self.convention.gru_reset == "after"
+        if b_h is None:
+            return W_r, W_z, W_n, None, None
+        if after:
+            fold = torch.cat([b_h[..., : 2 * H], torch.zeros_like(b_h[..., 2 * H :])], dim=-1)
+            return W_r, W_z, W_n, fold, b_h[..., 2 * H :]
+        return W_r, W_z, W_n, b_h, None
+
     def _cell_step(self, layer, xp_t, st):
         p = self.layer_params[layer]
-        (h,) = st
-        H = self.hidden_size
-        W_h = p.W_h
-        b_h = p.b_h if hasattr(p, "b_h") else None
-        rec_rz = torch.matmul(h, W_h[..., : 2 * H])
-        if b_h is not None:
-            rec_rz = rec_rz + b_h[..., : 2 * H]
-        rz = self._gate(xp_t[..., : 2 * H] + rec_rz)
-        r, z = rz.split(H, dim=-1)
-        x_n = xp_t[..., 2 * H :]
-        if self.convention.gru_reset == "after":
-            rec_n = torch.matmul(h, W_h[..., 2 * H :])
-            if b_h is not None:
-                rec_n = rec_n + b_h[..., 2 * H :]
-            n = torch.tanh(x_n + r * rec_n)
-        else:
-            rec_n = torch.matmul(r * h, W_h[..., 2 * H :])
-            if b_h is not None:
-                rec_n = rec_n + b_h[..., 2 * H :]
-            n = torch.tanh(x_n + rec_n)
-        h = z * h + (1 - z) * n
+        W_r, W_z, W_n, fold, b_hn = self._split_params(p)
+        x_r, x_z, x_n = _add(xp_t, fold).split(self.hidden_size, dim=-1)
+        after = self.convention.gru_reset == "after"
+        h = _gru_step(x_r, x_z, x_n, st[0], W_r, W_z, W_n, b_hn, after, self._gate_fn())
         return h, (h,)
+
+    def _layer_stepper(self, layer, inputs):
+        if type(self)._cell_step is not GRU._cell_step:
+            return super()._layer_stepper(layer, inputs)
+        p = self.layer_params[layer]
+        W_r, W_z, W_n, fold, b_hn = self._split_params(p)
+        after, gate = self.convention.gru_reset == "after", self._gate_fn()
+        xp = self._project(inputs, p.W_x, _add(p.b, fold))
+        x_r, x_z, x_n = (a.unbind(0) for a in xp.split(self.hidden_size, dim=-1))
+
+        def step(xs, st):
+            h = _gru_step(xs[0], xs[1], xs[2], st[0], W_r, W_z, W_n, b_hn, after, gate)
+            return h, (h,)
+
+        return zip(x_r, x_z, x_n), step

@@ -13,8 +13,10 @@ takes the output of the level inside it as its new memory::
     c_d' = tanh(c_{d+1}') * sigma(o_{d+1})     (the inner level's output, "c = inner h")
     h'   = sigma(o_0) * tanh(c_0')
 
-The forget bias is 1 at every depth: a runtime shift under the tf1 convention (as in the
-original TensorFlow code), otherwise the initial value of each level's forget-gate bias. With
+The forget bias is 1 at every depth: a runtime shift under the tf1 convention (as the
+TensorFlow implementation hannw/nlstm adds ``forget_bias`` at every level), otherwise the initial
+value of each level's forget-gate bias. The identity outer candidate follows the paper and the
+project's specification; hannw/nlstm applies tanh there too (not what this unit computes). With
 H units and input width I, a layer has (I + H) * 4H + 4H + (D - 1) * (2H * 4H + 4H) parameters.
 """
 

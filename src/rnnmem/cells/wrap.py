@@ -23,8 +23,22 @@ def _t(a, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a), dtype=like.dtype, device=like.device)
 
 
+def _check_layer(unit, layer: int) -> None:
+    if not isinstance(unit, RecurrentUnit):
+        raise ConfigError(f"expected an rnnmem unit (cells.build), got {type(unit).__name__}")
+    if not isinstance(layer, int) or not 0 <= layer < unit.num_layers:
+        raise ConfigError(f"layer must be 0..{unit.num_layers - 1} for this unit, got {layer!r}")
+
+
 def _set(unit: RecurrentUnit, layer: int, name: str, value: torch.Tensor) -> None:
-    p = getattr(unit.layer_params[layer], name)
+    holder = unit.layer_params[layer]
+    if name not in holder._parameters:
+        raise ConfigError(
+            f"layer {layer} of this {unit.kind} unit has no parameter {name!r} (its parameters: "
+            f"{', '.join(holder._parameters)}); build the unit with a convention whose bias layout "
+            "matches the weights (e.g. keras2 for a reset_after GRU bias of shape (2, 3H))"
+        )
+    p = holder._parameters[name]
     if p.shape != value.shape:
         raise ConfigError(f"layer {layer} {name}: expected shape {tuple(p.shape)}, got {tuple(value.shape)}")
     with torch.no_grad():
@@ -35,7 +49,8 @@ def from_module(module: nn.Module) -> RecurrentUnit:
     """Wrap a torch.nn.RNN/LSTM/GRU as an rnnmem unit (torch convention, weights copied).
 
     Inputs to the returned unit are always time-major ``[T, B, I]``, whatever the module's
-    ``batch_first``; the maths is identical (checked by the test suite).
+    ``batch_first``; the maths is identical (checked by the test suite). Dropout between layers
+    is not applied: the unit computes what the module computes in ``eval()`` mode.
     """
     from . import build
 
@@ -86,9 +101,15 @@ def _reorder(a: np.ndarray, H: int, order: list[int]) -> np.ndarray:
 
 
 def load_keras(unit: RecurrentUnit, layer: int, kernel, recurrent_kernel, bias) -> RecurrentUnit:
-    """Load Keras weights (``layer.get_weights()``) into layer ``layer`` of ``unit``."""
+    """Load Keras weights (``layer.get_weights()``) into layer ``layer`` of ``unit``.
+
+    Build ``unit`` with the matching convention: ``keras`` (2.2.4: hard_sigmoid, GRU reset
+    before, one bias) or ``keras2`` (sigmoid, GRU reset_after with bias shape (2, 3H))."""
+    _check_layer(unit, layer)
     H = unit.hidden_size
     kernel, recurrent_kernel, bias = (np.asarray(a) for a in (kernel, recurrent_kernel, bias))
+    if bias.ndim not in (1, 2):
+        raise ConfigError(f"layer {layer}: Keras bias must have shape (G*H,) or (2, G*H), got {bias.shape}")
     ref = unit.layer_params[layer].W_x
     if unit.kind == "lstm":
         order = [0, 1, 2, 3]  # Keras i,f,c,o == torch i,f,g,o
@@ -112,19 +133,38 @@ def load_keras(unit: RecurrentUnit, layer: int, kernel, recurrent_kernel, bias) 
 
 def load_tf1(unit: RecurrentUnit, layer: int, kernel=None, bias=None, *, gates_kernel=None,
              gates_bias=None, candidate_kernel=None, candidate_bias=None) -> RecurrentUnit:
-    """Load TF1 weights: BasicLSTMCell ``kernel, bias``; GRUCell ``gates_*, candidate_*``."""
+    """Load TF1 weights: BasicLSTMCell / BasicRNNCell ``kernel, bias``; GRUCell ``gates_*,
+    candidate_*``. Kernels act on ``[x, h]`` (rows: input first). Build ``unit`` with
+    ``convention="tf1"`` (BasicLSTMCell's forget_bias=1.0 is the convention's forget_shift)."""
+    _check_layer(unit, layer)
     H = unit.hidden_size
     I = unit.layer_input_size(layer)
     ref = unit.layer_params[layer].W_x
     if unit.kind == "lstm":
+        if kernel is None or bias is None:
+            raise ConfigError("load_tf1 for an LSTM needs kernel and bias (BasicLSTMCell)")
         k = _reorder(np.asarray(kernel), H, [0, 2, 1, 3])  # i,j,f,o -> i,f,j,o
         b = _reorder(np.asarray(bias), H, [0, 2, 1, 3])
     elif unit.kind == "gru":
+        parts = (gates_kernel, gates_bias, candidate_kernel, candidate_bias)
+        if any(a is None for a in parts):
+            raise ConfigError(
+                "load_tf1 for a GRU needs gates_kernel, gates_bias, candidate_kernel, candidate_bias (GRUCell)"
+            )
         k = np.concatenate([np.asarray(gates_kernel), np.asarray(candidate_kernel)], axis=-1)
         b = np.concatenate([np.asarray(gates_bias), np.asarray(candidate_bias)], axis=-1)
+    elif unit.kind == "rnn":
+        if kernel is None or bias is None:
+            raise ConfigError("load_tf1 for an RNN needs kernel and bias (BasicRNNCell)")
+        k, b = np.asarray(kernel), np.asarray(bias)
     else:
         raise ConfigError(f"load_tf1 does not know the layout of {unit.kind!r}")
+    if k.ndim != 2 or k.shape[0] != I + H:
+        raise ConfigError(f"layer {layer}: TF1 kernel must have {I + H} rows (input {I} + hidden {H}), "
+                          f"got shape {k.shape}")
     _set(unit, layer, "W_x", _t(k[:I], ref))
     _set(unit, layer, "W_h", _t(k[I:], ref))
     _set(unit, layer, "b", _t(b, ref))
+    if "b_h" in unit.layer_params[layer]._parameters:  # TF1 cells have one bias
+        _set(unit, layer, "b_h", torch.zeros_like(unit.layer_params[layer].b_h))
     return unit
