@@ -18,6 +18,8 @@ COMMAND_MODULES = [
     "rnnmem.commands.results",
     "rnnmem.commands.sweep",
     "rnnmem.commands.bench_task",
+    "rnnmem.commands.distill",
+    "rnnmem.commands.connectivity",
 ]
 
 app = typer.Typer(

@@ -409,7 +409,7 @@ def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normali
     raw_np = raw.detach().cpu().double().numpy()
     config = {
         "definition": "connectivity(t, t~) = norm of d logit[t~, target(t~)] / d input[t] (Madsen 2019)",
-        "norm": norm, "normalize": bool(normalize), "at": at if W is not None or at == "embedding" else "input",
+        "norm": norm, "normalize": bool(normalize), "at": at if is_char_model(model_) else "input",
         "protocol": "embed+from_embedding" if is_char_model(model_) else "module(x[T,B,I])",
         "targets": _targets_label(targets), "causal": bool(causal),
         "shortcut": "linear readout" if readout is not None else "none",
@@ -525,7 +525,8 @@ def connectivity_naive(model, chars, targets=None, norm: str = "sq_l2", normaliz
         mat = np.full_like(raw_np, np.nan)
         cols = list(steps)
         mat[:, cols] = _finish(raw_np[:, cols], normalize)
-    config = {"norm": norm, "normalize": bool(normalize), "at": at, "method": "naive (one backward per t~)",
+    config = {"norm": norm, "normalize": bool(normalize), "at": at if is_char_model(model_) else "input",
+              "method": "naive (one backward per t~)",
               "targets": _targets_label(targets), "causal": False, "T": T,
               "dtype": str(x.dtype).replace("torch.", "")}
     return ConnectivityResult(matrix=mat, raw=raw_np, targets=k.cpu().numpy(),

@@ -1,0 +1,269 @@
+"""The interactive connectivity explorer (Madsen 2019, "Visualizing memorization in RNNs",
+Distill): one self-contained HTML page showing a text once per model; hovering or tapping a
+character colours every earlier character by connectivity (viridis) and lists the model's top-3
+predicted words with their probabilities. Several models appear side by side, as in the study.
+
+The page has no external resources: CSS, JavaScript (``assets/``), the viridis table and the
+data are inlined, so it works offline from a file. ``rnnmem serve`` (``report/server.py``)
+serves the same page with a text box whose text is analysed live through a JSON endpoint that
+returns :func:`analyze`'s output.
+
+Conventions (see docs/connectivity.md):
+
+* Text is cleaned as the autocomplete data are built: lower-cased, every character outside the
+  model's alphabet becomes a space, runs of spaces collapse to one, and a leading space is added
+  (each word of an observation is emitted as ``" " + word``).
+* ``target="text"`` (the study's): the logit differentiated at a character is that of the word
+  the character belongs to (a space belongs to the word after it); words outside the vocabulary
+  give ``<unknown>``, as in the data. A final space with no word after it falls back to the
+  model's top-1 prediction. ``target="predicted"``: always the top-1 prediction (the first
+  suggestion), which suits live typing where the last word is unfinished.
+* Suggestions: the top-3 classes of ``softmax(logits)`` (over all classes) excluding the padding
+  class ``<eos>``; ``<unknown>`` can appear, it is a class the model predicts.
+* Colours: viridis of the connectivity, which with ``normalize=True`` is already divided by its
+  maximum over the earlier characters (1 = the strongest input); without normalisation it is
+  divided by the largest value of that model over the whole text.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from ..probes.connectivity import class_names, connectivity_matrix, padding_classes, top_k
+
+TARGETS = ("text", "predicted")
+VIRIDIS_STOPS = 64
+DEFAULT_MAX_CHARS = 1000
+TOP = 3
+
+
+# ----------------------------------------------------------------------------- text
+def alphabet(model) -> list[str]:
+    """Single characters the model reads (``<eos>`` and other multi-character names excluded)."""
+    chars = getattr(model, "chars", None)
+    if chars is None:
+        raise ConfigError(f"the explorer needs a character model with a `chars` list; {type(model).__name__} has none")
+    return [c for c in chars if len(c) == 1]
+
+
+def clean_text(text: str, chars) -> str:
+    """Lower-case, map characters outside ``chars`` to spaces, collapse runs of spaces and start
+    with one space (the autocomplete data's form). A trailing space is kept."""
+    if not isinstance(text, str):
+        raise InputError(f"text must be a string, got {type(text).__name__}")
+    allowed = set(chars)
+    out = "".join(c if c in allowed else " " for c in text.lower())
+    out = re.sub(" +", " ", out)
+    if not out.startswith(" "):
+        out = " " + out
+    return "" if out == " " else out
+
+
+def text_words(text: str) -> list[str | None]:
+    """For each character, the word of its unit ``" " + word``: a letter belongs to its word, a
+    space to the word after it (``None`` when no word follows)."""
+    out: list[str | None] = [None] * len(text)
+    for m in re.finditer(r"[^ ]+", text):
+        out[m.start() : m.end()] = [m.group()] * (m.end() - m.start())
+        if m.start() > 0 and text[m.start() - 1] == " ":
+            out[m.start() - 1] = m.group()
+    return out
+
+
+def word_id(model, word: str) -> int:
+    """Target id of ``word``: ``model.word_id`` when present, else its index in ``model.words``
+    with ``<unknown>`` for words outside the vocabulary."""
+    if callable(getattr(model, "word_id", None)):
+        return int(model.word_id(word))
+    names = class_names(model)
+    if names is None:
+        raise ConfigError("target='text' needs a model with a word vocabulary (`words`); use target='predicted'")
+    if word in names:
+        return names.index(word)
+    if "<unknown>" in names:
+        return names.index("<unknown>")
+    raise ConfigError(f"word {word!r} is not in the vocabulary and the model has no <unknown> class")
+
+
+def describe_model(model) -> str:
+    d = {}
+    describe = getattr(model, "describe", None)
+    if callable(describe):
+        try:
+            d = describe()
+        except Exception:  # optional metadata of a user model
+            d = {}
+    if "cell" in d and "hidden" in d:
+        layers = d.get("layers", 1)
+        parts = [f"{d['cell']} {layers} x {d['hidden']}"]
+        if d.get("embedding"):
+            parts.append(f"embedding {d['embedding']}")
+        if d.get("convention"):
+            parts.append(f"{d['convention']} convention")
+        if d.get("n_words"):
+            parts.append(f"{d['n_words']:,} words")
+        return ", ".join(parts)
+    n = sum(p.numel() for p in model.parameters())
+    return f"{type(model).__name__}, {n:,} parameters"
+
+
+# ----------------------------------------------------------------------------- analysis
+def _sig(values: np.ndarray, digits: int = 4) -> list[float]:
+    return [float(f"{v:.{digits}g}") for v in values]
+
+
+def viridis_stops(n: int = VIRIDIS_STOPS) -> list[list[int]]:
+    """``n`` evenly spaced colours of matplotlib's viridis, 0..255 (the page interpolates)."""
+    from matplotlib import colormaps
+
+    rgba = colormaps["viridis"](np.linspace(0.0, 1.0, n))
+    return [[int(round(255 * c)) for c in row[:3]] for row in rgba]
+
+
+def analyze(models: dict, text: str, target: str = "text", norm: str = "sq_l2", normalize: bool = True,
+            chunk: int | None = None, device=None, max_chars: int | None = DEFAULT_MAX_CHARS,
+            progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Everything the page shows, JSON-serialisable: the cleaned text's characters and, per model,
+    ``conn[t~] = [connectivity(t, t~) for t <= t~]`` (4 significant digits), the target word of
+    each step and its source, the top-3 suggestions ``[word, probability]`` and the text's word.
+    ``progress(model_name, done, total)`` is called after each chunk of the probe."""
+    if target not in TARGETS:
+        raise ConfigError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    if not isinstance(models, dict) or not models:
+        raise ConfigError("give at least one model, as a dict {name: model}")
+    first = next(iter(models.values()))
+    clean = clean_text(text, alphabet(first))
+    if max_chars is not None and len(clean) > max_chars:
+        raise InputError(f"the text has {len(clean)} characters after cleaning; the limit is {max_chars} "
+                         "(connectivity costs grow with the square of the length): shorten it")
+    words = text_words(clean)
+    out_models = []
+    for name, model in models.items():
+        bad = sorted(set(clean) - set(alphabet(model)))
+        if bad:
+            raise InputError(f"model {name!r} cannot read the characters {''.join(bad)!r} of the text")
+        entry = {"name": str(name), "description": describe_model(model), "conn": [], "max": 0.0,
+                 "targets": [], "target_source": [], "top": [], "text_words": words, "wall_s": 0.0}
+        if clean:
+            t0 = time.perf_counter()
+            names = class_names(model)
+            targets = None
+            sources = ["top-1 prediction"] * len(clean)
+            if target == "text":
+                targets = _text_targets(model, clean, words, device)
+                sources = ["word in the text" if w is not None else "top-1 prediction (no word follows)"
+                           for w in words]
+            res = connectivity_matrix(model, clean, targets=targets, norm=norm, normalize=normalize, chunk=chunk,
+                                      device=device,
+                                      progress=(lambda d, n, _name=name: progress(_name, d, n)) if progress else None)
+            M = res.matrix
+            entry["conn"] = [_sig(M[: t + 1, t]) for t in range(len(clean))]
+            entry["max"] = float(M.max())
+            labels = names if names is not None else [str(i) for i in range(res.logits.shape[-1])]
+            entry["targets"] = [labels[k] for k in res.targets]
+            entry["target_source"] = sources
+            entry["top"] = [[[w, float(f"{p:.6g}")] for _, w, p in row] for row in top_k(res.logits, TOP, names)]
+            entry["wall_s"] = time.perf_counter() - t0
+            entry["config"] = res.config
+        out_models.append(entry)
+    return {
+        "text": clean,
+        "tokens": list(clean),
+        "models": out_models,
+        "norm": norm,
+        "normalize": bool(normalize),
+        "target": target,
+    }
+
+
+def _text_targets(model, clean: str, words: list[str | None], device) -> np.ndarray:
+    """The study's targets (word id, <unknown> outside the vocabulary); top-1 where no word follows."""
+    ids = [word_id(model, w) if w is not None else -1 for w in words]
+    if any(i < 0 for i in ids):
+        import torch
+
+        from ..probes.connectivity import encode, prepare_model
+
+        m = prepare_model(model, device)
+        with torch.no_grad():
+            x = encode(m, clean).to(next(m.parameters()).device)
+            logits = m.from_embedding(m.embed(x[:, None]))[:, 0].clone()
+        logits[:, padding_classes(class_names(m))] = -torch.inf
+        pred = logits.argmax(-1).cpu().numpy()
+        ids = [int(pred[t]) if i < 0 else i for t, i in enumerate(ids)]
+    return np.asarray(ids, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- page
+def _asset(name: str) -> str:
+    return resources.files("rnnmem.report").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def _lead(data: dict) -> str:
+    norm = "squared L2 norm" if data["norm"] == "sq_l2" else "L2 norm"
+    tgt = ("the word the character belongs to (a space: the next word)" if data["target"] == "text"
+           else "the model's top-1 prediction")
+    scale = ("divided by its maximum over the earlier characters" if data["normalize"]
+             else "divided by the largest value for that model")
+    return (
+        "Hover over or tap a character (or use the arrow keys). Every character up to it is coloured by its "
+        f"<b>connectivity</b>: the {norm} of the gradient of the logit of {tgt} at the selected character with "
+        "respect to that earlier input character, taken through the embedding to the one-hot input, "
+        f"{scale}. The list shows the model's top-3 predicted words. Method: Madsen (2019), "
+        "<i>Visualizing memorization in RNNs</i>, Distill."
+    )
+
+
+def explorer_html(data: dict, live: bool = False, api: str = "api/analyze", title: str | None = None) -> str:
+    """The page for ``data`` (from :func:`analyze`); ``live`` adds the text box that posts to
+    ``api`` (used by ``rnnmem serve``)."""
+    from .. import __version__
+
+    title = title or ("Connectivity explorer: " + ", ".join(m["name"] for m in data["models"]))
+    page = dict(data)
+    page["viridis"] = viridis_stops()
+    page["live"] = bool(live)
+    page["api"] = api
+    page["scale_label"] = ("connectivity / max over earlier characters" if data["normalize"]
+                           else "connectivity / max over the text")
+    payload = json.dumps(page, separators=(",", ":"), allow_nan=False)
+    payload = payload.replace("</", "<\\/").replace("<!--", "<\\!--")  # safe inside <script>
+    cfg = next((m.get("config") for m in data["models"] if m.get("config")), {})
+    footer = (f"rnnmem {html.escape(__version__)} &middot; norm <code>{html.escape(data['norm'])}</code> &middot; "
+              f"normalize <code>{data['normalize']}</code> &middot; target <code>{html.escape(data['target'])}</code>")
+    if cfg:
+        footer += (f" &middot; dtype <code>{html.escape(cfg.get('dtype', ''))}</code> &middot; gradient at "
+                   f"<code>{html.escape(cfg.get('at', ''))}</code> &middot; {html.escape(cfg.get('method', ''))}")
+    out = _asset("explorer.html")
+    for key, value in (("@@CSS@@", _asset("explorer.css")), ("@@JS@@", _asset("explorer.js")),
+                       ("@@TITLE@@", html.escape(title)), ("@@LEAD@@", _lead(data)), ("@@FOOTER@@", footer),
+                       ("@@VERSION@@", html.escape(__version__)), ("@@DATA@@", payload)):
+        out = out.replace(key, value)
+    return out
+
+
+def write_explorer(models: dict, text: str, path, *, target: str = "text", norm: str = "sq_l2",
+                   normalize: bool = True, chunk: int | None = None, device=None, title: str | None = None,
+                   max_chars: int | None = DEFAULT_MAX_CHARS,
+                   progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """Write the self-contained explorer page for ``models`` ({name: model}) on ``text``."""
+    data = analyze(models, text, target=target, norm=norm, normalize=normalize, chunk=chunk, device=device,
+                   max_chars=max_chars, progress=progress)
+    if not data["tokens"]:
+        raise InputError("the text has no letters after cleaning; give some words")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(explorer_html(data, title=title), encoding="utf-8")
+    return path
+
+
+__all__ = ["analyze", "clean_text", "explorer_html", "text_words", "viridis_stops", "write_explorer", "TARGETS"]

@@ -1,0 +1,40 @@
+"""Checkpoint files: atomic writes and loads with one clear error.
+
+A checkpoint is a ``torch.save`` of a plain dict (tensors, numbers, strings, lists, dicts), so it
+loads with ``weights_only=True`` (no pickled code runs). Writes go to a temporary file in the
+same folder that is then renamed over the target, so an interrupted write never leaves a
+truncated checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+
+
+def atomic_save(obj: dict, path) -> Path:
+    """``torch.save(obj, path)`` via a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_dict(path, device="cpu", kind: str = "checkpoint") -> dict:
+    """Load a checkpoint dict saved by :func:`atomic_save` onto ``device``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{kind} {path} not found")
+    try:
+        obj = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # corrupt, truncated or not a torch file
+        raise InputError(f"cannot read {kind} {path} ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{kind} {path} holds a {type(obj).__name__}, not a checkpoint dict")
+    return obj
