@@ -227,3 +227,19 @@ def test_merge_copies_missing_runs_once(tmp_path):
                                    "--merge", str(tmp_path / "b.sqlite")])
     assert res.exit_code == 0, res.output
     assert "merged 4 new runs" in res.output and "merged 0 new runs" in res.output
+
+
+def test_curve_blobs_round_trip_every_shape_and_read_old_npz():
+    import io
+
+    from rnnmem.store.db import _pack_curves, _unpack_curves
+
+    curves = {"scalar": np.float64(3.5), "empty": np.zeros((0, 3)), "strided": np.arange(6.0).reshape(2, 3).T,
+              "ints": np.arange(4, dtype=np.int32), "nan": np.array([np.nan, 1.0])}
+    back = _unpack_curves(_pack_curves(curves))
+    for k, v in curves.items():
+        np.testing.assert_array_equal(back[k], np.asarray(v))
+        assert back[k].shape == np.asarray(v).shape and back[k].dtype == np.asarray(v).dtype
+    buf = io.BytesIO()
+    np.savez_compressed(buf, a=np.arange(3.0))
+    np.testing.assert_array_equal(_unpack_curves(buf.getvalue())["a"], np.arange(3.0))
