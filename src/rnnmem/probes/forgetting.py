@@ -72,10 +72,10 @@ class ForgettingSettings:
     T: int = 100_000
     P: int = 1_000
     tolerances: tuple[float, ...] = DEFAULT_TOLERANCES
-    block: int = 500
+    block: int = 250
     early_stop: bool = True
     floor_factor: float = 1024.0
-    floor_window: int = 1_000
+    floor_window: int = 500
     floor_margin: float = 10.0
     fit_floor_factor: float = 100.0
     fit_skip: int = 0

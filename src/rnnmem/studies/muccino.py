@@ -43,9 +43,9 @@ class ForgettingConfig(BaseModel):
     T: int = Field(default=100_000, ge=2)
     P: int = Field(default=1_000, ge=1)
     tolerances: list[float] = Field(default_factory=lambda: list(DEFAULT_TOLERANCES))
-    block: int = Field(default=500, ge=1)
+    block: int = Field(default=250, ge=1)
     floor_factor: float = 1024.0
-    floor_window: int = 1_000
+    floor_window: int = 500
     floor_margin: float = 10.0
     fit_floor_factor: float = 100.0
     fit_skip: int = Field(default=0, ge=0)
