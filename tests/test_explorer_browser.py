@@ -6,9 +6,7 @@ browser path."""
 
 from __future__ import annotations
 
-import os
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,23 +20,15 @@ from rnnmem.train.autocomplete import AutocompleteModel
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("RNNMEM_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WORDS = ["<eos>", "<unknown>", "the", "cat", "sat", "on", "a", "mat", "dog", "ran"]
 TEXT = "the cat sat on the mat"
 TRANSPARENT = "rgba(0, 0, 0, 0)"
 
 
 @pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install chromium, or set RNNMEM_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+def browser(chromium):
+    """The session browser from conftest (one Playwright instance per test session)."""
+    return chromium
 
 
 @pytest.fixture(scope="module")

@@ -145,7 +145,7 @@ def test_process_pool_with_a_killed_worker_loses_and_duplicates_nothing(tmp_path
         assert len(st) == 24
     assert (toy_dir / "crash_once.done").exists()               # a worker really died
     pd.testing.assert_frame_equal(table.drop(columns=VOLATILE), ref)
-    assert len({c["pid"] for c in calls(toy_dir)}) >= 2         # the work was spread over processes
+    assert os.getpid() not in {c["pid"] for c in calls(toy_dir)}  # the work ran in worker processes
     assert set(computed(toy_dir)) == set(zip(ref["config.n"], ref.seed))
 
 

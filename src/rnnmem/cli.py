@@ -19,7 +19,10 @@ COMMAND_MODULES = [
     "rnnmem.commands.sweep",
     "rnnmem.commands.bench_task",
     "rnnmem.commands.distill",
+    "rnnmem.commands.zhao",
     "rnnmem.commands.connectivity",
+    "rnnmem.commands.zhang",
+    "rnnmem.commands.zhao_reviews",
 ]
 
 app = typer.Typer(

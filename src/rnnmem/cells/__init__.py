@@ -64,3 +64,4 @@ __all__ = [
     "RecurrentUnit", "CallableUnit", "State", "Convention", "CONVENTIONS", "CONVENTION_DOCS",
     "OPTION_DOCS", "UNITS", "RNN", "LSTM", "GRU", "NestedLSTM", "hard_sigmoid", "resolve_dtype",
 ]
+from . import memory  # noqa: E402,F401  (registers mrnnf, mrnn, mlstmf, mlstm, rnn2, rwa)

@@ -1,0 +1,607 @@
+"""Memory-augmented recurrent units of Zhao et al. (ICML 2020) and the recurrent weighted average.
+
+J. Zhao, F. Huang, J. Lv, Y. Duan, Z. Qin, G. Li, G. Tian, "Do RNN and LSTM have Long Memory?",
+ICML 2020 (Section 4 and their code release, BSD-3-Clause). Filter weights (``rnnmem.fractional``)::
+
+    w_j(d) = prod_{i=0}^{j-1} (i - d) / (i + 1),   j = 1..K      (w_1 = -d; the coefficients of (1-B)^d)
+
+computed with a cumulative product, differentiable in d. ``K`` (default 100) is the filter length.
+All matrices use the ``x @ W`` layout; every parameter carries a leading ensemble dimension when
+the unit is built with ``seeds=[...]`` (member e computes exactly what ``seed=s_e`` computes).
+
+``mrnnf`` (memory-augmented RNN, fixed d; one d per input dimension)::
+
+    d   = 0.5 sigmoid(b_d)                                   (b_d = 0 at init: d = 0.25)
+    F_t = sum_{j=1..K} w_j(d) x_{t-j+1}                      (current input included, weight -d)
+    m_t = tanh(m_{t-1} W_m + F_t W_f + b_m)
+    h_t = tanh(h_{t-1} W_h + x_t W_x + b)
+    z_t = tanh(h_t W_zh + m_t W_zm + b_z)                    (the unit's output y_t)
+
+``mrnn`` (dynamic d_t in (0, 0.5) per input dimension, linear output)::
+
+    d_t = 0.5 sigmoid(d_{t-1} W_dd + h_{t-1} W_hd + m_{t-1} W_md + x_t W_xd + b_d)
+    F_t = sum_{j=1..K} w_j(d_t) x_{t-j+1};  m_t, h_t as in mrnnf
+    z_t = h_t W_zh + m_t W_zm + b_z
+
+``rnn2`` (dual-track RNN): the mrnnf structure with K free filter weights v_{i,j} per input
+dimension, ``F_t = sum_j v_j x_{t-j+1}`` (rnnmem initialises v = w(0.25), the mrnnf start).
+
+``mlstmf`` (memory-augmented LSTM, fixed d per hidden unit, no forget gate; gate order i, o, g)::
+
+    [i, o, g] = [sigmoid, sigmoid, tanh](x_t W_x + h_{t-1} W_h + b)
+    c_t = -sum_{j=1..K} w_j(d) c_{t-j} + i * g,    d = 0.5 sigmoid(b_d)
+    h_t = o * tanh(c_t)
+
+``mlstm`` (dynamic d; gate order i, o, p, g)::
+
+    [i, o, p, g] = [sigmoid, sigmoid, sigmoid, tanh](x_t W_x + h_{t-1} W_h + b);  p += d_{t-1} W_d
+    d_t = 0.5 p;   c_t = -sum_{j=1..K} w_j(d_t) c_{t-j} + i * g;   h_t = o * tanh(c_t)
+
+``rwa`` (recurrent weighted average, Ostmeyer & Cowell 2017, "Machine learning on sequential data
+using a recurrent weighted average", arXiv:1703.01253)::
+
+    u_t = x_t W_u + b_u,  g_t = x_t W_g + h_{t-1} U_g + b_g,  a_t = x_t W_a + h_{t-1} U_a
+    n_t = n_{t-1} + u_t tanh(g_t) e^{a_t},  d_t = d_{t-1} + e^{a_t},  h_t = tanh(n_t / d_t),  h_0 = tanh(s)
+
+rnnmem carries the exact equivalent state (h, r = n/d, l = log d), updated as
+``l_t = logaddexp(l_{t-1}, a_t)``, ``alpha_t = exp(a_t - l_t)``, ``r_t = r_{t-1} + alpha_t (z_t - r_{t-1})``
+with ``z_t = u_t tanh(g_t)``, starting from ``r_0 = 0, l_0 = -1e30`` (d_0 = 0): the same outputs as
+the paper's running-maximum form, with no overflow.
+
+States: besides [layers, (E), B, H] components, the filters keep a window of the past: ``x_window``
+[layers, (E), B, K-1, W] (the last K-1 inputs, oldest first; W is the widest layer input, narrower
+layers use the first columns) and, for mlstm(f), ``c`` [layers, (E), B, H, K] (c_{t}, c_{t-1}, ...,
+c_{t-K+1}: the newest cell state first). Validation and test runs continue from these windows.
+
+Initialisation. Convention ``torch`` (default) is the paper's: every block is a PyTorch
+``nn.Linear``, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for its weight and bias, with the paper's bias
+placement (mrnn(f): b, b_m, b_z, b_d; mlstm(f): one bias per gate, fan_in = I + H, and I + 2H for
+mlstm's p gate); b_d = 0 for fixed d. Conventions ``keras``/``tf1``: glorot-uniform input
+kernels, orthogonal recurrent kernels, zero biases. ``rwa`` follows its authors' code under every
+convention: glorot-uniform kernels over the concatenated fan-in, zero biases, s ~ N(0, 1).
+
+The step loop here is the reference implementation (autograd, forward-mode AD, any layers);
+``rnnmem.train.fastseq`` computes the same sequences with hand-written backward passes for training.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from ..errors import ConfigError, InputError
+from ..fractional import frac_weights
+from . import init as winit
+from .base import RecurrentUnit, State
+
+K_DEFAULT = 100
+LOG_ZERO = -1e30  # l_0 = log d_0 with d_0 = 0: exp(LOG_ZERO - a) == 0 in float32 and float64
+
+
+def fir_filter(xext: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``F_t = sum_{j=1..K} w_j x_{t-j+1}`` over a stored window, as one FFT convolution.
+
+    ``xext``: [K-1+T, *lead, I] (the K-1 stored inputs, then the T new ones; ``lead`` is (B,) or
+    (E, B)); ``w``: lag-ascending weights broadcastable to [*lead, I, K] (``w[..., 0]`` multiplies
+    x_t). Returns [T, *lead, I]. The product of the real FFTs (length >= K-1+T, so the circular
+    wrap-around only touches the K-1 discarded outputs) costs O((T+K) log(T+K)) per channel;
+    gradients flow to ``w`` and ``xext``.
+    """
+    K = w.shape[-1]
+    L = xext.shape[0]
+    T = L - K + 1
+    if T < 1:
+        return xext.new_zeros((0,) + tuple(xext.shape[1:]))
+    n = 1 << max(0, (L - 1).bit_length())
+    X = torch.fft.rfft(xext, n=n, dim=0)                         # [n/2+1, *lead, I]
+    Wf = torch.fft.rfft(w, n=n, dim=-1).movedim(-1, 0)           # [n/2+1, ..., I]
+    Wf = Wf.reshape(Wf.shape[:1] + (1,) * (X.dim() - Wf.dim()) + Wf.shape[1:])
+    Y = torch.fft.irfft(X * Wf, n=n, dim=0)
+    return Y[K - 1:L]
+
+
+def _check_int(name: str, value, low: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+class MemoryUnit(RecurrentUnit):
+    """Shared machinery of the units above: filter length K, window states, the step loop."""
+
+    kind = "memory"
+    has_output_size = False
+    #: state component -> how its trailing shape is formed ("h": [H], "xw": [K-1, I_l],
+    #: "xd": [I_l], "cw": [H, K])
+    state_layout: dict[str, str] = {}
+
+    def __init__(self, input_size, hidden_size, layers=1, convention=None, dtype=torch.float32, seed=None,
+                 seeds=None, device=None, K: int = K_DEFAULT, output_size: int | None = None):
+        self.K = _check_int("filter length K", K)
+        if output_size is not None and not self.has_output_size:
+            raise ConfigError(f"option output_size does not apply to cell {self.kind!r} (its output is h)")
+        self.output_size = _check_int("output_size", output_size) if output_size is not None else hidden_size
+        super().__init__(input_size, hidden_size, layers=layers, convention=convention, dtype=dtype,
+                         seed=seed, seeds=seeds, device=device)
+
+    # ----------------------------------------------------------------- sizes and states
+    @property
+    def out_features(self) -> int:
+        """Width of the unit's output y_t (the next layer's input)."""
+        return self.output_size
+
+    def layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.out_features
+
+    def _trailing(self, name: str, layer: int) -> tuple[int, ...]:
+        kind = self.state_layout[name]
+        I, H = self.layer_input_size(layer), self.hidden_size
+        if kind == "h":
+            return (H,)
+        if kind == "xw":
+            return (self.K - 1, I)
+        if kind == "xd":
+            return (I,)
+        if kind == "cw":
+            return (H, self.K)
+        raise AssertionError(kind)
+
+    def _padded(self, name: str) -> tuple[int, ...]:
+        shapes = [self._trailing(name, layer) for layer in range(self.num_layers)]
+        return shapes[0][:-1] + (max(s[-1] for s in shapes),)
+
+    def state_shape(self, name: str, batch: int) -> tuple[int, ...]:
+        """Shape of state component ``name`` for ``batch`` sequences."""
+        ens = (self.ensemble,) if self.ensemble else ()
+        return (self.num_layers,) + ens + (batch,) + self._padded(name)
+
+    def init_state(self, batch: int, device=None, dtype=None) -> State:
+        """Zero state (empty history): a tuple over ``state_names`` (see the module docstring)."""
+        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+        ref = self.layer_params[0].W_x
+        return tuple(torch.zeros(self.state_shape(n, batch), device=device or ref.device, dtype=dtype or ref.dtype)
+                     for n in self.state_names)
+
+    def _check_input(self, x, state) -> None:
+        super()._check_input(x, None)
+        if state is None:
+            return
+        if not isinstance(state, (tuple, list)) or len(state) != len(self.state_names):
+            got = len(state) if isinstance(state, (tuple, list)) else type(state).__name__
+            raise InputError(f"state must be a tuple of {len(self.state_names)} tensors {self.state_names}, got {got}")
+        batch = x.shape[-2]
+        for name, s in zip(self.state_names, state):
+            want = self.state_shape(name, batch)
+            if not isinstance(s, torch.Tensor) or tuple(s.shape) != want:
+                got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+                raise InputError(f"state component {name!r} must have shape {want}, got {got}")
+
+    def _unpad(self, s: torch.Tensor, name: str, layer: int) -> torch.Tensor:
+        width = self._trailing(name, layer)[-1]
+        return s if s.shape[-1] == width else s[..., :width]
+
+    def _pad(self, s: torch.Tensor, name: str) -> torch.Tensor:
+        width = self._padded(name)[-1]
+        return s if s.shape[-1] == width else F.pad(s, (0, width - s.shape[-1]))
+
+    def _extra_describe(self) -> dict:
+        out = {"K": self.K}
+        if self.has_output_size:
+            out["output_size"] = self.output_size
+        return out
+
+    # ----------------------------------------------------------------- helpers
+    def _seq_mm(self, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        """``x @ W`` for a whole sequence [T, (E), B, n] (one batched product per member)."""
+        if self.ensemble:
+            return torch.einsum("tebi,eih->tebh", x, W)
+        return torch.matmul(x, W)
+
+    @staticmethod
+    def _time_major(window: torch.Tensor) -> torch.Tensor:
+        """[(E), B, K-1, I] -> [K-1, (E), B, I]."""
+        return window.movedim(-2, 0)
+
+    def _window_after(self, xext: torch.Tensor) -> torch.Tensor:
+        """Last K-1 inputs of ``xext`` [L, (E), B, I] as a window [(E), B, K-1, I]."""
+        keep = self.K - 1
+        return xext[xext.shape[0] - keep:].movedim(0, -2)
+
+    def _windows_per_step(self, xext: torch.Tensor, T: int) -> torch.Tensor:
+        """The input window after every step, [T, (E), B, K-1, I] (for return_all_states)."""
+        keep = self.K - 1
+        if keep == 0:
+            return xext.new_zeros((T,) + tuple(xext.shape[1:-1]) + (0, xext.shape[-1]))
+        return torch.stack([xext[t + 1:t + 1 + keep].movedim(0, -2) for t in range(T)])
+
+    def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        """Lag-ascending filter weights of layer ``layer`` ([(E, 1,) I or H, K]), for fixed filters."""
+        raise ConfigError(f"cell {self.kind!r} has no fixed filter")
+
+    def d_values(self, layer: int = 0) -> torch.Tensor:
+        """The memory parameter d = 0.5 sigmoid(b_d) of layer ``layer`` (fixed-d units)."""
+        raise ConfigError(f"cell {self.kind!r} has no fixed memory parameter d")
+
+    # ----------------------------------------------------------------- compute
+    def _forward_loop(self, x, state, return_all_states):
+        inputs = x
+        names = self.state_names
+        finals = [[] for _ in names]
+        per_layer = [[] for _ in names] if return_all_states else None
+        for layer in range(self.num_layers):
+            st = tuple(self._unpad(s[layer], n, layer) for s, n in zip(state, names))
+            inputs, st, per = self._run_layer(layer, inputs, st, return_all_states)
+            for k, n in enumerate(names):
+                finals[k].append(self._pad(st[k], n))
+                if per_layer is not None:
+                    per_layer[k].append(self._pad(per[k], n))
+        final = tuple(torch.stack(f) for f in finals)
+        if per_layer is not None:
+            return inputs, final, tuple(torch.stack(p, dim=1) for p in per_layer)
+        return inputs, final
+
+    def _run_layer(self, layer, x, st, keep_all):
+        """Run layer ``layer`` over x [T, (E), B, I_l] from ``st``; returns (y, final state, states
+        at every step or None)."""
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------
+# initialisation helpers
+# --------------------------------------------------------------------------------------------
+def _linear(fan_in: int, shape, gen, dtype) -> torch.Tensor:
+    """PyTorch nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    return winit.uniform(shape, 1.0 / math.sqrt(fan_in), gen, dtype)
+
+
+def _kernel(conv_init: str, fan_in: int, shape, gen, dtype, recurrent: bool = False) -> torch.Tensor:
+    if conv_init == "torch":
+        return _linear(fan_in, shape, gen, dtype)
+    if recurrent:
+        return winit.orthogonal(shape, gen, dtype)
+    return winit.glorot_uniform(shape, gen, dtype)
+
+
+def _bias(conv_init: str, fan_in: int, n: int, gen, dtype) -> torch.Tensor:
+    if conv_init == "torch":
+        return _linear(fan_in, (n,), gen, dtype)
+    return torch.zeros(n, dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# mRNN family
+# --------------------------------------------------------------------------------------------
+class MRNNF(MemoryUnit):
+    """Memory-augmented RNN with a fixed fractional filter (Zhao et al. 2020, "mRNN_fixD")."""
+
+    kind = "mrnnf"
+    gates = 1
+    has_output_size = True
+    state_names = ("h", "m", "x_window")
+    state_layout = {"h": "h", "m": "h", "x_window": "xw"}
+    output_tanh = True
+
+    def _init_layer(self, layer, gen):
+        I, H, O, dt = self.layer_input_size(layer), self.hidden_size, self.output_size, self.dtype
+        ci = self.convention.init if self.convention else "torch"
+        p = {
+            "W_x": _kernel(ci, I, (I, H), gen, dt),                   # x -> h   (paper: x_h, no bias)
+            "W_h": _kernel(ci, H, (H, H), gen, dt, recurrent=True),   # h -> h   (paper: h_h)
+            "b": _bias(ci, H, H, gen, dt),
+            "W_f": _kernel(ci, I, (I, H), gen, dt),                   # F -> m   (paper: f_m, no bias)
+            "W_m": _kernel(ci, H, (H, H), gen, dt, recurrent=True),   # m -> m   (paper: m_m)
+            "b_m": _bias(ci, H, H, gen, dt),
+            "W_zh": _kernel(ci, H, (H, O), gen, dt),                  # h -> z   (paper: h_z)
+            "b_z": _bias(ci, H, O, gen, dt),
+            "W_zm": _kernel(ci, H, (H, O), gen, dt),                  # m -> z   (paper: m_z, no bias)
+        }
+        p.update(self._filter_params(I, gen))
+        return {k: v.contiguous() for k, v in p.items()}
+
+    def _filter_params(self, I, gen) -> dict:
+        return {"b_d": torch.zeros(I, dtype=self.dtype)}
+
+    def d_values(self, layer: int = 0) -> torch.Tensor:
+        return 0.5 * torch.sigmoid(self.layer_params[layer].b_d)
+
+    def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        return frac_weights(self.d_values(layer), self.K)
+
+    def _run_layer(self, layer, x, st, keep_all):
+        p = self.layer_params[layer]
+        h, m, xw = st
+        xext = torch.cat([self._time_major(xw), x], 0)
+        Fx = fir_filter(xext, self.filter_weights(layer))
+        xh = self._seq_mm(x, p.W_x) + p.b
+        xm = self._seq_mm(Fx, p.W_f) + p.b_m
+        hs, ms = [], []
+        for t in range(x.shape[0]):
+            h = torch.tanh(xh[t] + torch.matmul(h, p.W_h))
+            m = torch.tanh(xm[t] + torch.matmul(m, p.W_m))
+            hs.append(h)
+            ms.append(m)
+        Hs, Ms = torch.stack(hs), torch.stack(ms)
+        z = self._seq_mm(Hs, p.W_zh) + self._seq_mm(Ms, p.W_zm) + p.b_z
+        if self.output_tanh:
+            z = torch.tanh(z)
+        final = (h, m, self._window_after(xext))
+        per = (Hs, Ms, self._windows_per_step(xext, x.shape[0])) if keep_all else None
+        return z, final, per
+
+
+class RNN2(MRNNF):
+    """Dual-track RNN: the mrnnf structure with K free, learnable filter weights per input dim."""
+
+    kind = "rnn2"
+
+    def _filter_params(self, I, gen) -> dict:
+        w = frac_weights(torch.full((I,), 0.25, dtype=torch.float64), self.K).to(self.dtype)
+        return {"v": w}
+
+    def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        v = self.layer_params[layer].v
+        return v.unsqueeze(-3) if self.ensemble else v   # [E, 1, I, K] broadcasts over the batch
+
+    def d_values(self, layer: int = 0) -> torch.Tensor:
+        raise ConfigError("rnn2 has free filter weights, not a memory parameter d; see filter_weights()")
+
+
+class MRNN(MRNNF):
+    """Memory-augmented RNN with a dynamic memory parameter d_t (Zhao et al. 2020, "mRNN")."""
+
+    kind = "mrnn"
+    state_names = ("h", "m", "d", "x_window")
+    state_layout = {"h": "h", "m": "h", "d": "xd", "x_window": "xw"}
+    output_tanh = False
+
+    def _filter_params(self, I, gen) -> dict:
+        H, dt = self.hidden_size, self.dtype
+        ci = self.convention.init if self.convention else "torch"
+        return {
+            "W_dd": _kernel(ci, I, (I, I), gen, dt, recurrent=True),  # d_{t-1} -> d  (paper: d_d)
+            "b_d": _bias(ci, I, I, gen, dt),
+            "W_hd": _kernel(ci, H, (H, I), gen, dt),                  # h_{t-1} -> d  (paper: h_d)
+            "W_md": _kernel(ci, H, (H, I), gen, dt),                  # m_{t-1} -> d  (paper: m_d)
+            "W_xd": _kernel(ci, I, (I, I), gen, dt),                  # x_t -> d      (paper: x_d)
+        }
+
+    def d_values(self, layer: int = 0) -> torch.Tensor:
+        raise ConfigError("mrnn's memory parameter d_t changes every step; it is part of the state ('d')")
+
+    def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        raise ConfigError("mrnn's filter depends on d_t at every step")
+
+    def _run_layer(self, layer, x, st, keep_all):
+        p = self.layer_params[layer]
+        h, m, d, xw = st
+        K = self.K
+        xext = torch.cat([self._time_major(xw), x], 0)
+        windows = xext.unfold(0, K, 1).flip(-1)          # [T, (E), B, I, K], lag-ascending
+        xh = self._seq_mm(x, p.W_x) + p.b
+        xd = self._seq_mm(x, p.W_xd) + p.b_d
+        hs, ms, ds = [], [], []
+        for t in range(x.shape[0]):
+            d = 0.5 * torch.sigmoid(xd[t] + torch.matmul(d, p.W_dd) + torch.matmul(h, p.W_hd)
+                                    + torch.matmul(m, p.W_md))
+            h = torch.tanh(xh[t] + torch.matmul(h, p.W_h))
+            Fx = (frac_weights(d, K) * windows[t]).sum(-1)
+            m = torch.tanh(torch.matmul(Fx, p.W_f) + p.b_m + torch.matmul(m, p.W_m))
+            hs.append(h)
+            ms.append(m)
+            ds.append(d)
+        Hs, Ms = torch.stack(hs), torch.stack(ms)
+        z = self._seq_mm(Hs, p.W_zh) + self._seq_mm(Ms, p.W_zm) + p.b_z
+        final = (h, m, d, self._window_after(xext))
+        per = (Hs, Ms, torch.stack(ds), self._windows_per_step(xext, x.shape[0])) if keep_all else None
+        return z, final, per
+
+
+# --------------------------------------------------------------------------------------------
+# mLSTM family
+# --------------------------------------------------------------------------------------------
+class MLSTMF(MemoryUnit):
+    """Memory-augmented LSTM with fixed d per hidden unit (Zhao et al. 2020, "mLSTM_fixD")."""
+
+    kind = "mlstmf"
+    gates = 3
+    state_names = ("h", "c")
+    state_layout = {"h": "h", "c": "cw"}
+
+    @property
+    def out_features(self) -> int:
+        return self.hidden_size
+
+    def _gate_blocks(self, I, H):
+        """(name, fan_in) of each gate block in order."""
+        return [("i", I + H), ("o", I + H), ("g", I + H)]
+
+    def _init_layer(self, layer, gen):
+        I, H, dt = self.layer_input_size(layer), self.hidden_size, self.dtype
+        ci = self.convention.init if self.convention else "torch"
+        Wx, Wh, b = [], [], []
+        for _, fan_in in self._gate_blocks(I, H):
+            if ci == "torch":  # one nn.Linear(fan_in, H) per gate on [x, h, (d)]
+                Wx.append(_linear(fan_in, (I, H), gen, dt))
+                Wh.append(_linear(fan_in, (H, H), gen, dt))
+                b.append(_linear(fan_in, (H,), gen, dt))
+            else:
+                Wx.append(winit.glorot_uniform((I, H), gen, dt))
+                Wh.append(winit.orthogonal((H, H), gen, dt))
+                b.append(torch.zeros(H, dtype=dt))
+        p = {"W_x": torch.cat(Wx, 1), "W_h": torch.cat(Wh, 1), "b": torch.cat(b)}
+        p.update(self._d_params(I, H, gen))
+        return {k: v.contiguous() for k, v in p.items()}
+
+    def _d_params(self, I, H, gen) -> dict:
+        return {"b_d": torch.zeros(H, dtype=self.dtype)}
+
+    def d_values(self, layer: int = 0) -> torch.Tensor:
+        return 0.5 * torch.sigmoid(self.layer_params[layer].b_d)
+
+    def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        return frac_weights(self.d_values(layer), self.K)
+
+    def _run_layer(self, layer, x, st, keep_all):
+        p = self.layer_params[layer]
+        h, cw = st
+        H = self.hidden_size
+        a = -self.filter_weights(layer)                # [(E, 1,) H, K]: c_t = sum_j a_j c_{t-j} + i g
+        xp = self._seq_mm(x, p.W_x) + p.b
+        gate = self._gate
+        hs, cws = [], []
+        for t in range(x.shape[0]):
+            pre = xp[t] + torch.matmul(h, p.W_h)
+            i, o, g = gate(pre[..., :H]), gate(pre[..., H:2 * H]), torch.tanh(pre[..., 2 * H:])
+            c = (a * cw).sum(-1) + i * g
+            h = o * torch.tanh(c)
+            cw = torch.cat([c.unsqueeze(-1), cw[..., :-1]], -1)
+            hs.append(h)
+            if keep_all:
+                cws.append(cw)
+        Hs = torch.stack(hs)
+        per = (Hs, torch.stack(cws)) if keep_all else None
+        return Hs, (h, cw), per
+
+
+class MLSTM(MLSTMF):
+    """Memory-augmented LSTM with dynamic d_t per hidden unit (Zhao et al. 2020, "mLSTM")."""
+
+    kind = "mlstm"
+    gates = 4
+    state_names = ("h", "c", "d")
+    state_layout = {"h": "h", "c": "cw", "d": "h"}
+
+    def _gate_blocks(self, I, H):
+        return [("i", I + H), ("o", I + H), ("p", I + 2 * H), ("g", I + H)]
+
+    def _d_params(self, I, H, gen) -> dict:
+        ci = self.convention.init if self.convention else "torch"
+        if ci == "torch":
+            return {"W_d": _linear(I + 2 * H, (H, H), gen, self.dtype)}   # d_{t-1} -> p (paper: f_gate)
+        return {"W_d": winit.orthogonal((H, H), gen, self.dtype)}
+
+    def d_values(self, layer: int = 0) -> torch.Tensor:
+        raise ConfigError("mlstm's memory parameter d_t changes every step; it is part of the state ('d')")
+
+    def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        raise ConfigError("mlstm's filter depends on d_t at every step")
+
+    def _run_layer(self, layer, x, st, keep_all):
+        p = self.layer_params[layer]
+        h, cw, d = st
+        H, K = self.hidden_size, self.K
+        xp = self._seq_mm(x, p.W_x) + p.b
+        gate = self._gate
+        hs, cws, ds = [], [], []
+        for t in range(x.shape[0]):
+            pre = xp[t] + torch.matmul(h, p.W_h)
+            i, o = gate(pre[..., :H]), gate(pre[..., H:2 * H])
+            d = 0.5 * gate(pre[..., 2 * H:3 * H] + torch.matmul(d, p.W_d))
+            g = torch.tanh(pre[..., 3 * H:])
+            c = -(frac_weights(d, K) * cw).sum(-1) + i * g
+            h = o * torch.tanh(c)
+            cw = torch.cat([c.unsqueeze(-1), cw[..., :-1]], -1)
+            hs.append(h)
+            if keep_all:
+                cws.append(cw)
+                ds.append(d)
+        Hs = torch.stack(hs)
+        per = (Hs, torch.stack(cws), torch.stack(ds)) if keep_all else None
+        return Hs, (h, cw, d), per
+
+
+# --------------------------------------------------------------------------------------------
+# recurrent weighted average
+# --------------------------------------------------------------------------------------------
+class RWA(MemoryUnit):
+    """Recurrent weighted average (Ostmeyer & Cowell 2017); ``K`` is not used (the average runs
+    over the whole past)."""
+
+    kind = "rwa"
+    gates = 3
+    state_names = ("h", "r", "l")
+    state_layout = {"h": "h", "r": "h", "l": "h"}
+
+    @property
+    def out_features(self) -> int:
+        return self.hidden_size
+
+    def _init_layer(self, layer, gen):
+        I, H, dt = self.layer_input_size(layer), self.hidden_size, self.dtype
+        lim_u = math.sqrt(6.0 / (I + H))
+        lim_ga = math.sqrt(6.0 / (I + 2 * H))   # kernels over [x, h] -> H
+        W_u = winit.uniform((I, H), lim_u, gen, dt)
+        W_g = winit.uniform((I + H, H), lim_ga, gen, dt)
+        W_a = winit.uniform((I + H, H), lim_ga, gen, dt)
+        s = torch.randn(H, generator=gen, dtype=dt)
+        return {
+            "W_x": torch.cat([W_u, W_g[:I], W_a[:I]], 1).contiguous(),    # x -> [u, g, a]
+            "W_h": torch.cat([W_g[I:], W_a[I:]], 1).contiguous(),         # h -> [g, a]
+            "b": torch.zeros(2 * H, dtype=dt),                            # [b_u, b_g]; a needs none
+            "s": s,
+        }
+
+    def _extra_describe(self) -> dict:
+        return {}
+
+    def init_state(self, batch: int, device=None, dtype=None) -> State:
+        """(h_0, r_0, l_0) = (tanh(s), 0, -1e30) per layer: the learned initial state."""
+        h0, r0, l0 = super().init_state(batch, device, dtype)
+        s = torch.stack([p.s for p in self.layer_params])      # [L, (E,) H]
+        h0 = h0 + torch.tanh(s).unsqueeze(-2).to(h0)
+        return h0, r0, l0.fill_(LOG_ZERO)
+
+    def _run_layer(self, layer, x, st, keep_all):
+        p = self.layer_params[layer]
+        h, r, lg = st
+        H = self.hidden_size
+        xp = self._seq_mm(x, p.W_x)
+        xu = xp[..., :H] + p.b[..., :H]
+        xga = torch.cat([xp[..., H:2 * H] + p.b[..., H:], xp[..., 2 * H:]], -1)
+        hs, rs, ls = [], [], []
+        for t in range(x.shape[0]):
+            ga = xga[t] + torch.matmul(h, p.W_h)
+            g, a = ga[..., :H], ga[..., H:]
+            z = xu[t] * torch.tanh(g)
+            lg = torch.logaddexp(lg, a)
+            alpha = torch.exp(a - lg)
+            r = r + alpha * (z - r)
+            h = torch.tanh(r)
+            hs.append(h)
+            if keep_all:
+                rs.append(r)
+                ls.append(lg)
+        Hs = torch.stack(hs)
+        per = (Hs, torch.stack(rs), torch.stack(ls)) if keep_all else None
+        return Hs, (h, r, lg), per
+
+
+UNIT_CLASSES = {"mrnnf": MRNNF, "mrnn": MRNN, "mlstmf": MLSTMF, "mlstm": MLSTM, "rnn2": RNN2, "rwa": RWA}
+
+UNIT_DOCS = {
+    "mrnnf": "memory-augmented RNN, fixed fractional d per input (Zhao et al. 2020); options K, output_size",
+    "mrnn": "memory-augmented RNN, dynamic d_t (Zhao et al. 2020); options K, output_size",
+    "mlstmf": "memory-augmented LSTM, fixed d per unit, no forget gate (Zhao et al. 2020); option K",
+    "mlstm": "memory-augmented LSTM, dynamic d_t (Zhao et al. 2020); option K",
+    "rnn2": "dual-track RNN: mrnnf with K free filter weights (Zhao et al. 2020); options K, output_size",
+    "rwa": "recurrent weighted average (Ostmeyer & Cowell 2017)",
+}
+
+UNIT_OPTIONS = {"mrnnf": {"K", "output_size"}, "mrnn": {"K", "output_size"}, "rnn2": {"K", "output_size"},
+                "mlstmf": {"K"}, "mlstm": {"K"}, "rwa": set()}
+
+
+def _register() -> None:
+    from . import register
+
+    for name, cls in UNIT_CLASSES.items():
+        register(name, cls, UNIT_DOCS[name], UNIT_OPTIONS[name])
+
+
+_register()
+
+__all__ = ["MemoryUnit", "MRNNF", "MRNN", "RNN2", "MLSTMF", "MLSTM", "RWA", "fir_filter", "K_DEFAULT",
+           "UNIT_CLASSES"]

@@ -1,0 +1,122 @@
+"""``rnnmem reproduce zhang``: semantic memory of RNN, LSTM and GRU (after Zhang et al., ECAI 2020)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _ints(text: str, what: str) -> list[int]:
+    from ..errors import ConfigError
+
+    try:
+        vals = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise ConfigError(f"{what} must list at least one integer")
+    return vals
+
+
+def _thresholds(items: list[str]) -> dict[str, float]:
+    from ..errors import ConfigError
+
+    out = {}
+    for it in items:
+        name, sep, val = it.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(val)
+        except ValueError:
+            raise ConfigError(f"--threshold must look like NAME=VALUE (e.g. recall_score=0.3), got {it!r}") from None
+    return out
+
+
+def zhang_command(
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="A text8-format corpus (lower-case words separated "
+                                          "by spaces)."),
+    quick: bool = typer.Option(False, "--quick", help="Small models, short lengths, the synthetic key-recall corpus "
+                               "(CPU minutes)."),
+    out: Path = typer.Option(Path("rnnmem-zhang"), "--out", "-o", help="Output folder (report, figures, CSVs)."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
+    embedding: Optional[Path] = typer.Option(None, "--embedding", help="Use this word2vec text file as the space "
+                                             "instead of training skip-gram."),
+    units: Optional[str] = typer.Option(None, "--units", help="Comma-separated units (default rnn,lstm,gru)."),
+    train_lengths: Optional[str] = typer.Option(None, "--train-lengths", help="Comma-separated training lengths "
+                                                "(default 25,50,100,150,200; quick 10,20,40)."),
+    prefix_lengths: Optional[str] = typer.Option(None, "--prefix-lengths", help="Comma-separated prefix lengths "
+                                                 "(default 5,10,25,50,75,100,150,200; quick 5,10,20,30,40)."),
+    hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden units (default 128; quick 64)."),
+    dim: Optional[int] = typer.Option(None, "--dim", help="Dimension of the skip-gram space (default 200; quick 40)."),
+    budget: Optional[int] = typer.Option(None, "--budget", help="Target words per training run (default 2,000,000)."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Corpus vocabulary (most frequent words; "
+                                             "default 10,000)."),
+    max_words: Optional[int] = typer.Option(None, "--max-words", help="Use only the first N words of the corpus."),
+    threshold: list[str] = typer.Option([], "--threshold", help="NAME=VALUE, repeatable: hull_score, coverage, "
+                                        "recall_score, area_ratio (defaults: hull_score=0.5, coverage=0.75; "
+                                        "recall_score and area_ratio only when given)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the corpus, space, training and windows."),
+) -> None:
+    """Semantic memory (after Zhang et al., ECAI 2020): train RNN, LSTM and GRU on a corpus under the same
+    budget, measure hull distance, memory profile, recall and retained area over prefix and training lengths,
+    and recommend a training length per unit."""
+    from dataclasses import replace
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..errors import ConfigError
+    from ..studies.zhang import ZhangConfig, quick_config, reproduce
+
+    if corpus is None and not quick:
+        raise ConfigError("give --corpus PATH (a text8-format file) or --quick (the synthetic corpus)")
+    cfg = quick_config() if quick else ZhangConfig()
+    over = {}
+    if units:
+        over["units"] = tuple(u.strip() for u in units.split(",") if u.strip())
+    if train_lengths:
+        over["train_lengths"] = tuple(_ints(train_lengths, "--train-lengths"))
+    if prefix_lengths:
+        over["prefix_lengths"] = tuple(_ints(prefix_lengths, "--prefix-lengths"))
+    for key, val in (("hidden", hidden), ("embedding_dim", dim), ("budget_tokens", budget),
+                     ("vocab_size", vocab_size), ("max_words", max_words)):
+        if val is not None:
+            if val < 1:
+                raise ConfigError(f"--{key.replace('_', '-')} must be a positive integer, got {val}")
+            over[key] = val
+    if threshold:
+        over["thresholds"] = {**cfg.thresholds, **_thresholds(threshold)}
+    cfg = replace(cfg, seed=seed, **over).validate()
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+            if done >= total and stage != "runs":
+                bar.remove_task(tasks.pop(stage))
+
+        res = reproduce(out, quick=quick, corpus=corpus, embedding=embedding, device=device, config=cfg,
+                        progress=progress, command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    c = Console()
+    for _, r in res["recommended"].iterrows():
+        v = r["recommended_length"]
+        txt = "none" if r["status"] == "none" else (f">= {int(v)} (censored)" if r["status"] == "censored" else str(int(v)))
+        c.print(f"{r['unit']}: recommended training length {txt}")
+    if res["verdict"] is not None:
+        v = res["verdict"]
+        c.print(f"planted-distance check: recovered in {v['recovered']}/{v['cases']} cases "
+                f"({v['recovered_when_learned']}/{v['learned_cases']} where the unit learned the dependency)")
+    c.print(f"{res['runs']} runs in {res['wall_s']:.0f} s; report: {res['html']} and {res['markdown']}")
+
+
+def register(app: typer.Typer, reproduce: typer.Typer) -> None:
+    reproduce.command("zhang")(zhang_command)

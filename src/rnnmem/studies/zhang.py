@@ -1,0 +1,480 @@
+"""Semantic memory of recurrent units: an interpretation of Zhang, Li, Hua & Song, "Assessing the
+Memory Ability of Recurrent Neural Networks" (ECAI 2020).
+
+What is the paper's: representing the meaning of a word sequence in a Semantic Euclidean Space,
+indicators on that space that measure how much of the sequence a unit's hidden state holds, the
+comparison of vanilla RNN, LSTM and GRU (internal factor) over sequence lengths (external factor),
+and using the indicators to choose the training length. What is ours (the full text is not
+available to us): every concrete definition below and in ``rnnmem.probes.semantic``; see
+docs/semantic.md.
+
+Pipeline (``run_study``):
+
+1. corpus: a text8-format file, or the synthetic key-recall text (``tasks.key_recall_text``);
+   split in order into train / fit / eval parts (80/10/10 by default);
+2. space: skip-gram vectors trained on the train part (or a user word2vec file), normalised to
+   unit length, shared by every unit;
+3. for every unit and training length: a word-level LM on that space (``train.word_lm``, same
+   budget for all), then on random windows of the fit part the readout (ridge, h_n -> running
+   mean) and the lag decoders are fitted per prefix length n, and on windows of the eval part the
+   indicators (a) hull score, (b) memory length and coverage, (c) recall, (d) retained area are
+   computed for every n of the prefix grid;
+4. (e) the recommended training length per unit from the thresholds;
+5. synthetic corpus only: the planted-distance check (the memory profile at the cue minus the
+   profile at ordinary positions must peak at the key's lag).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import ConfigError, InputError
+from ..probes import semantic as S
+from ..tasks import embeddings as E
+from ..tasks.key_recall_text import key_recall_text
+from ..train.word_lm import WordLM, WordLMConfig, evaluate_loss, random_windows, train_word_lm
+
+STUDY = "zhang"
+UNITS = ("rnn", "lstm", "gru")
+LABELS = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class SyntheticSettings:
+    """The synthetic key-recall corpus (``tasks.key_recall_text``)."""
+
+    n_words: int = 400_000
+    vocab_size: int = 2_000
+    n_keys: int = 10
+    distances: tuple[int, ...] = (5, 10, 20, 40)
+    rate: float = 0.02
+    topics: int = 10
+    topic_share: float = 0.5
+    doc_length: float = 200.0
+
+
+@dataclass
+class ZhangConfig:
+    """Every setting of the study (recorded in config.json). Lengths are in words."""
+
+    units: tuple[str, ...] = UNITS
+    train_lengths: tuple[int, ...] = (25, 50, 100, 150, 200)
+    prefix_lengths: tuple[int, ...] = (5, 10, 25, 50, 75, 100, 150, 200)
+    hidden: int = 128
+    embedding_dim: int = 200
+    vocab_size: int = 10_000
+    max_words: int | None = None
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    sg_window: int = 5
+    sg_negatives: int = 5
+    sg_epochs: int = 1
+    sg_lr: float = 0.01
+    sg_batch: int = 4096
+    sg_subsample: float = 1e-4
+    budget_tokens: int = 2_000_000
+    tokens_per_batch: int = 4000
+    lr: float = 3e-3
+    clip: float = 1.0
+    windows_fit: int = 2048
+    windows_eval: int = 512
+    q: float = 0.5
+    thresholds: dict = field(default_factory=lambda: dict(S.DEFAULT_THRESHOLDS))
+    eps: float = 1e-6
+    tol: float | None = None
+    max_iter: int = 20_000
+    model_dtype: str = "float32"
+    probe_dtype: str = "float64"
+    convention: str = "torch"
+    seed: int = 0
+    synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
+    planted_prefix: int | None = None
+
+    def validate(self) -> "ZhangConfig":
+        if not self.units:
+            raise ConfigError("give at least one unit")
+        from ..cells import UNITS as KNOWN
+
+        for u in self.units:
+            if u not in KNOWN:
+                raise ConfigError(f"unknown unit {u!r}; choose from {', '.join(KNOWN)}")
+        for name in ("train_lengths", "prefix_lengths"):
+            v = getattr(self, name)
+            if not v or any((not isinstance(x, int)) or x < 1 for x in v):
+                raise ConfigError(f"{name} must be a non-empty list of positive integers, got {v!r}")
+        if min(self.prefix_lengths) < 2:
+            raise ConfigError("prefix lengths must be >= 2 (a hull of one word says nothing)")
+        if not 0 < self.q <= 1:
+            raise ConfigError(f"q must lie in (0, 1], got {self.q}")
+        if len(self.split) != 3 or min(self.split) <= 0 or abs(sum(self.split) - 1) > 1e-9:
+            raise ConfigError(f"split must be three positive fractions summing to 1, got {self.split!r}")
+        unknown = set(self.thresholds) - set(S.INDICATOR_NAMES)
+        if unknown:
+            raise ConfigError(f"unknown thresholds {sorted(unknown)}; choose from {', '.join(S.INDICATOR_NAMES)}")
+        if not self.thresholds:
+            raise ConfigError("give at least one threshold")
+        for name in ("hidden", "embedding_dim", "windows_fit", "windows_eval"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1")
+        if self.windows_fit < 8:
+            raise ConfigError("windows_fit must be >= 8 (the readout is a regression over these windows)")
+        return self
+
+    @property
+    def grid(self) -> list[int]:
+        """Prefix lengths evaluated: the prefix grid plus every training length (so the
+        recommendation can test each training length itself)."""
+        return sorted(set(self.prefix_lengths) | set(self.train_lengths))
+
+    @property
+    def max_prefix(self) -> int:
+        return max(self.grid)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["grid"] = self.grid
+        return d
+
+
+def quick_config(**overrides) -> ZhangConfig:
+    """CPU-minutes preset: small synthetic corpus, short lengths, small units."""
+    base = ZhangConfig(train_lengths=(10, 20, 40), prefix_lengths=(5, 10, 20, 30, 40), hidden=64,
+                       embedding_dim=40, sg_window=3, sg_epochs=3, sg_batch=1024, sg_lr=0.01, sg_subsample=1e-3,
+                       budget_tokens=2_000_000, tokens_per_batch=800, lr=1e-2, windows_fit=1024, windows_eval=256,
+                       split=(0.7, 0.1, 0.2),
+                       synthetic=SyntheticSettings(n_words=100_000, vocab_size=300, n_keys=6, distances=(3, 6, 10),
+                                                   rate=0.06, topics=6, topic_share=0.5, doc_length=80.0))
+    return replace(base, **overrides)
+
+
+# ============================================================================================
+# data and space
+# ============================================================================================
+@dataclass
+class StudyData:
+    """The corpus as ids (``vocabulary[0] = <unknown>``), its parts, the episodes (synthetic)."""
+
+    ids: np.ndarray
+    vocabulary: list[str]
+    parts: dict[str, tuple[int, int]]
+    dependencies: pd.DataFrame | None
+    source: str
+    config: dict
+
+    def part(self, name: str) -> np.ndarray:
+        a, b = self.parts[name]
+        return self.ids[a:b]
+
+
+def _split(n: int, fractions) -> dict[str, tuple[int, int]]:
+    a = int(n * fractions[0])
+    b = a + int(n * fractions[1])
+    return {"train": (0, a), "fit": (a, b), "eval": (b, n)}
+
+
+def load_data(cfg: ZhangConfig, corpus=None) -> StudyData:
+    """The synthetic key-recall corpus (``corpus=None``) or a text8-format file."""
+    if corpus is None:
+        s = cfg.synthetic
+        syn = key_recall_text(n_words=s.n_words, vocab_size=s.vocab_size, n_keys=s.n_keys, distances=s.distances,
+                              rate=s.rate, seed=cfg.seed, topics=s.topics, topic_share=s.topic_share,
+                              doc_length=s.doc_length)
+        c = E.corpus_from_words(syn.words, source="synthetic key-recall text")
+        deps, source, conf = syn.dependencies, "synthetic", syn.config
+    else:
+        c = E.read_corpus(corpus, vocab_size=cfg.vocab_size, max_words=cfg.max_words)
+        deps, source, conf = None, str(corpus), {"path": str(corpus), "vocab_size": cfg.vocab_size,
+                                                  "max_words": cfg.max_words}
+    parts = _split(len(c.ids), cfg.split)
+    need = cfg.max_prefix + 1
+    for name, (a, b) in parts.items():
+        if b - a < need:
+            raise InputError(f"the corpus ({len(c.ids)} words) is too short: its {name} part has {b - a} words, "
+                             f"fewer than the longest prefix ({cfg.max_prefix}) + 1; use a longer corpus or shorter lengths")
+    conf = {**conf, "words": int(len(c.ids)), "vocabulary": len(c.vocabulary),
+            "parts": {k: list(v) for k, v in parts.items()}}
+    return StudyData(c.ids, c.vocabulary, parts, deps, source, conf)
+
+
+def build_space(cfg: ZhangConfig, data: StudyData, embedding=None, device=None,
+                progress: Progress | None = None) -> tuple[StudyData, E.Embedding]:
+    """The shared space: skip-gram on the train part, or the user's word2vec file restricted to
+    the corpus's words (a word missing from it needs a ``<unknown>`` entry). Vectors are centred
+    (the mean vector subtracted) and normalised to unit length. Returns the data re-indexed to the space's vocabulary."""
+    if embedding is None:
+        sg = E.SkipGramConfig(dim=cfg.embedding_dim, window=cfg.sg_window, negatives=cfg.sg_negatives,
+                              epochs=cfg.sg_epochs, lr=cfg.sg_lr, batch_size=cfg.sg_batch,
+                              subsample=cfg.sg_subsample, seed=cfg.seed)
+        train = E.Corpus(data.part("train"), data.vocabulary, data.source)
+        cb = (lambda done, total: progress("space (skip-gram)", done, total)) if progress else None
+        emb = E.train_skipgram(train, sg, device=device, progress=cb)
+        return data, emb.centered().normalized()
+    user = embedding if isinstance(embedding, E.Embedding) else E.read_word2vec(embedding)
+    used = np.flatnonzero(np.bincount(data.ids, minlength=len(data.vocabulary)) > 0)
+    words = [data.vocabulary[i] for i in used]
+    if E.UNKNOWN in words and user.unknown_id is None:
+        raise InputError(f"the corpus has words outside its {len(data.vocabulary) - 1}-word vocabulary (read as "
+                         f"{E.UNKNOWN!r}) and the embedding has no {E.UNKNOWN!r} entry; add one, or raise --vocab-size")
+    rows = user.encode([w for w in words], what="the corpus")
+    keep = np.unique(rows)
+    sub = E.Embedding([user.words[r] for r in keep], user.vectors[keep], {**user.config, "restricted_to_corpus": True})
+    pos = {r: i for i, r in enumerate(keep)}
+    old_to_new = np.zeros(len(data.vocabulary), dtype=np.int64)
+    old_to_new[used] = [pos[r] for r in rows]
+    new = StudyData(old_to_new[data.ids], sub.words, data.parts, data.dependencies, data.source,
+                    {**data.config, "embedding": str(embedding)})
+    return new, sub.centered().normalized()
+
+
+# ============================================================================================
+# indicators of one trained model
+# ============================================================================================
+@dataclass
+class Windows:
+    ids: np.ndarray  # [W, n]
+    states: torch.Tensor  # [W, n, H] (probe dtype, probe device)
+
+
+def _windows(model: WordLM, ids: np.ndarray, length: int, count: int, seed, dtype, device) -> Windows:
+    w = random_windows(ids, length, count, np.random.default_rng(seed))
+    return Windows(w, model.states(w).to(device=device, dtype=dtype))
+
+
+def indicators_at(n: int, fit: Windows, ev: Windows, vectors: torch.Tensor, plane, cfg: ZhangConfig,
+                  device) -> dict:
+    """All indicators at prefix length ``n``: a curve row, the mean profile by lag (unit and
+    memoryless baseline), and recall by lag."""
+    dt = vectors.dtype
+    Vf = vectors[torch.as_tensor(fit.ids[:, :n], device=vectors.device)]
+    Ve = vectors[torch.as_tensor(ev.ids[:, :n], device=vectors.device)]
+    Hf, He = fit.states[:, n - 1], ev.states[:, n - 1]
+    ro = S.fit_mean_readout(Hf, Vf, device=device, dtype=dt)
+    z = ro(He)
+    z0 = ro.intercept.expand_as(z)
+    solver = {"eps": cfg.eps, "tol": cfg.tol, "max_iter": cfg.max_iter, "dtype": dt, "device": device}
+    f = S.simplex_qp(Ve, z, **solver)
+    f0 = S.simplex_qp(Ve, z0, **solver)
+    dist = S.hull_distance(Ve, z, fit=f, baseline_fit=f0)
+    prof = S.memory_profile(fit=f)
+    prof0 = S.memory_profile(fit=f0)
+    ml = S.memory_length(prof, q=cfg.q)
+    dec = S.fit_lag_decoders(Hf, Vf, device=device, dtype=dt)
+    decoded = dec(He).reshape(len(He), n, -1)
+    targets = np.ascontiguousarray(ev.ids[:, :n][:, ::-1])
+    center = dec.intercept.reshape(n, -1)  # per lag: what the decoder says when the state is uninformative
+    hits = S.recall_hits(decoded, targets, vectors, center=center, device=device).cpu().numpy()
+    rec = S.recall_at_lag(decoded, targets, vectors, hits=hits)
+    area = S.retained_area(Ve.cpu().numpy(), hits[:, ::-1], plane=plane)
+    R, C = rec["recall"].mean(), rec["chance"].mean()
+    d_mean, d0_mean = dist["distance"].mean(), dist["baseline_distance"].mean()
+    row = {
+        "n": n, "readout_r2": float(ro.r2.item()), "hull_distance": d_mean, "baseline_distance": d0_mean,
+        "hull_score": 1 - d_mean / d0_mean if d0_mean > S._on_hull_tol(f) else np.nan,
+        "memory_length": ml["memory_length"].mean(), "memory_length_median": ml["memory_length"].median(),
+        "ideal_length": int(ml["ideal_length"].iloc[0]), "coverage": ml["coverage"].mean(),
+        "recall": R, "chance": C, "recall_score": (R - C) / (1 - C) if C < 1 else np.nan,
+        "area_ratio": area["area_ratio"].mean(), "qp_iterations": f.iterations, "qp_max_gap": float(f.gap.max()),
+        "qp_converged": f.converged and f0.converged,
+    }
+    mean_w = prof.groupby("lag")["weight"].mean()
+    mean_w0 = prof0.groupby("lag")["weight"].mean()
+    profile = pd.DataFrame({"n": n, "lag": mean_w.index, "weight": mean_w.to_numpy(),
+                            "relative_weight": n * mean_w.to_numpy(), "baseline_weight": mean_w0.to_numpy()})
+    rec.insert(0, "n", n)
+    return {"row": row, "profile": profile, "recall": rec}
+
+
+def planted_check(model: WordLM, data: StudyData, fit: Windows, vectors: torch.Tensor, cfg: ZhangConfig,
+                  device, n_c: int) -> pd.DataFrame:
+    """Is the planted distance recovered by the memory profile (indicator b)?
+
+    Prefixes of ``n_c`` words ending at each cue of the eval part ("cue windows") and at random
+    ordinary positions outside any episode ("control windows") are mapped by the readout fitted
+    for length ``n_c``; the excess profile ``mean lam_k(cue) - mean lam_k(control)`` is computed per
+    planted gap D. Recovered: its maximum over lags k >= 1 (lag 0 is the cue word itself) lies at
+    the key's lag ``D + 1`` and exceeds 3 standard errors. ``response_accuracy`` is the LM's top-1
+    accuracy on the word after the cue (chance ``1/n_keys``)."""
+    deps = data.dependencies
+    a, b = data.parts["eval"]
+    dt = vectors.dtype
+    ep = deps[(deps["cue_index"] >= a + n_c - 1) & (deps["response_index"] < b)]
+    if ep.empty:
+        raise InputError("the eval part holds no complete episode: use a longer synthetic corpus")
+    busy = np.zeros(b - a, bool)
+    for k, r in zip(deps["key_index"], deps["response_index"]):
+        lo, hi = max(k, a), min(r, b - 1)
+        if lo <= hi:
+            busy[lo - a:hi - a + 1] = True
+    cand = np.flatnonzero(~busy) + a
+    cand = cand[cand >= a + n_c - 1]
+    rng = np.random.default_rng([cfg.seed, 7])
+    ctrl = rng.choice(cand, size=min(len(cand), max(4 * len(ep), 200)), replace=False)
+    Vf = vectors[torch.as_tensor(fit.ids[:, :n_c], device=vectors.device)]
+    ro = S.fit_mean_readout(fit.states[:, n_c - 1], Vf, device=device, dtype=dt)
+    solver = {"eps": cfg.eps, "tol": cfg.tol, "max_iter": cfg.max_iter, "dtype": dt, "device": device}
+
+    def profiles(ends):
+        w = data.ids[np.asarray(ends)[:, None] - n_c + 1 + np.arange(n_c)[None, :]]
+        st = model.states(w)
+        z = ro(st[:, -1].to(device=device, dtype=dt))
+        f = S.simplex_qp(vectors[torch.as_tensor(w, device=vectors.device)], z, **solver)
+        return f.weights.flip(-1).cpu().numpy(), st  # lag-major
+
+    wc, _ = profiles(ctrl)
+    rows = []
+    for D, g in ep.groupby("gap_words"):
+        wk, st = profiles(g["cue_index"].to_numpy())
+        logits = model.head(st[:, -1].to(model.vectors.dtype))
+        resp = torch.as_tensor(data.ids[g["response_index"].to_numpy()], device=logits.device)
+        acc = float((logits.argmax(-1) == resp).float().mean())
+        excess = wk.mean(0) - wc.mean(0)
+        se = np.sqrt(wk.var(0, ddof=1) / len(wk) + wc.var(0, ddof=1) / len(wc))
+        k = 1 + int(np.argmax(excess[1:]))
+        zscore = excess[k] / se[k] if se[k] > 0 else np.inf
+        planted = int(g["lag_at_cue"].iloc[0])
+        rows.append({"gap_words": int(D), "planted_distance": planted + 1, "planted_lag": planted,
+                     "recovered_lag": k, "recovered_distance": k + 1, "z": float(zscore),
+                     "excess_at_planted": float(excess[planted]), "episodes": len(g), "controls": len(wc),
+                     "response_accuracy": acc, "recovered": bool(k == planted and zscore >= 3),
+                     "excess": json.dumps([round(float(x), 6) for x in excess])})
+    return pd.DataFrame(rows)
+
+
+# ============================================================================================
+# the study
+# ============================================================================================
+@dataclass
+class StudyResult:
+    config: dict
+    curves: pd.DataFrame
+    profiles: pd.DataFrame
+    recall: pd.DataFrame
+    recommended: pd.DataFrame
+    recommended_strict: pd.DataFrame
+    planted: pd.DataFrame | None
+    training: pd.DataFrame
+    runs: pd.DataFrame
+    space: E.Embedding
+    data: StudyData
+    wall_s: float = 0.0
+    pca_example: dict = field(default_factory=dict)
+
+
+def run_study(cfg: ZhangConfig, corpus=None, embedding=None, device=None,
+              progress: Progress | None = None) -> StudyResult:
+    """Run the whole study (see the module docstring); no files are written."""
+    cfg.validate()
+    t0 = time.perf_counter()
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    pdt = torch.float64 if cfg.probe_dtype == "float64" else torch.float32
+    data = load_data(cfg, corpus)
+    data, space = build_space(cfg, data, embedding, device=dev, progress=progress)
+    vectors = space.tensor(device=dev, dtype=pdt)
+    plane = S.pca_plane(space.vectors)
+    grid = [n for n in cfg.grid]
+    n_c = None
+    if data.dependencies is not None:
+        n_c = cfg.planted_prefix or (int(data.dependencies["lag_at_cue"].max()) + 6)
+        if n_c > cfg.max_prefix:
+            raise ConfigError(f"the planted check needs prefixes of {n_c} words, longer than the longest prefix "
+                              f"{cfg.max_prefix}; add a longer prefix length")
+    curves, profiles, recalls, planted, logs, runs = [], [], [], [], [], []
+    total = len(cfg.units) * len(cfg.train_lengths)
+    done = 0
+    example = {}
+    for unit in cfg.units:
+        for T in cfg.train_lengths:
+            lm_cfg = WordLMConfig(cell=unit, hidden=cfg.hidden, train_length=T, budget_tokens=cfg.budget_tokens,
+                                  tokens_per_batch=max(cfg.tokens_per_batch, T), lr=cfg.lr, clip=cfg.clip,
+                                  seed=cfg.seed, convention=cfg.convention, dtype=cfg.model_dtype)
+            cb = (lambda s, tot, _l: progress(f"train {unit} T={T}", s, tot)) if progress else None
+            t1 = time.perf_counter()
+            model, log = train_word_lm(data.part("train"), space.vectors, lm_cfg, device=dev,
+                                       ignore_id=space.unknown_id, progress=cb)
+            train_s = time.perf_counter() - t1
+            model.eval()
+            log.insert(0, "train_length", T)
+            log.insert(0, "unit", unit)
+            logs.append(log)
+            fit = _windows(model, data.part("fit"), cfg.max_prefix, cfg.windows_fit, [cfg.seed, 1], pdt, dev)
+            ev = _windows(model, data.part("eval"), cfg.max_prefix, cfg.windows_eval, [cfg.seed, 2], pdt, dev)
+            t2 = time.perf_counter()
+            for i, n in enumerate(grid):
+                res = indicators_at(n, fit, ev, vectors, plane, cfg, dev)
+                curves.append({"unit": unit, "train_length": T, **res["row"]})
+                for key, store in (("profile", profiles), ("recall", recalls)):
+                    df = res[key]
+                    df.insert(0, "train_length", T)
+                    df.insert(0, "unit", unit)
+                    store.append(df)
+                if progress:
+                    progress(f"indicators {unit} T={T}", i + 1, len(grid))
+            if n_c is not None:
+                pc = planted_check(model, data, fit, vectors, cfg, dev, n_c)
+                pc.insert(0, "train_length", T)
+                pc.insert(0, "unit", unit)
+                planted.append(pc)
+            if T == max(cfg.train_lengths):
+                example[unit] = _pca_example(fit, ev, vectors, cfg, dev)
+            runs.append({"unit": unit, "train_length": T, "steps": lm_cfg.steps, "batch": lm_cfg.batch,
+                         "tokens": lm_cfg.steps * lm_cfg.batch * T, "final_train_loss": float(log["loss"].iloc[-1]),
+                         "eval_loss": evaluate_loss(model, data.part("eval"), T, windows=min(256, cfg.windows_eval),
+                                                    seed=cfg.seed, ignore_id=space.unknown_id),
+                         "parameters": model.describe()["parameters"], "train_s": train_s,
+                         "indicators_s": time.perf_counter() - t2})
+            done += 1
+            if progress:
+                progress("runs", done, total)
+    curves_df = pd.DataFrame(curves)
+    rec = S.recommended_length(curves_df, cfg.thresholds)
+    strict = S.recommended_length(curves_df, {**S.STRICT_THRESHOLDS, **cfg.thresholds})
+    conf = {"study": STUDY, **cfg.as_dict(), "device": str(dev), "corpus": data.config, "space": space.config,
+            "planted_prefix": n_c, "readout": "ridge h_n -> running mean, per prefix length, GCV penalty",
+            "solver": {"method": "FISTA with restart, simplex projection (Duchi et al. 2008)", "eps": cfg.eps,
+                       "tol": cfg.tol if cfg.tol is not None else S.DEFAULT_TOL[pdt], "dtype": cfg.probe_dtype,
+                       "max_iter": cfg.max_iter},
+            "torch": torch.__version__}
+    return StudyResult(config=conf, curves=curves_df, profiles=pd.concat(profiles, ignore_index=True),
+                       recall=pd.concat(recalls, ignore_index=True), recommended=rec,
+                       recommended_strict=strict,
+                       planted=pd.concat(planted, ignore_index=True) if planted else None,
+                       training=pd.concat(logs, ignore_index=True), runs=pd.DataFrame(runs), space=space, data=data,
+                       wall_s=time.perf_counter() - t0, pca_example=example)
+
+
+def _pca_example(fit: Windows, ev: Windows, vectors, cfg: ZhangConfig, device) -> dict:
+    """One eval prefix of the longest length for the PCA figure: its words and which are retained."""
+    n = cfg.max_prefix
+    dt = vectors.dtype
+    Vf = vectors[torch.as_tensor(fit.ids[:, :n], device=vectors.device)]
+    dec = S.fit_lag_decoders(fit.states[:, n - 1], Vf, device=device, dtype=dt)
+    He = ev.states[:1, n - 1]
+    decoded = dec(He).reshape(1, n, -1)
+    targets = np.ascontiguousarray(ev.ids[:1, :n][:, ::-1])
+    hits = S.recall_hits(decoded, targets, vectors, center=dec.intercept.reshape(n, -1),
+                         device=device).cpu().numpy()[0, ::-1]
+    return {"ids": ev.ids[0, :n].copy(), "retained": hits.copy()}
+
+
+def reproduce(out, quick: bool = False, corpus=None, embedding=None, device=None, config: ZhangConfig | None = None,
+              progress: Progress | None = None, command: str = "") -> dict:
+    """Run the study and write the report (Markdown + HTML), figures (PNG), tables (CSV), the
+    space (word2vec text) and config.json to ``out``. ``quick`` uses ``quick_config()`` and the
+    synthetic corpus unless ``corpus`` is given."""
+    from .zhang_report import write_report
+
+    if corpus is None and not quick:
+        raise ConfigError("give --corpus PATH (a text8-format file) or --quick (the synthetic corpus)")
+    cfg = config or (quick_config() if quick else ZhangConfig())
+    res = run_study(cfg, corpus=corpus, embedding=embedding, device=device, progress=progress)
+    return write_report(res, Path(out), quick=quick, command=command)

@@ -1,0 +1,646 @@
+"""Reproduction of Zhao et al. (ICML 2020), "Do RNN and LSTM have Long Memory?": the time series.
+
+Eight models (RNN, LSTM, MRNNF, MRNN, MLSTMF, MLSTM, RNN2, RWA; hidden size 1, K = 100 as in the
+paper's code defaults) are trained on four series (ARFIMA, DJI returns, traffic, tree rings) with
+the protocol of ``rnnmem.train.timeseries``, 100 seeds each, every (model, series, K) one batched
+task in the results store (resumable). The report gives per model x series the mean, std and min
+of test RMSE and MAE over seeds, box plots, Welch t-tests of MRNN/MRNNF against RNN and LSTM, a
+filter-length ablation (K = 25, 50, 75, 100) and a table beside the paper's Table 2 and an AR(1)
+least-squares baseline (``rnnmem.tasks.series.ar1_baseline``).
+
+Published figures: ``ZHAO2020_TABLE2`` below (test RMSE, mean and std over 100 seeds; DJI x100),
+J. Zhao et al., ICML 2020, Table 2, as transcribed in the reference data (zhao2020/table2_rmse.csv).
+A user table can replace them (``reference=``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import ConfigError, InputError
+from ..train.timeseries import FILTER_MODELS, MODELS, TrainSettings
+
+STUDY = "zhao"
+PAPER_MODELS = ("rnn", "lstm", "mrnnf", "mrnn", "mlstmf", "mlstm", "rnn2", "rwa")
+LABELS = {"rnn": "RNN", "lstm": "LSTM", "mrnnf": "MRNNF", "mrnn": "MRNN", "mlstmf": "MLSTMF", "mlstm": "MLSTM",
+          "rnn2": "RNN2", "rwa": "RWA"}
+DATASETS = ("arfima", "DJI", "traffic", "tree7")
+ABLATION_K = (25, 50, 75, 100)
+ABLATION_MODELS = ("mrnnf", "mrnn")
+TEST_MODELS = ("mrnn", "mrnnf")
+BASELINES = ("rnn", "lstm")
+# relative cost per step (CPU microseconds per training step, 100 seeds, measured with
+# benchmarks/bench_multiseed.py) -- only used to start the longest tasks first
+COST = {"rnn": 10, "lstm": 40, "mrnnf": 19, "rnn2": 20, "mrnn": 126, "mlstmf": 59, "mlstm": 146, "rwa": 47}
+
+#: Zhao et al. (ICML 2020), Table 2: test RMSE mean and std over 100 seeds (DJI x100).
+ZHAO2020_TABLE2: dict[tuple[str, str], tuple[float, float]] = {
+    ("RNN", "arfima"): (1.1620, 0.1980), ("RNN", "DJI"): (0.2605, 0.0171),
+    ("RNN", "traffic"): (336.44, 10.401), ("RNN", "tree7"): (0.2871, 0.0086),
+    ("RNN2", "arfima"): (1.1630, 0.1820), ("RNN2", "DJI"): (0.2521, 0.0112),
+    ("RNN2", "traffic"): (336.32, 10.182), ("RNN2", "tree7"): (0.2855, 0.0077),
+    ("RWA", "arfima"): (1.6840, 0.0050), ("RWA", "DJI"): (0.2689, 0.0095),
+    ("RWA", "traffic"): (346.62, 1.410), ("RWA", "tree7"): (0.3048, 0.0001),
+    ("MIST", "arfima"): (1.1390, 0.1832), ("MIST", "DJI"): (0.2604, 0.0154),
+    ("MIST", "traffic"): (358.09, 16.270), ("MIST", "tree7"): (0.2883, 0.0091),
+    ("MRNNF", "arfima"): (1.1010, 0.1000), ("MRNNF", "DJI"): (0.2472, 0.0109),
+    ("MRNNF", "traffic"): (333.36, 8.453), ("MRNNF", "tree7"): (0.2822, 0.0048),
+    ("MRNN", "arfima"): (1.0880, 0.1140), ("MRNN", "DJI"): (0.2487, 0.0105),
+    ("MRNN", "traffic"): (333.72, 10.157), ("MRNN", "tree7"): (0.2818, 0.0053),
+    ("LSTM", "arfima"): (1.1340, 0.1200), ("LSTM", "DJI"): (0.2492, 0.0128),
+    ("LSTM", "traffic"): (337.60, 8.146), ("LSTM", "tree7"): (0.2833, 0.0070),
+    ("MLSTMF", "arfima"): (1.1580, 0.1660), ("MLSTMF", "DJI"): (0.2540, 0.0139),
+    ("MLSTMF", "traffic"): (337.78, 9.020), ("MLSTMF", "tree7"): (0.2859, 0.0082),
+    ("MLSTM", "arfima"): (1.1490, 0.1660), ("MLSTM", "DJI"): (0.2531, 0.0130),
+    ("MLSTM", "traffic"): (337.83, 9.440), ("MLSTM", "tree7"): (0.2859, 0.0083),
+}
+PAPER_SCALE = {"DJI": 100.0}   # Table 2 reports DJI RMSE x100
+
+
+# ============================================================================================
+# configuration and the task function
+# ============================================================================================
+class ZhaoConfig(BaseModel):
+    """One (model, series, K) of the study: everything but the seed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    dataset: str
+    data_path: str
+    data_sha256: str | None = None     # filled in by reproduce(); checked before training when given
+    column: str = "x"
+    train: int = Field(ge=1)
+    val: int = Field(ge=1)
+    test: int = Field(ge=1)
+    report_scale: float = Field(default=1.0, gt=0)
+    scaler: Literal["train", "full"] = "train"
+    hidden: int = Field(default=1, ge=1)
+    K: int = Field(default=100, ge=1)
+    lr: float = Field(default=0.01, gt=0)
+    max_epochs: int = Field(default=1000, ge=1)
+    patience: int = Field(default=100, ge=1)
+    min_delta: float = Field(default=1e-5, ge=0)
+    dtype: Literal["float32", "float64"] = "float32"
+    device: str = "cpu"
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v):
+        if v not in MODELS:
+            raise ValueError(f"unknown model {v!r}; choose from {', '.join(MODELS)}")
+        return v
+
+    def settings(self) -> TrainSettings:
+        return TrainSettings(lr=self.lr, max_epochs=self.max_epochs, patience=self.patience, min_delta=self.min_delta)
+
+
+def validate_config(config: dict) -> ZhaoConfig:
+    from pydantic import ValidationError
+
+    try:
+        return ZhaoConfig(**config)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        raise ConfigError(f"zhao config: {where}: {err['msg']}") from None
+
+
+def file_sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _series(path: str, column: str, sha: str | None) -> np.ndarray:
+    from ..tasks.series import load_series
+
+    if not Path(path).is_file():
+        raise InputError(f"series file {path} not found")
+    if sha is not None and file_sha256(path) != sha:
+        raise InputError(f"{path} changed since the study was set up (its SHA-256 differs); rerun the command")
+    return load_series(path, column)
+
+
+def run_batch(config: dict, seeds: list[int]):
+    """Train one (model, series, K) for ``seeds`` as one batched computation; one RunRecord per seed
+    (metrics on the original scale, unscaled; loss curves)."""
+    from ..store import RunRecord
+    from ..tasks.series import split_series
+    from ..train.timeseries import train_series
+
+    cfg = validate_config(config)
+    x = _series(cfg.data_path, cfg.column, cfg.data_sha256)
+    split = split_series(x, cfg.train, cfg.val, cfg.test)
+    res = train_series(cfg.model, split, seeds, scaler=cfg.scaler, hidden=cfg.hidden, K=cfg.K, dtype=cfg.dtype,
+                       device=cfg.device, settings=cfg.settings())
+    records = []
+    for row in res.table.to_dict("records"):
+        seed = int(row.pop("seed"))
+        status = row.pop("status")
+        row.pop("model")
+        row["batch_wall_s"] = res.wall_s
+        row["batch_size"] = len(seeds)
+        records.append(RunRecord(study=STUDY, config=cfg.model_dump(), seed=seed, status=status, metrics=row,
+                                 curves=res.curves[seed], wall_s=res.wall_s / len(seeds)))
+    return records
+
+
+def _register() -> None:
+    from .registry import StudySpec, register_study
+
+    register_study(StudySpec(STUDY, ZhaoConfig, "rnnmem.studies.zhao:run_batch", seeds_per_task=100,
+                             description="Zhao et al. 2020: memory-augmented RNN/LSTM on four series"))
+
+
+_register()
+
+
+# ============================================================================================
+# datasets and tasks
+# ============================================================================================
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A series file, its column, its chronological split (pairs) and reporting scale."""
+
+    name: str
+    path: str
+    column: str
+    train: int
+    val: int
+    test: int
+    report_scale: float = 1.0
+
+    def config(self) -> dict:
+        return {"dataset": self.name, "data_path": self.path, "data_sha256": file_sha256(self.path),
+                "column": self.column, "train": self.train, "val": self.val, "test": self.test,
+                "report_scale": self.report_scale}
+
+
+def zhao_datasets(data_dir, names=None) -> list[DatasetSpec]:
+    """The published series found in ``data_dir`` (``arfima.csv`` ... with the paper's splits)."""
+    from ..tasks.series import ZHAO_SPLITS, load_series, split_zhao
+
+    data_dir = Path(data_dir).expanduser()
+    if not data_dir.is_dir():
+        raise InputError(f"data folder {data_dir} not found (give the folder holding arfima.csv, DJI.csv, "
+                         "traffic.csv, tree7.csv)")
+    names = list(names) if names else list(DATASETS)
+    out = []
+    for name in names:
+        key = next((k for k in ZHAO_SPLITS if k.lower() == str(name).lower()), None)
+        if key is None:
+            raise ConfigError(f"unknown dataset {name!r}; the published series are {', '.join(ZHAO_SPLITS)} "
+                              "(use --data FILE --split TRAIN,VAL,TEST for another series)")
+        path = data_dir / f"{key}.csv"
+        if not path.is_file():
+            raise InputError(f"{path} not found; --data-dir must hold {key}.csv")
+        split_zhao(load_series(path), key)   # checks the length against the published one
+        sp = ZHAO_SPLITS[key]
+        out.append(DatasetSpec(key, str(path.resolve()), "x", sp.train, sp.val, sp.test, sp.report_scale))
+    return out
+
+
+def custom_dataset(path, column: str = "x", split=None) -> DatasetSpec:
+    """A user series: ``split`` = (train, val, test) numbers of pairs (test None = the rest)."""
+    from ..tasks.series import ZHAO_SPLITS, load_series, split_series
+
+    path = Path(path).expanduser()
+    x = load_series(path, column)
+    if split is None:
+        if path.stem in ZHAO_SPLITS:
+            sp = ZHAO_SPLITS[path.stem]
+            split = (sp.train, sp.val, sp.test)
+        else:
+            raise ConfigError(f"give the split of {path.name} as --split TRAIN,VAL,TEST (numbers of pairs)")
+    if len(split) != 3:
+        raise ConfigError(f"split must be TRAIN,VAL,TEST, got {split}")
+    s = split_series(x, int(split[0]), int(split[1]), None if split[2] is None else int(split[2]))
+    return DatasetSpec(path.stem, str(path.resolve()), column, len(s.train), len(s.val), len(s.test))
+
+
+def build_tasks(datasets: list[DatasetSpec], models=PAPER_MODELS, seeds=range(100), K: int = 100,
+                ablation_K=ABLATION_K, ablation_models=ABLATION_MODELS, **fixed) -> list:
+    """One Task per (series, model, K) carrying all seeds; the ablation adds (series, model, K')
+    for K' in ``ablation_K`` (K' = K reuses the main runs). Longest tasks first."""
+    from ..store import Task
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ConfigError("at least one seed is needed")
+    for m in list(models) + list(ablation_models):
+        if m not in MODELS:
+            raise ConfigError(f"unknown model {m!r}; choose from {', '.join(MODELS)}")
+    tasks, seen = [], set()
+    for ds in datasets:
+        base = ds.config()
+        wanted = [(m, K) for m in models]
+        wanted += [(m, k) for m in ablation_models for k in ablation_K]
+        for m, k in wanted:
+            k = int(k) if m in FILTER_MODELS else int(K)
+            if (ds.name, m, k) in seen:
+                continue
+            seen.add((ds.name, m, k))
+            cfg = {**base, "model": m, "K": k, **fixed}
+            validate_config(cfg)
+            tasks.append(Task(STUDY, cfg, list(seeds)))
+    tasks.sort(key=lambda t: -COST[t.config["model"]] * (t.config["train"] * 2 + t.config["val"]))
+    return tasks
+
+
+# ============================================================================================
+# tables
+# ============================================================================================
+def _col(df: pd.DataFrame, name: str) -> str:
+    for c in (f"config.{name}", name):
+        if c in df.columns:
+            return c
+    raise KeyError(name)
+
+
+def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The store's rows reduced to what the report needs; RMSE/MAE in the reporting scale
+    (``*_rmse`` x report_scale, e.g. DJI x100 as in the paper)."""
+    out = pd.DataFrame({k: df[_col(df, k)].values for k in
+                        ("model", "dataset", "K", "scaler", "hidden", "max_epochs", "report_scale")})
+    out["seed"] = df["seed"].values
+    out["status"] = df["status"].values
+    scale = out["report_scale"].astype(float).values
+    for c in ("train_rmse", "train_mae", "val_rmse", "val_mae", "test_rmse", "test_mae"):
+        out[c] = df[c].astype(float).values * scale
+    for c in ("epochs", "best_epoch", "d", "wall_s", "batch_wall_s"):
+        if c in df.columns:
+            out[c] = df[c].values
+    return out
+
+
+def summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, K): runs, mean/std/min of test RMSE and MAE over the seeds, and the
+    status counts. A seed that diverged keeps its best-validation model (the protocol's kept
+    model) and counts; one that never had a finite validation loss has no metric (NaN) and is
+    only counted."""
+    rows = []
+    for (ds, model, K), g in runs.groupby(["dataset", "model", "K"], sort=False):
+        row = {"dataset": ds, "model": model, "K": int(K), "runs": len(g)}
+        for m in ("test_rmse", "test_mae"):
+            v = g[m].astype(float).dropna()
+            if m == "test_rmse":
+                row["n_with_metric"] = len(v)
+            row[f"{m}_mean"] = float(v.mean()) if len(v) else math.nan
+            row[f"{m}_std"] = float(v.std(ddof=1)) if len(v) > 1 else math.nan
+            row[f"{m}_min"] = float(v.min()) if len(v) else math.nan
+        for st in ("early_stopped", "max_epochs", "diverged"):
+            row[f"n_{st}"] = int((g["status"] == st).sum())
+        if "epochs" in g:
+            row["epochs_mean"] = float(g["epochs"].astype(float).mean())
+        if "d" in g and g["d"].notna().any():
+            row["d_mean"] = float(g["d"].astype(float).mean())
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if len(out):
+        ds_order = {d: i for i, d in enumerate(list(DATASETS) + [d for d in out["dataset"] if d not in DATASETS])}
+        m_order = {m: i for i, m in enumerate(list(PAPER_MODELS) + sorted(set(MODELS) - set(PAPER_MODELS)))}
+        out = out.sort_values(["dataset", "model", "K"], key=lambda c: c.map(ds_order) if c.name == "dataset" else (
+            c.map(m_order) if c.name == "model" else c), kind="stable").reset_index(drop=True)
+    return out
+
+
+def welch_tests(runs: pd.DataFrame, K: int, tests=TEST_MODELS, baselines=BASELINES) -> pd.DataFrame:
+    """Welch two-sample t-tests (scipy.stats.ttest_ind, equal_var=False) of test RMSE: each model
+    in ``tests`` against each in ``baselines``, per dataset, at filter length K."""
+    from scipy import stats
+
+    main = runs[(runs["K"] == K) | ~runs["model"].isin(FILTER_MODELS)]
+    rows = []
+    for ds in main["dataset"].unique():
+        g = main[main["dataset"] == ds]
+        for a in tests:
+            for b in baselines:
+                xa = g.loc[g["model"] == a, "test_rmse"].astype(float).dropna().values
+                xb = g.loc[g["model"] == b, "test_rmse"].astype(float).dropna().values
+                if len(xa) < 2 or len(xb) < 2:
+                    continue
+                res = stats.ttest_ind(xa, xb, equal_var=False)
+                rows.append({"dataset": ds, "model": LABELS[a], "vs": LABELS[b], "n": len(xa), "n_vs": len(xb),
+                             "mean": xa.mean(), "mean_vs": xb.mean(), "diff": xa.mean() - xb.mean(),
+                             "t": float(res.statistic), "p": float(res.pvalue),
+                             "verdict": ("lower" if xa.mean() < xb.mean() else "higher") + (
+                                 " (p<0.05)" if res.pvalue < 0.05 else " (n.s.)")})
+    return pd.DataFrame(rows)
+
+
+def published_frame(reference=None) -> pd.DataFrame:
+    """The paper's Table 2 as (model, dataset, rmse_mean, rmse_std) with DJI x100; from ``reference``
+    (a CSV with those columns, dataset DJI or DJI_x100) when given, else ``ZHAO2020_TABLE2``."""
+    if reference is None:
+        rows = [(m, d, v[0], v[1]) for (m, d), v in ZHAO2020_TABLE2.items()]
+        return pd.DataFrame(rows, columns=["model", "dataset", "rmse_mean", "rmse_std"])
+    path = Path(reference).expanduser()
+    if not path.is_file():
+        raise InputError(f"reference table {path} not found")
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
+        raise InputError(f"cannot read reference table {path}: {exc}") from None
+    missing = {"model", "dataset", "rmse_mean", "rmse_std"} - set(df.columns)
+    if missing:
+        raise InputError(f"reference table {path} lacks columns {sorted(missing)} "
+                         "(expected model,dataset,rmse_mean,rmse_std)")
+    df = df[["model", "dataset", "rmse_mean", "rmse_std"]].copy()
+    df["dataset"] = df["dataset"].astype(str).str.replace("_x100", "", regex=False)
+    df["model"] = df["model"].astype(str).str.upper()
+    return df
+
+
+def comparison_table(summ: pd.DataFrame, published: pd.DataFrame, ar1: pd.DataFrame | None, K: int) -> pd.DataFrame:
+    """Ours (mean ± std of test RMSE, reporting scale) beside the paper's Table 2 and AR(1)."""
+    main = summ[(summ["K"] == K) | ~summ["model"].isin(FILTER_MODELS)]
+    datasets = list(dict.fromkeys(main["dataset"]))
+    pub = {(r.model, r.dataset): (r.rmse_mean, r.rmse_std) for r in published.itertuples()}
+    rows = []
+    order = [m for m in PAPER_MODELS if m in set(main["model"])] + sorted(set(main["model"]) - set(PAPER_MODELS))
+    for m in order:
+        row = {"model": LABELS.get(m, m)}
+        for ds in datasets:
+            r = main[(main["model"] == m) & (main["dataset"] == ds)]
+            row[f"{ds} ours"] = (f"{r.test_rmse_mean.iloc[0]:.4g} ± {r.test_rmse_std.iloc[0]:.2g}"
+                                 if len(r) and not math.isnan(r.test_rmse_mean.iloc[0]) else "")
+            p = pub.get((LABELS.get(m, m), ds))
+            row[f"{ds} paper"] = f"{p[0]:.4g} ± {p[1]:.2g}" if p else ""
+        rows.append(row)
+    if ar1 is not None and len(ar1):
+        row = {"model": "AR(1) (least squares)"}
+        for ds in datasets:
+            r = ar1[ar1["dataset"] == ds]
+            row[f"{ds} ours"] = f"{r.rmse.iloc[0]:.4g}" if len(r) else ""
+            row[f"{ds} paper"] = ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ar1_frame(datasets: list[DatasetSpec], scaler: str) -> pd.DataFrame:
+    """AR(1) least-squares baseline (``rnnmem.tasks.series.ar1_baseline``) on each series' test block."""
+    from ..tasks.series import ar1_baseline, load_series, split_series
+
+    rows = []
+    for ds in datasets:
+        split = split_series(load_series(ds.path, ds.column), ds.train, ds.val, ds.test)
+        res = ar1_baseline(split, scaler=scaler, report_scale=ds.report_scale)
+        test = res[res["block"] == "test"].iloc[0]
+        rows.append({"dataset": ds.name, "rmse": float(test["rmse"]), "mae": float(test["mae"]),
+                     "phi": float(test["phi"])})
+    return pd.DataFrame(rows)
+
+
+def ablation_table(summ: pd.DataFrame, models) -> pd.DataFrame:
+    """Mean ± std of test RMSE per (dataset, model) for each filter length K."""
+    sub = summ[summ["model"].isin(models)]
+    if sub.empty or sub["K"].nunique() < 2:
+        return pd.DataFrame()
+    rows = []
+    for (ds, m), g in sub.groupby(["dataset", "model"], sort=False):
+        row = {"dataset": ds, "model": LABELS.get(m, m)}
+        for r in g.sort_values("K").itertuples():
+            row[f"K={r.K}"] = f"{r.test_rmse_mean:.4g} ± {r.test_rmse_std:.2g}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def d_table(datasets: list[DatasetSpec], summ: pd.DataFrame, K: int) -> pd.DataFrame:
+    """GPH estimate of each series' d (training block) beside the mean learned d of the fixed-d models."""
+    from ..tasks.arfima import gph
+    from ..tasks.series import load_series
+
+    def est(x):
+        try:
+            e = gph(x)
+            return e.d, e.se
+        except InputError:
+            return math.nan, math.nan
+
+    rows = []
+    for ds in datasets:
+        x = load_series(ds.path, ds.column)
+        d_all, se_all = est(x)
+        d_tr, se_tr = est(x[: ds.train + 1])
+        row = {"dataset": ds.name, "GPH d (train block)": d_tr, "se (train)": se_tr, "GPH d (whole series)": d_all,
+               "se (whole)": se_all}
+        for m in ("mrnnf", "mlstmf"):
+            r = summ[(summ["dataset"] == ds.name) & (summ["model"] == m) & (summ["K"] == K)]
+            if len(r) and "d_mean" in r:
+                row[f"{LABELS[m]} learned d (mean)"] = float(r["d_mean"].iloc[0])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ============================================================================================
+# figures
+# ============================================================================================
+def box_plot(runs: pd.DataFrame, K: int, published: pd.DataFrame, ar1: pd.DataFrame | None, path) -> Path:
+    """Test RMSE over seeds per model, one panel per series (paper means as red diamonds, AR(1) dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    main = runs[(runs["K"] == K) | ~runs["model"].isin(FILTER_MODELS)]
+    datasets = list(dict.fromkeys(main["dataset"]))
+    n = max(1, len(datasets))
+    cols = min(2, n)
+    rws = math.ceil(n / cols)
+    fig, axes = plt.subplots(rws, cols, figsize=(6.5 * cols, 4.2 * rws), squeeze=False)
+    pub = {(r.model, r.dataset): r.rmse_mean for r in published.itertuples()}
+    for ax, ds in zip(axes.flat, datasets):
+        g = main[main["dataset"] == ds]
+        models = [m for m in PAPER_MODELS if m in set(g["model"])] + sorted(set(g["model"]) - set(PAPER_MODELS))
+        data = [g.loc[g["model"] == m, "test_rmse"].astype(float).dropna().values for m in models]
+        ax.boxplot(data, showfliers=True)
+        ax.set_xticks(range(1, len(models) + 1), [LABELS.get(m, m) for m in models], rotation=30)
+        for i, m in enumerate(models, start=1):
+            if (LABELS.get(m, m), ds) in pub:
+                ax.plot(i, pub[(LABELS.get(m, m), ds)], "D", color="tab:red", ms=5,
+                        label="paper mean" if i == 1 else None)
+        if ar1 is not None and (ar1["dataset"] == ds).any():
+            ax.axhline(float(ar1.loc[ar1["dataset"] == ds, "rmse"].iloc[0]), ls="--", color="gray", label="AR(1)")
+        scale = PAPER_SCALE.get(ds)
+        ax.set_title(f"{ds}" + (f" (RMSE x{scale:g})" if scale else ""))
+        ax.set_ylabel("test RMSE (original units)")
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(datasets):]:
+        ax.axis("off")
+    fig.suptitle(f"Zhao et al. (2020) reproduction: test RMSE over seeds (K={K})")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def ablation_plot(summ: pd.DataFrame, models, path) -> Path | None:
+    """Mean test RMSE (± std) against the filter length K, one panel per series."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sub = summ[summ["model"].isin(models)]
+    if sub.empty or sub["K"].nunique() < 2:
+        return None
+    datasets = list(dict.fromkeys(sub["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for m in models:
+            g = sub[(sub["dataset"] == ds) & (sub["model"] == m)].sort_values("K")
+            if len(g):
+                ax.errorbar(g["K"], g["test_rmse_mean"], yerr=g["test_rmse_std"], marker="o", capsize=3,
+                            label=LABELS.get(m, m))
+        ax.set_xlabel("filter length K")
+        ax.set_ylabel("test RMSE (mean ± std)")
+        ax.set_title(ds + (f" (x{PAPER_SCALE[ds]:g})" if ds in PAPER_SCALE else ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+# ============================================================================================
+# the whole reproduction
+# ============================================================================================
+def write_report(runs: pd.DataFrame, datasets: list[DatasetSpec], out: Path, meta: dict, K: int,
+                 ablation_models, reference=None) -> tuple[Path, Path]:
+    from ..report.document import Document
+
+    summ = summary(runs)
+    published = published_frame(reference)
+    ar1 = ar1_frame(datasets, meta["scaler"])
+    doc = Document("Zhao et al. (ICML 2020), \"Do RNN and LSTM have Long Memory?\": time-series reproduction")
+    fit = ("whole series, as the paper" if meta["scaler"] == "full" else
+           "training block only: rnnmem's default; the paper fits the whole series, --scaler full")
+    doc.text(f"Command: `{meta['command']}`. {meta['seeds']} seeds per model and series, trained together as one "
+             f"batched computation; hidden size {meta['hidden']}, K = {K}, scaler `{meta['scaler']}` ({fit}), "
+             f"at most {meta['max_epochs']} epochs, dtype {meta['dtype']}, device {meta['device']}. "
+             f"Wall time {meta['wall_s']:.0f} s ({meta['runs']} runs, {meta['computed']} computed now). "
+             f"Results store: `{meta['db']}`.")
+    doc.text("Protocol (paper): one-step-ahead prediction x_t -> x_{t+1}; full-sequence BPTT with batch 1; Adam "
+             "lr 0.01; early stopping on the training loss (patience 100, min delta 1e-5); the model kept is the one "
+             "with the best validation loss; validation and test runs continue from the previous block's final "
+             "state; RMSE and MAE on the original scale (DJI x100 as in the paper's Table 2). rnnmem keeps the "
+             "parameters whose validation loss was measured (the published code copied them one update later).")
+    doc.heading("Test error over seeds (mean, std, min)")
+    main = summ[(summ["K"] == K) | ~summ["model"].isin(FILTER_MODELS)].copy()
+    main.insert(1, "label", main["model"].map(lambda m: LABELS.get(m, m)))
+    cols = ["dataset", "label", "runs", "n_with_metric", "test_rmse_mean", "test_rmse_std", "test_rmse_min", "test_mae_mean",
+            "test_mae_std", "test_mae_min", "n_early_stopped", "n_max_epochs", "n_diverged", "epochs_mean"]
+    doc.table(main[[c for c in cols if c in main.columns]].rename(columns={"label": "model"}),
+              caption="Per model and series; RMSE/MAE in original units (DJI x100). n_max_epochs: runs that "
+                      "reached the epoch cap without early stopping (their metrics are valid). n_diverged: runs "
+                      "whose loss became NaN/inf; they were frozen and keep their best-validation model, which "
+                      "counts like any other; n_with_metric < runs only when a run never had a finite "
+                      "validation loss.")
+    doc.heading("Beside the paper's Table 2 and an AR(1) baseline")
+    doc.table(comparison_table(summ, published, ar1, K),
+              caption="Test RMSE, mean ± std over seeds. Paper: Zhao et al. 2020, Table 2 (100 seeds, hidden 1, K 100"
+                      + (f"; from {reference}" if reference else "; figures embedded in rnnmem") +
+                      "). AR(1): least squares on the training pairs (rnnmem.tasks.series).")
+    fig = box_plot(runs, K, published, ar1, out / "zhao_boxplot.png")
+    doc.figure(fig, "Test RMSE over seeds per model and series; red diamonds: paper means; dashed: AR(1).")
+    doc.heading("Welch t-tests: memory-augmented RNNs against RNN and LSTM")
+    tests = welch_tests(runs, K)
+    if len(tests):
+        doc.table(tests, caption="scipy.stats.ttest_ind(equal_var=False) on test RMSE; diff = mean - mean_vs "
+                                 "(negative: the memory-augmented model is better).")
+    else:
+        doc.text("Not enough runs for the tests (need at least two seeds of MRNN/MRNNF and RNN/LSTM).")
+    ab = ablation_table(summ, ablation_models)
+    if len(ab):
+        doc.heading("Filter length K")
+        doc.table(ab, caption="Test RMSE, mean ± std over seeds, for each filter length K.")
+        fig = ablation_plot(summ, ablation_models, out / "zhao_ablation_K.png")
+        if fig is not None:
+            doc.figure(fig, "Test RMSE against the filter length K.")
+    dt = d_table(datasets, summ, K)
+    if len(dt):
+        doc.heading("Memory parameter d")
+        doc.table(dt, caption="GPH log-periodogram estimates (bandwidth n^0.5, rnnmem.tasks.arfima) of d on each "
+                              "training block and whole series, beside the mean d learned by the fixed-d models.")
+    doc.heading("Runs")
+    doc.text(f"Statuses: {runs['status'].value_counts().to_dict()}. Each run's full configuration, metrics and loss "
+             "curves are in the results store (`rnnmem results` exports them).")
+    summ.to_csv(out / "zhao_summary.csv", index=False)
+    runs.to_csv(out / "zhao_runs.csv", index=False)
+    return doc.save(out, "zhao_report")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r} is not supported; use cpu or cuda")
+
+
+def reproduce(out, data_dir=None, datasets=None, data=None, column: str = "x", split=None, models=PAPER_MODELS,
+              seeds: int = 100, seed: int = 0, max_epochs: int = 1000, scaler: str = "train", hidden: int = 1,
+              K: int = 100, ablation_K=ABLATION_K, ablation_models=ABLATION_MODELS, db=None, device: str = "cpu",
+              dtype: str = "float32", reference=None, workers: int | None = None, progress: bool = True,
+              command: str = "") -> dict:
+    """Run (or resume) the study and write the report. Returns the report paths and timings."""
+    from ..store import ResultStore, pending_tasks, run_tasks
+
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    if data is not None:
+        specs = [custom_dataset(data, column, split)]
+    elif data_dir is not None:
+        specs = zhao_datasets(data_dir, datasets)
+    else:
+        raise ConfigError("give --data-dir (the folder with the four published series) or --data FILE")
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds must be a positive integer, got {seeds!r}")
+    if scaler not in ("train", "full"):
+        raise ConfigError(f"--scaler must be train or full, got {scaler!r}")
+    _check_device(device)
+    models = tuple(models)
+    ablation_models = tuple(ablation_models or ())
+    seed_list = list(range(seed, seed + seeds))
+    tasks = build_tasks(specs, models, seed_list, K=K, ablation_K=tuple(ablation_K or ()),
+                        ablation_models=ablation_models, scaler=scaler, hidden=hidden, max_epochs=max_epochs,
+                        dtype=dtype, device=device)
+    db_path = Path(db).expanduser() if db else out / "results.sqlite"
+    start = time.perf_counter()
+    with ResultStore(db_path) as store:
+        pending, _ = pending_tasks(tasks, store)
+        computed = sum(len(t.seeds) for t in pending)
+        table = run_tasks(tasks, "rnnmem.studies.zhao:run_batch", store, workers=workers, progress=progress,
+                          description="zhao: model x series tasks")
+    wall = time.perf_counter() - start
+    runs = runs_frame(table)
+    meta = {"command": command or "rnnmem reproduce zhao", "seeds": seeds, "hidden": hidden, "scaler": scaler,
+            "max_epochs": max_epochs, "dtype": dtype, "device": device, "wall_s": wall, "runs": len(runs),
+            "computed": computed, "db": db_path.name if db_path.parent == out else str(db_path)}
+    md, html = write_report(runs, specs, out, meta, K, ablation_models, reference=reference)
+    return {"markdown": md, "html": html, "runs": len(runs), "computed": computed, "wall_s": wall, "db": db_path,
+            "summary": summary(runs)}
+
+
+__all__ = ["STUDY", "PAPER_MODELS", "DATASETS", "ZHAO2020_TABLE2", "ZhaoConfig", "run_batch", "zhao_datasets",
+           "custom_dataset", "build_tasks", "runs_frame", "summary", "welch_tests", "published_frame",
+           "comparison_table", "ablation_table", "box_plot", "reproduce", "DatasetSpec"]
