@@ -6,8 +6,9 @@ Model: the study's GRU autocomplete model at full size (``AutocompleteModel``: c
 embedding 600, GRU 2 x 600 in the tf1 convention, dense layer to 16386 words), float32, CPU,
 untrained (timing does not depend on the weights). Text: T characters of seeded random words.
 
-1. rnnmem: ``connectivity_matrix`` (batched VJPs, chunks of ``--chunk`` output steps, causal
-   prefixes, linear-readout shortcut), for both batching methods (vmap, replicate).
+1. rnnmem: ``connectivity_matrix`` for each method: ``sweep`` (the default for this model: one
+   segmented forward pass, one batched adjoint sweep), ``vmap`` and ``replicate`` (chunks of
+   output steps, causal prefixes); all with the linear-readout shortcut.
 2. Naive: ``connectivity_naive`` (one forward pass, then one backward pass per output step
    through the whole model). Every backward pass runs the whole T-step graph, so its cost does
    not depend on t~: it is timed on ``--naive-steps`` output steps spread over the sequence and
@@ -42,11 +43,12 @@ def random_text(T: int, seed: int = 0) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--T", type=int, default=200)
-    ap.add_argument("--chunk", type=int, default=32)
+    ap.add_argument("--chunk", type=int, default=None,
+                    help="output steps per pass (vmap, replicate; default 32) / segment length (sweep; default 16)")
     ap.add_argument("--naive-steps", type=int, default=20, help="output steps timed for the naive loop")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--hidden", type=int, default=600)
-    ap.add_argument("--methods", default="vmap,replicate")
+    ap.add_argument("--methods", default="sweep,vmap,replicate")
     ap.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best is kept")
     args = ap.parse_args()
     if args.threads:
@@ -57,7 +59,7 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"model: gru 2x{args.hidden} tf1, embedding {args.hidden}, {model.n_words} words, float32, CPU, "
           f"{torch.get_num_threads()} torch threads, load average {load:.1f}")
-    print(f"T = {args.T} characters, chunk = {args.chunk}")
+    print(f"T = {args.T} characters, chunk = {args.chunk or 'default'}")
 
     # warm-up (first calls pay one-off allocation and dispatch costs)
     connectivity_matrix(model, text[:8], chunk=4)

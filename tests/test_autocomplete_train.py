@@ -16,15 +16,6 @@ from rnnmem.train.autocomplete import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and deterministic on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def corpus():
     return planted_dependency_text(n_words=8000, vocab_size=60, n_keys=3, distances=(1, 3), rate=0.08, seed=0)

@@ -33,15 +33,6 @@ FUSABLE = [
 NOT_FUSABLE = [("lstm", {}, "keras"), ("gru", {}, "keras"), ("gru", {}, "tf1"), ("nlstm", {"depth": 2}, "keras")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is fastest and avoids OpenMP spin-waits on busy machines."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _random_state(unit, batch, gen, scale=0.5):
     return tuple(scale * torch.randn(s.shape, generator=gen, dtype=s.dtype) for s in unit.init_state(batch))
 

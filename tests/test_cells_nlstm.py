@@ -10,14 +10,6 @@ import torch
 from rnnmem import cells
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 

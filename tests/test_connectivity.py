@@ -61,6 +61,39 @@ def test_other_cells_match_naive(cell):
     assert rel_err(res.raw, ref.raw) < 1e-5
 
 
+@pytest.mark.parametrize("segment", [1, 4, 32])
+@pytest.mark.parametrize("group", [5, 256])
+def test_sweep_matches_naive_loop(gru, gru_naive, segment, group, monkeypatch):
+    import rnnmem.probes.connectivity as C
+
+    monkeypatch.setattr(C, "SWEEP_GROUP", group)
+    calls = []
+    res = connectivity_matrix(gru, TEXT, normalize=False, chunk=segment, method="sweep",
+                              progress=lambda done, total: calls.append((done, total)))
+    assert res.config["method"].startswith("batched adjoint sweep")
+    assert np.allclose(res.raw, gru_naive.raw, rtol=1e-5, atol=1e-12)
+    assert calls and calls[-1][0] == calls[-1][1]
+
+
+@pytest.mark.parametrize("cell,convention", [("lstm", "torch"), ("lstm", "tf1"), ("nlstm", "tf1"), ("rnn", "torch")])
+def test_sweep_other_cores_match_naive(cell, convention):
+    # torch-convention LSTM runs torch's fused kernel segment by segment: the graphs of earlier
+    # segments must stay valid while later segments run.
+    model = AutocompleteModel(cell=cell, hidden=6, layers=1 if cell == "nlstm" else 2, embedding=5,
+                              convention=convention, words=WORDS, dtype="float64", seed=2)
+    res = connectivity_matrix(model, TEXT, normalize=False, chunk=3)
+    assert res.config["method"].startswith("batched adjoint sweep")
+    ref = connectivity_naive(model, TEXT, normalize=False)
+    assert rel_err(res.raw, ref.raw) < 1e-5
+
+
+def test_auto_falls_back_to_vmap_and_sweep_says_what_it_needs(gru):
+    assert connectivity_matrix(gru, TEXT, shortcut=False).config["method"].startswith("batched vjp (vmap")
+    assert connectivity_matrix(gru, TEXT, causal=False).config["method"].startswith("batched vjp (vmap")
+    with pytest.raises(ConfigError, match="recurrent core"):
+        connectivity_matrix(gru, TEXT, method="sweep", shortcut=False)
+
+
 def _fd_onehot_gradient(model, ids, t, t_out, k, eps=1e-6):
     """Central differences of logit[t_out, k] along each one-hot direction at step t: feeding
     o_t + h * u_c changes the embedding by h * W[c] (W = the embedding matrix). All 2C
@@ -159,6 +192,7 @@ def test_any_sequence_module_with_float_input():
     assert find_readout(model, x[:2, None]) is model.out
     res = connectivity_matrix(model, x, targets=2, normalize=False, chunk=5)
     assert res.config["at"] == "input" and res.config["protocol"] == "module(x[T,B,I])"
+    assert res.config["method"].startswith("batched adjoint sweep")  # model.rnn is a torch.nn.LSTM
     ref = connectivity_naive(model, x, targets=2, normalize=False)
     assert rel_err(res.raw, ref.raw) < 1e-5
     eps, t, t_out = 1e-6, 4, 9

@@ -24,14 +24,6 @@ from rnnmem import cells
 T, B, I, H = 40, 3, 4, 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ------------------------------------------------------------------------------ NumPy references
 def np_sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))

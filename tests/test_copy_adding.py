@@ -18,15 +18,6 @@ from rnnmem.tasks.copy_adding import AddingTask, CopyTask, make_task, memoryless
 from rnnmem.train.sequence_tasks import largest_solved, train_on_task
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models train fastest on one thread (and do not fight other processes)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_copy_sequences_are_exact():
     T, B = 7, 64
     task = CopyTask(T)

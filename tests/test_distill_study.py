@@ -7,19 +7,9 @@ import re
 import sys
 
 import pandas as pd
-import pytest
-import torch
 
 from rnnmem.studies import distill
 from rnnmem.train.autocomplete import load_checkpoint
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_quick_reproduction_writes_report_and_resumes(tmp_path):

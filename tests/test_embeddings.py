@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from rnnmem.errors import ConfigError, InputError
 from rnnmem.tasks import embeddings as E
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def topic_words(seed=0, docs=200, length=40):

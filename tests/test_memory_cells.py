@@ -13,15 +13,6 @@ MEMORY = ("mrnnf", "mrnn", "mlstmf", "mlstm", "rnn2", "rwa")
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest and avoids oversubscribing shared CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _build(name, I=2, H=3, K=6, **kw):
     opts = {} if name == "rwa" else {"K": K}
     opts.update(kw)

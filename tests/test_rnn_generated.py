@@ -87,3 +87,20 @@ def test_control_study_end_to_end(tmp_path):
     assert again["computed"] == 0 and again["table"]["median"].tolist() == res["table"]["median"].tolist()
     with pytest.raises(ConfigError, match="split"):
         reproduce_control(tmp_path / "x", generator=spec, split=(300, 100, 100), workers=0, progress=False)
+
+
+def test_reproduce_zhao_dataset_rnn_generated_runs_the_control(tmp_path):
+    from typer.testing import CliRunner
+
+    from rnnmem.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "ctl"
+    res = runner.invoke(app, ["reproduce", "zhao", "--dataset", "rnn-generated", "--models", "rnn", "--seeds", "1",
+                              "--max-epochs", "1", "--K", "5", "--workers", "0", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "short memory" in res.output
+    assert (out / "zhao_control_boxplot.png").is_file() and (out / "rnn_generated.csv").is_file()
+    bad = runner.invoke(app, ["reproduce", "zhao", "--dataset", "rnn-generated", "--data", str(tmp_path / "x.csv"),
+                              "--out", str(tmp_path / "o")])
+    assert bad.exit_code != 0

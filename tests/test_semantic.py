@@ -15,15 +15,6 @@ from rnnmem.errors import ConfigError, InputError
 from rnnmem.probes import semantic as S
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small batched solves are far faster on one thread on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def unit_vectors(rng, n, d):
     v = rng.normal(size=(n, d))
     return v / np.linalg.norm(v, axis=1, keepdims=True)

@@ -15,15 +15,6 @@ from rnnmem.train.timeseries import MODELS, SeriesModel, TrainSettings, train_se
 KINDS = ("rnn", "lstm", "mrnnf", "rnn2", "mrnn", "mlstmf", "mlstm", "rwa")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest and avoids oversubscribing shared CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _unit(kind, seeds=None, seed=None, layers=1, I=2, H=3, K=5):
     opts = {} if kind in ("rnn", "lstm", "rwa") else {"K": K}
     return cells.build(kind, I, H, layers=layers, dtype="float64", seeds=seeds, seed=seed, **opts)

@@ -16,15 +16,7 @@ from rnnmem.errors import ConfigError, InputError
 from rnnmem.studies import zhang as Z
 from rnnmem.tasks import embeddings as E
 from rnnmem.tasks.key_recall_text import key_recall_text
-from rnnmem.train.word_lm import WordLM, WordLMConfig, train_word_lm
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+from rnnmem.train.word_lm import WordLMConfig, train_word_lm
 
 
 def tiny_config(**kw) -> Z.ZhangConfig:

@@ -16,10 +16,9 @@ def load_models(specs: list[str], device: str = "cpu") -> dict:
 
     if not specs:
         raise ConfigError("give at least one --model checkpoint")
-    import torch
+    from ..devices import resolve_device
 
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    resolve_device(device)
     models: dict = {}
     for spec in specs:
         name, sep, path = spec.partition("=")

@@ -28,6 +28,10 @@ def zhao_command(
                                             "tree7.csv (the paper's series; split as in the paper)."),
     datasets: Optional[str] = typer.Option(None, "--datasets",
                                            help="Comma-separated subset of arfima,DJI,traffic,tree7."),
+    dataset: Optional[str] = typer.Option(None, "--dataset",
+                                          help="One series: arfima, DJI, traffic, tree7, or rnn-generated (the "
+                                               "paper's short-memory control; generator options: "
+                                               "`rnnmem reproduce zhao-control`)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Another series (CSV) instead of --data-dir."),
     column: str = typer.Option("x", "--column", help="Column of --data holding the series."),
     split: Optional[str] = typer.Option(None, "--split",
@@ -59,6 +63,21 @@ def zhao_command(
     from ..errors import ConfigError
     from ..studies.zhao import reproduce
 
+    if dataset is not None and datasets is not None:
+        raise ConfigError("give either --dataset or --datasets, not both")
+    if dataset == "rnn-generated":
+        if data is not None or data_dir is not None or split is not None:
+            raise ConfigError("--dataset rnn-generated generates its own series: drop --data, --data-dir and --split")
+        from ..studies.zhao_reviews import reproduce_control
+
+        res = reproduce_control(out, seeds=seeds, seed=seed, models=_names(models), max_epochs=max_epochs,
+                                scaler=scaler, hidden=hidden, K=K, db=db, device=device, dtype=dtype,
+                                workers=workers, command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        Console().print(f"{res['runs']} runs ({res['computed']} computed) in {res['wall_s']:.1f} s; generator: "
+                        f"{res['verdict']['verdict']}; report: {res['html']} and {res['markdown']}")
+        return
+    if dataset is not None:
+        datasets = dataset
     split_t = None
     if split is not None:
         parts = _ints(split, "--split")

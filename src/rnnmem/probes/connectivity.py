@@ -50,6 +50,16 @@ backward passes instead of T. Two exact savings on top (both on by default, both
   ``d z_{t~, k} / d h_{t~} = W_out[k]`` - the ``[T, B, V]`` logits (16386 classes for the study)
   are never formed for the replicated batch. Otherwise the logits are formed and indexed.
 
+``method="sweep"`` (chosen by ``method="auto"`` when it applies) removes the repeated forward
+passes and most of the padding: when the readout's input is the output of a recurrent core
+``model.rnn`` (a rnnmem unit or ``torch.nn.RNN/LSTM/GRU``, checked numerically on the sequence),
+the forward pass runs once, in segments of ``chunk`` steps whose initial states are graph leaves.
+The backward pass then sweeps the segments from last to first with one batched cotangent per
+output step ``t~`` already passed (the adjoint recursion ``lambda_{t-1} = J_t^T lambda_t`` for all
+active t~ at once, new columns joining as their output step is reached), so each (t, t~) pair with
+``t <= t~`` costs one batched step of back-propagation: about T^2/2 steps in all, in batches of up
+to ``SWEEP_GROUP`` output steps, against T^2 for the naive loop.
+
 ``connectivity_naive`` is the textbook reference: one forward pass and T separate backward
 passes through the whole model (no truncation, no shortcut); tests compare the two to 1e-5 in
 float64, and against central finite differences.
@@ -69,11 +79,14 @@ from torch import nn
 
 from ..cells.base import resolve_dtype
 from ..errors import ConfigError, InputError
+from ..devices import resolve_device
 
 NORMS = ("sq_l2", "l2")
 ATS = ("onehot", "embedding")
-METHODS = ("vmap", "replicate")
-DEFAULT_CHUNK = 32
+METHODS = ("auto", "sweep", "vmap", "replicate")
+DEFAULT_CHUNK = 32           # output steps per backward pass (vmap, replicate)
+DEFAULT_SEGMENT = 16         # steps per graph segment (sweep)
+SWEEP_GROUP = 256            # most output steps back-propagated together (sweep; bounds memory)
 
 
 # ----------------------------------------------------------------------------- model protocol
@@ -133,10 +146,8 @@ def prepare_model(model: nn.Module, device=None, dtype=None) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise ConfigError(f"connectivity needs a torch.nn.Module, got {type(model).__name__}")
     cur_dev, cur_dt = _model_device_dtype(model)
-    want_dev = torch.device(device) if device is not None else cur_dev
+    want_dev = resolve_device(device) if device is not None else cur_dev
     want_dt = resolve_dtype(dtype) if dtype is not None else cur_dt
-    if want_dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
     if want_dev == cur_dev and want_dt == cur_dt:
         return model
     return copy.deepcopy(model).to(device=want_dev, dtype=want_dt)
@@ -379,16 +390,17 @@ def _finish(raw: np.ndarray, normalize: bool) -> np.ndarray:
 
 def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normalize: bool = True,
                         chunk: int | None = None, device=None, at: str = "onehot", causal: bool = True,
-                        shortcut: bool = True, method: str = "vmap", dtype=None,
+                        shortcut: bool = True, method: str = "auto", dtype=None,
                         progress: Callable[[int, int], None] | None = None) -> ConnectivityResult:
     """Connectivity of every (t, t~) pair with batched vector-Jacobian products (module docstring).
 
-    ``chunk`` output steps are back-propagated per pass (default 32: each pass holds ``chunk``
-    cotangents of every activation). ``method`` is ``vmap`` (default) or ``replicate`` (see
-    ``_chunk_grads``). ``progress(done, total)`` is called after each chunk. ``device`` and
-    ``dtype`` (None: the model's own) run the probe on a moved copy of the model."""
-    chunk = DEFAULT_CHUNK if chunk is None else chunk
-    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+    ``method``: ``auto`` (default: ``sweep`` when the model has a recurrent core feeding a linear
+    readout and ``causal``, else ``vmap``), ``sweep``, ``vmap`` or ``replicate`` (see
+    ``_chunk_grads`` and ``_sweep``). ``chunk``: output steps per backward pass for vmap/replicate
+    (default 32), steps per graph segment for sweep (default 16). ``progress(done, total)`` is
+    called as the work proceeds. ``device`` and ``dtype`` (None: the model's own) run the probe on
+    a moved copy of the model."""
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
         raise ConfigError(f"chunk must be a positive integer, got {chunk!r}")
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -397,15 +409,30 @@ def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normali
         fn, x, W, k, logits, tokens, names = _setup(model_, chars, targets, norm, at)
         T, D = x.shape[0], x.shape[-1]
         readout = find_readout(fn, x[: min(T, 2)]) if shortcut else None
+        core = None
+        if method in ("auto", "sweep") and readout is not None and causal:
+            core = recurrent_core(model_, fn, x, readout)
+        if method == "sweep" and core is None:
+            raise ConfigError("method='sweep' needs a model whose logits are one nn.Linear readout of the output of a "
+                              "recurrent core `model.rnn` (a rnnmem unit or torch.nn.RNN/LSTM/GRU), with shortcut=True "
+                              "and causal=True; use method='vmap' for other models")
+        if method == "auto":
+            method = "sweep" if core is not None else "vmap"
         raw = torch.zeros(T, T, dtype=x.dtype, device=x.device)  # [t, t~]
-        starts = list(range(0, T, chunk))
-        for n, t0 in enumerate(starts):
-            t_out = torch.arange(t0, min(t0 + chunk, T), device=x.device)
-            Tc = int(t_out[-1]) + 1 if causal else T
-            g = _chunk_grads(fn, x[:Tc], t_out, k[t_out], readout, method)  # [Tc, K, D]
-            raw[:Tc, t_out] = _reduce(g, W, norm)
-            if progress is not None:
-                progress(n + 1, len(starts))
+        if method == "sweep":
+            chunk = DEFAULT_SEGMENT if chunk is None else chunk
+            for t, cols, g in _sweep(core, x, readout.weight[k], chunk, progress):
+                raw[t, cols] = _reduce(g, W, norm)
+        else:
+            chunk = DEFAULT_CHUNK if chunk is None else chunk
+            starts = list(range(0, T, chunk))
+            for n, t0 in enumerate(starts):
+                t_out = torch.arange(t0, min(t0 + chunk, T), device=x.device)
+                Tc = int(t_out[-1]) + 1 if causal else T
+                g = _chunk_grads(fn, x[:Tc], t_out, k[t_out], readout, method)  # [Tc, K, D]
+                raw[:Tc, t_out] = _reduce(g, W, norm)
+                if progress is not None:
+                    progress(n + 1, len(starts))
     raw_np = raw.detach().cpu().double().numpy()
     config = {
         "definition": "connectivity(t, t~) = norm of d logit[t~, target(t~)] / d input[t] (Madsen 2019)",
@@ -416,7 +443,8 @@ def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normali
         "chunk": chunk, "T": T, "input_dim": D, "classes": int(logits.shape[-1]),
         "dtype": str(x.dtype).replace("torch.", ""), "device": str(x.device),
         "method": {"vmap": "batched vjp (vmap over the backward pass)",
-                   "replicate": "batched vjp (sequence replicated across the batch)"}[method],
+                   "replicate": "batched vjp (sequence replicated across the batch)",
+                   "sweep": "batched adjoint sweep over graph segments of the recurrent core"}[method],
     }
     describe = getattr(model_, "describe", None)
     if callable(describe):
@@ -486,13 +514,100 @@ def _chunk_grads(fn, x: torch.Tensor, t_out: torch.Tensor, k: torch.Tensor,
     return g
 
 
+# ----------------------------------------------------------------------------- sweep
+def _core_call(core: nn.Module, x: torch.Tensor, state):
+    """Run the recurrent core on ``x[T, 1, D]`` from ``state`` (a tuple of tensors or None):
+    ``(y[T, 1, H], final state as a tuple)`` for rnnmem units and torch.nn.RNN/LSTM/GRU alike."""
+    if isinstance(core, nn.LSTM):
+        y, (h, c) = core(x, None if state is None else tuple(state))
+        return y, (h, c)
+    if isinstance(core, nn.RNNBase):
+        y, h = core(x, None if state is None else state[0])
+        return y, (h,)
+    y, st = core(x, None if state is None else tuple(state))
+    return y, tuple(st)
+
+
+def recurrent_core(model: nn.Module, fn: Callable, x: torch.Tensor, readout: nn.Linear) -> nn.Module | None:
+    """``model.rnn`` when it is a recurrent core (rnnmem unit, or torch.nn.RNN/LSTM/GRU in
+    time-major layout) whose output on ``x`` is exactly the readout's input; else None."""
+    from ..cells.base import RecurrentUnit
+
+    core = getattr(model, "rnn", None)
+    if isinstance(core, RecurrentUnit):
+        if getattr(core, "seeds", None) is not None:
+            return None
+    elif not (isinstance(core, nn.RNNBase) and not core.batch_first and not core.bidirectional):
+        return None
+    with torch.no_grad():
+        try:
+            y, _ = _core_call(core, x, None)
+        except Exception:  # a core with another calling convention: no sweep
+            return None
+        feats = _features(fn, x, readout)
+    if y.shape != feats.shape or not torch.allclose(y, feats, rtol=1e-6, atol=1e-6):
+        return None
+    return core
+
+
+def _sweep(core: nn.Module, x: torch.Tensor, w_out: torch.Tensor, seg: int, progress=None):
+    """Adjoint sweep (module docstring). ``w_out[t~] = d z_{t~, k(t~)} / d h_{t~}`` (the readout
+    row of the target). Yields ``(t, cols, g)`` (two slices) with
+    ``g[i, j] = d z_{cols[j]} / d x_{t[i]}`` (shape ``[len(t), len(cols), D]``) for every segment of every group of output steps; the
+    pairs not yielded are zero (t > t~)."""
+    T = x.shape[0]
+    bounds = list(range(0, T, seg)) + [T]
+    pieces = []  # (a, b, x leaf, state leaves or None, y, final state)
+    state = None
+    with torch.enable_grad():
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            xs = x[a:b].detach().clone().requires_grad_(True)
+            sin = None if state is None else tuple(c.detach().clone().requires_grad_(True) for c in state)
+            y, sout = _core_call(core, xs, sin)
+            pieces.append((a, b, xs, sin, y, sout))
+            state = sout
+        groups = list(range(0, T, SWEEP_GROUP))
+        total = sum(sum(1 for p in pieces if p[0] < min(c0 + SWEEP_GROUP, T)) for c0 in groups)
+        done = 0
+        for c0 in groups:
+            c1 = min(c0 + SWEEP_GROUP, T)
+            carried = None  # cotangents of the state leaving the segment, one per active column
+            for a, b, xs, sin, y, sout in reversed([p for p in pieces if p[0] < c1]):
+                lo = max(c0, a)          # active columns: t~ in [lo, c1)
+                n_new = max(0, min(c1, b) - lo)
+                n_act = c1 - lo
+                outs, cots = [], []
+                if n_new:
+                    cot_y = y.new_zeros((n_act,) + tuple(y.shape))
+                    j = torch.arange(n_new, device=y.device)
+                    cot_y[j, lo - a + j, 0] = w_out[lo:lo + n_new].to(y.dtype)
+                    outs.append(y)
+                    cots.append(cot_y)
+                if carried is not None:
+                    for comp, cot in zip(sout, carried):
+                        pad = cot.new_zeros((n_new,) + tuple(cot.shape[1:]))
+                        outs.append(comp)
+                        cots.append(torch.cat([pad, cot]) if n_new else cot)
+                ins = [xs] + (list(sin) if sin is not None else [])
+                grads = torch.autograd.grad(outs, ins, cots, retain_graph=True, is_grads_batched=True,
+                                            allow_unused=True)
+                gx = grads[0] if grads[0] is not None else xs.new_zeros((n_act,) + tuple(xs.shape))
+                yield slice(a, b), slice(lo, c1), gx[:, :, 0].transpose(0, 1)
+                if sin is not None:
+                    carried = [g if g is not None else c.new_zeros((n_act,) + tuple(c.shape))
+                               for g, c in zip(grads[1:], sin)]
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+
 def _stop_at_readout(module, inputs):
     raise _ReadoutReached(inputs[0])
 
 
 def connectivity(model, chars, targets=None, norm: str = "sq_l2", normalize: bool = True,
                  chunk: int | None = None, device=None, at: str = "onehot", causal: bool = True,
-                 shortcut: bool = True, method: str = "vmap", dtype=None, progress=None) -> pd.DataFrame:
+                 shortcut: bool = True, method: str = "auto", dtype=None, progress=None) -> pd.DataFrame:
     """Connectivity as a long DataFrame (see ``ConnectivityResult.frame``); the configuration
     is in ``df.attrs['config']``. ``connectivity_matrix`` returns the matrix form."""
     return connectivity_matrix(model, chars, targets=targets, norm=norm, normalize=normalize, chunk=chunk,

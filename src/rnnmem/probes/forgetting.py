@@ -314,7 +314,7 @@ def _fit_rate(d: np.ndarray, scale: np.ndarray, P: int, stop: int, eps: float, f
 
 
 def _summarise(tr: _Tracker, s: ForgettingSettings, eps: float, input_seeds, seeds):
-    P, T = s.P, s.T
+    P = s.P
     d_l2 = np.concatenate(tr.d_state_l2)
     scale = np.concatenate(tr.scale)
     d_out = np.concatenate(tr.d_out_max)

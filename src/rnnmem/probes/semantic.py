@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from ..errors import ConfigError, InputError
+from ..devices import resolve_device
 
 DEFAULT_TOL = {torch.float64: 1e-12, torch.float32: 1e-7}
 
@@ -50,12 +51,7 @@ DEFAULT_TOL = {torch.float64: 1e-12, torch.float32: 1e-7}
 # helpers
 # ============================================================================================
 def _device(device) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r} is not a torch device (use cpu, cuda or cuda:N)") from exc
+    return resolve_device(device)
 
 
 def _tensor(x, name: str, dtype, device, dim: int | None = None) -> torch.Tensor:

@@ -27,7 +27,6 @@ Pipeline (``run_study``):
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path

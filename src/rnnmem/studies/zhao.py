@@ -28,6 +28,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError, InputError
+from ..devices import resolve_device
 from ..train.timeseries import FILTER_MODELS, MODELS, TrainSettings
 
 STUDY = "zhao"
@@ -584,19 +585,6 @@ def write_report(runs: pd.DataFrame, datasets: list[DatasetSpec], out: Path, met
     return doc.save(out, "zhao_report")
 
 
-def _check_device(device: str) -> None:
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}; use cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device {device!r} is not supported; use cpu or cuda")
-
-
 def reproduce(out, data_dir=None, datasets=None, data=None, column: str = "x", split=None, models=PAPER_MODELS,
               seeds: int = 100, seed: int = 0, max_epochs: int = 1000, scaler: str = "train", hidden: int = 1,
               K: int = 100, ablation_K=ABLATION_K, ablation_models=ABLATION_MODELS, db=None, device: str = "cpu",
@@ -617,7 +605,7 @@ def reproduce(out, data_dir=None, datasets=None, data=None, column: str = "x", s
         raise ConfigError(f"--seeds must be a positive integer, got {seeds!r}")
     if scaler not in ("train", "full"):
         raise ConfigError(f"--scaler must be train or full, got {scaler!r}")
-    _check_device(device)
+    resolve_device(device)
     models = tuple(models)
     ablation_models = tuple(ablation_models or ())
     seed_list = list(range(seed, seed + seeds))

@@ -34,7 +34,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError, InputError
-from ..train.classify import FILTER_CELLS, FIRST_LAYERS
+from ..devices import resolve_device
+from ..train.classify import FIRST_LAYERS
 
 STUDY = "zhao_reviews"
 PAPER_MODELS = FIRST_LAYERS                      # rnn, lstm, mrnnf, mlstmf
@@ -436,19 +437,6 @@ def write_report(runs: pd.DataFrame, out: Path, meta: dict, data: dict) -> tuple
     return doc.save(out, "zhao_reviews_report")
 
 
-def _check_device(device: str) -> None:
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}; use cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device {device!r} is not supported; use cpu or cuda")
-
-
 def data_facts(cfg: ReviewsConfig) -> dict:
     """What the report says about the data (counts, split, embedding, baselines)."""
     from ..tasks.reviews import class_counts, majority_baseline
@@ -476,7 +464,7 @@ def reproduce(out, data, models=PAPER_MODELS, seeds: int = 100, seed: int = 0, e
     out = Path(out).expanduser()
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ConfigError(f"--seeds must be a positive integer, got {seeds!r}")
-    _check_device(device)
+    resolve_device(device)
     models = tuple(models)
     for m in models:
         if m not in PAPER_MODELS:
