@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError
+from .validation import validate_model
 from ..probes.forgetting import DEFAULT_TOLERANCES, ForgettingSettings, forgetting, tol_name
 
 STUDY = "forgetting"
@@ -71,14 +72,7 @@ class ForgettingConfig(BaseModel):
 
 def validate_config(config: dict) -> ForgettingConfig:
     """Validate a config dict, turning pydantic's report into one ConfigError line."""
-    from pydantic import ValidationError
-
-    try:
-        cfg = ForgettingConfig(**config)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        raise ConfigError(f"forgetting config: {where}: {err['msg']}") from None
+    cfg = validate_model(ForgettingConfig, config, "forgetting")
     cfg.settings()  # raises ConfigError for P >= T, negative tolerances...
     return cfg
 

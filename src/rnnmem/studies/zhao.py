@@ -16,7 +16,6 @@ A user table can replace them (``reference=``).
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError, InputError
+from .validation import validate_model
+from ..tasks.autocomplete import file_sha256
 from ..devices import resolve_device
 from ..train.timeseries import FILTER_MODELS, MODELS, TrainSettings
 
@@ -107,18 +108,7 @@ class ZhaoConfig(BaseModel):
 
 
 def validate_config(config: dict) -> ZhaoConfig:
-    from pydantic import ValidationError
-
-    try:
-        return ZhaoConfig(**config)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        raise ConfigError(f"zhao config: {where}: {err['msg']}") from None
-
-
-def file_sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return validate_model(ZhaoConfig, config, "zhao")
 
 
 @functools.lru_cache(maxsize=16)

@@ -23,7 +23,6 @@ MLSTMF (K=50) 0.3110; best accuracy 0.36 / 0.38 / 0.40 / 0.36; majority class 25
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -34,6 +33,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError, InputError
+from .validation import validate_model
+from ..tasks.autocomplete import file_sha256
 from ..devices import resolve_device
 from ..train.classify import FIRST_LAYERS
 
@@ -107,18 +108,7 @@ class ReviewsConfig(BaseModel):
 
 
 def validate_config(config: dict) -> ReviewsConfig:
-    from pydantic import ValidationError
-
-    try:
-        return ReviewsConfig(**config)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        raise ConfigError(f"zhao_reviews config: {where}: {err['msg']}") from None
-
-
-def file_sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return validate_model(ReviewsConfig, config, "zhao_reviews")
 
 
 @functools.lru_cache(maxsize=4)
