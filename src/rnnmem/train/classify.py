@@ -50,6 +50,7 @@ from torch import nn
 
 from ..cells import build, resolve_dtype
 from ..errors import ConfigError, InputError
+from .seed_batch import masked_copy, seed_params
 from .fastseq import fast_forward
 from .timeseries import derive_seed
 
@@ -226,20 +227,6 @@ def classification_metrics(y_true, y_pred) -> dict:
 # ============================================================================================
 # training
 # ============================================================================================
-def _masked_copy(dst: torch.Tensor, src: torch.Tensor, mask: torch.Tensor) -> None:
-    """dst[e] = src[e] where mask[e] (mask over the leading seed dim)."""
-    m = mask.view((-1,) + (1,) * (dst.dim() - 1))
-    dst.copy_(torch.where(m, src, dst))
-
-
-def _seed_params(net: StackedClassifier) -> list[torch.Tensor]:
-    params = list(net.parameters())
-    for p in params:
-        if p.shape[0] != net.size:
-            raise AssertionError(f"parameter of shape {tuple(p.shape)} has no leading seed dim")
-    return params
-
-
 def _tensors(data: SequenceSet, dt, device):
     return (torch.as_tensor(data.x, dtype=dt, device=device), torch.as_tensor(data.last, device=device),
             torch.as_tensor(data.labels, device=device))
@@ -294,7 +281,7 @@ def train_classifier(first: str, data: dict[str, SequenceSet], seeds, *, hidden:
     tens = {name: _tensors(data[name], dt, device) for name in SPLITS}
     x_tr, l_tr, y_tr = tens["train"]
     x_va, l_va, y_va = tens["val"]
-    params = _seed_params(net)
+    params = seed_params(net, net.size)
     opt = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
     best = [p.detach().clone() for p in params]
     best_val = np.full(S, np.inf)
@@ -325,7 +312,7 @@ def train_classifier(first: str, data: dict[str, SequenceSet], seeds, *, hidden:
             mask = torch.as_tensor(better, device=device)
             with torch.no_grad():
                 for p, bp in zip(params, best):
-                    _masked_copy(bp, p.detach(), mask)
+                    masked_copy(bp, p.detach(), mask)
             best_val[better] = va[better]
             best_epoch[better] = epoch
         if progress is not None:

@@ -36,6 +36,7 @@ from torch import nn
 
 from ..cells import build, resolve_dtype
 from ..errors import ConfigError, InputError
+from .seed_batch import masked_copy, seed_params
 from .fastseq import fast_forward
 
 # model name -> (cell, readout); "identity": the unit's own output (size 1) is the prediction
@@ -163,20 +164,6 @@ def _tensor(a: np.ndarray, S: int, dtype, device) -> torch.Tensor:
     return t.view(-1, 1, 1, 1).expand(-1, S, 1, 1)
 
 
-def _masked_copy(dst: torch.Tensor, src: torch.Tensor, mask: torch.Tensor) -> None:
-    """dst[e] = src[e] where mask[e] (mask over the leading seed dim)."""
-    m = mask.view((-1,) + (1,) * (dst.dim() - 1))
-    dst.copy_(torch.where(m, src, dst))
-
-
-def _seed_params(model: SeriesModel) -> list[torch.Tensor]:
-    params = list(model.parameters())
-    for p in params:
-        if p.shape[0] != model.size:
-            raise AssertionError(f"parameter of shape {tuple(p.shape)} has no leading seed dim")
-    return params
-
-
 def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int = 1, K: int = 100,
                  dtype="float32", device="cpu", settings: TrainSettings | None = None,
                  progress: Callable[[int, int], None] | None = None, keep_predictions: bool = False,
@@ -204,7 +191,7 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
     blocks = {name: (_tensor(sc.transform(b.inputs), S, dt, device), _tensor(sc.transform(b.targets), S, dt, device))
               for name, b in split.blocks().items()}
     (x_tr, y_tr), (x_va, y_va) = blocks["train"], blocks["val"]
-    params = _seed_params(net)
+    params = seed_params(net, net.size)
     opt = torch.optim.Adam(params, lr=settings.lr)
     best = [p.detach().clone() for p in params]
     best_val = np.full(S, np.inf)
@@ -239,7 +226,7 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
             mask = torch.as_tensor(diverged, device=device)
             with torch.no_grad():
                 for p, b in zip(params, best):
-                    _masked_copy(p, b, mask)
+                    masked_copy(p, b, mask)
         curve_train[epoch, active] = lo[active]
         curve_val[epoch, active] = va[active]
         epochs_run[active] += 1
@@ -248,7 +235,7 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
             mask = torch.as_tensor(better_val, device=device)
             with torch.no_grad():
                 for p, b in zip(params, best):
-                    _masked_copy(b, p.detach(), mask)
+                    masked_copy(b, p.detach(), mask)
             best_val[better_val] = va[better_val]
             best_epoch[better_val] = epoch
         better_train = active & (best_train - lo > settings.min_delta)
@@ -267,7 +254,7 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
             opt.step()
             with torch.no_grad():
                 for p, b in zip(params, before):
-                    _masked_copy(b, p.detach(), mask)   # b: updated where active, old elsewhere
+                    masked_copy(b, p.detach(), mask)   # b: updated where active, old elsewhere
                     p.copy_(b)
         if progress is not None:
             progress(epoch + 1, int(active.sum()))
