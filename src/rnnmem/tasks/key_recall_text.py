@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from .synthetic_text import check_episode_options
 from .synthetic_text import SyntheticCorpus, invented_vocabulary, zipf_probabilities
 
 
@@ -42,15 +43,7 @@ def key_recall_text(n_words: int = 100_000, vocab_size: int = 500, n_keys: int =
     ``dependencies`` columns: ``episode``, ``key``, ``key_index``, ``cue_index``,
     ``response_index`` (word positions in ``text.split()``), ``gap_words`` (D),
     ``distance_words`` (D + 2, key to response) and ``lag_at_cue`` (D + 1). Same seed -> same text."""
-    if not isinstance(n_words, int) or n_words < 1:
-        raise ConfigError(f"n_words must be a positive integer, got {n_words!r}")
-    if not isinstance(n_keys, int) or n_keys < 2:
-        raise ConfigError(f"n_keys must be an integer >= 2, got {n_keys!r}")
-    distances = [int(d) for d in distances]
-    if not distances or min(distances) < 0:
-        raise ConfigError(f"distances must be a non-empty list of integers >= 0, got {distances!r}")
-    if not 0 <= rate < 1:
-        raise ConfigError(f"rate must be in [0, 1), got {rate}")
+    distances = check_episode_options(n_words, n_keys, distances, rate)
     if not (cue.isalpha() and cue.islower() and cue.isascii()):
         raise ConfigError(f"the cue must be a lower-case a-z word, got {cue!r}")
     if not isinstance(topics, int) or topics < 0 or (topics and topics > vocab_size):

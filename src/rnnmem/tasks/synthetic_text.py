@@ -43,6 +43,21 @@ SYLLABLES = [c + v for c in CONSONANTS for v in VOWELS]  # 100 consonant-vowel s
 KINDS = ("copy", "agreement")
 
 
+def check_episode_options(n_words, n_keys, distances, rate) -> list[int]:
+    """Validate the options shared by the planted-dependency generators; returns the distances as
+    ints. Bad values raise one ConfigError naming the option."""
+    if not isinstance(n_words, int) or n_words < 1:
+        raise ConfigError(f"n_words must be a positive integer, got {n_words!r}")
+    if not isinstance(n_keys, int) or n_keys < 2:
+        raise ConfigError(f"n_keys must be an integer >= 2, got {n_keys!r}")
+    distances = [int(d) for d in distances]
+    if not distances or min(distances) < 0:
+        raise ConfigError(f"distances must be a non-empty list of integers >= 0, got {distances!r}")
+    if not 0 <= rate < 1:
+        raise ConfigError(f"rate must be in [0, 1), got {rate}")
+    return distances
+
+
 def zipf_probabilities(n: int, exponent: float = 1.0, offset: float = 2.7) -> np.ndarray:
     """Zipf-Mandelbrot probabilities ``p(r) ∝ (r + offset)^(-exponent)`` for ranks ``0..n-1``."""
     if n < 1:
@@ -160,15 +175,7 @@ def planted_dependency_text(
     text."""
     if kind not in KINDS:
         raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if not isinstance(n_words, int) or n_words < 1:
-        raise ConfigError(f"n_words must be a positive integer, got {n_words!r}")
-    if not isinstance(n_keys, int) or n_keys < 2:
-        raise ConfigError(f"n_keys must be an integer >= 2, got {n_keys!r}")
-    distances = [int(d) for d in distances]
-    if not distances or min(distances) < 0:
-        raise ConfigError(f"distances must be a non-empty list of integers >= 0, got {distances!r}")
-    if not 0 <= rate < 1:
-        raise ConfigError(f"rate must be in [0, 1), got {rate}")
+    distances = check_episode_options(n_words, n_keys, distances, rate)
     for m in (start_marker, cue_marker):
         if not m.isalpha() or not m.islower() or not m.isascii():
             raise ConfigError(f"marker words must be lower-case a-z, got {m!r}")
