@@ -9,23 +9,7 @@ from typing import Optional
 
 import typer
 
-
-def _floats(text: str, what: str) -> list[float]:
-    from ..errors import ConfigError
-
-    try:
-        return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str, what: str) -> list[int]:
-    from ..errors import ConfigError
-
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+from .parsing import floats, ints
 
 
 def forgetting_command(
@@ -54,7 +38,7 @@ def forgetting_command(
     from ..cells import build
     from ..probes.forgetting import derive_input_seed, forgetting, tol_name
 
-    tols = _floats(tolerances, "--tol")
+    tols = floats(tolerances, "--tol")
     seeds = list(range(seed, seed + runs))
     if state_dict is not None:
         from ..model_io import load_recurrent
@@ -111,7 +95,7 @@ def muccino_command(
     from ..studies.muccino import reproduce as run
 
     res = run(out, quick=quick, runs=runs, T=T, P=P, variants=[v.strip() for v in variants.split(",") if v.strip()],
-              sizes=_ints(sizes, "--sizes") if sizes else None, tolerance=tolerance, workers=workers, db=db,
+              sizes=ints(sizes, "--sizes") if sizes else None, tolerance=tolerance, workers=workers, db=db,
               reference=reference, device=device, seed=seed,
               command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     Console().print(f"{res['runs']} runs in {res['wall_s']:.1f} s; report: {res['html']} and {res['markdown']}")

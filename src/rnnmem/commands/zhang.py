@@ -9,17 +9,7 @@ from typing import Optional
 
 import typer
 
-
-def _ints(text: str, what: str) -> list[int]:
-    from ..errors import ConfigError
-
-    try:
-        vals = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
-    if not vals:
-        raise ConfigError(f"{what} must list at least one integer")
-    return vals
+from .parsing import ints
 
 
 def _thresholds(items: list[str]) -> dict[str, float]:
@@ -80,9 +70,9 @@ def zhang_command(
     if units:
         over["units"] = tuple(u.strip() for u in units.split(",") if u.strip())
     if train_lengths:
-        over["train_lengths"] = tuple(_ints(train_lengths, "--train-lengths"))
+        over["train_lengths"] = tuple(ints(train_lengths, "--train-lengths", nonempty=True))
     if prefix_lengths:
-        over["prefix_lengths"] = tuple(_ints(prefix_lengths, "--prefix-lengths"))
+        over["prefix_lengths"] = tuple(ints(prefix_lengths, "--prefix-lengths", nonempty=True))
     for key, val in (("hidden", hidden), ("embedding_dim", dim), ("budget_tokens", budget),
                      ("vocab_size", vocab_size), ("max_words", max_words)):
         if val is not None:

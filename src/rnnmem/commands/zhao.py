@@ -9,18 +9,7 @@ from typing import Optional
 
 import typer
 
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _ints(text: str, what: str) -> list[int]:
-    from ..errors import ConfigError
-
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+from .parsing import ints, names
 
 
 def zhao_command(
@@ -70,7 +59,7 @@ def zhao_command(
             raise ConfigError("--dataset rnn-generated generates its own series: drop --data, --data-dir and --split")
         from ..studies.zhao_reviews import reproduce_control
 
-        res = reproduce_control(out, seeds=seeds, seed=seed, models=_names(models), max_epochs=max_epochs,
+        res = reproduce_control(out, seeds=seeds, seed=seed, models=names(models), max_epochs=max_epochs,
                                 scaler=scaler, hidden=hidden, K=K, db=db, device=device, dtype=dtype,
                                 workers=workers, command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
         Console().print(f"{res['runs']} runs ({res['computed']} computed) in {res['wall_s']:.1f} s; generator: "
@@ -80,15 +69,15 @@ def zhao_command(
         datasets = dataset
     split_t = None
     if split is not None:
-        parts = _ints(split, "--split")
+        parts = ints(split, "--split")
         if len(parts) != 3:
             raise ConfigError(f"--split must be TRAIN,VAL,TEST, got {split!r}")
         split_t = tuple(parts)
-    res = reproduce(out, data_dir=data_dir, datasets=_names(datasets) if datasets else None,
-                    data=data, column=column, split=split_t, models=_names(models), seeds=seeds,
+    res = reproduce(out, data_dir=data_dir, datasets=names(datasets) if datasets else None,
+                    data=data, column=column, split=split_t, models=names(models), seeds=seeds,
                     seed=seed, max_epochs=max_epochs, scaler=scaler, hidden=hidden, K=K,
-                    ablation_K=_ints(ablation_k, "--ablation-K"),
-                    ablation_models=_names(ablation_models),
+                    ablation_K=ints(ablation_k, "--ablation-K"),
+                    ablation_models=names(ablation_models),
                     db=db, device=device, dtype=dtype, reference=reference, workers=workers,
                     command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     Console().print(f"{res['runs']} runs ({res['computed']} computed) in {res['wall_s']:.1f} s; "

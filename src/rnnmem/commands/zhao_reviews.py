@@ -10,14 +10,7 @@ from typing import Optional
 
 import typer
 
-
-def _ints(text: str, what: str) -> list[int]:
-    from ..errors import ConfigError
-
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+from .parsing import ints
 
 
 def zhao_reviews_command(
@@ -46,7 +39,7 @@ def zhao_reviews_command(
     from ..errors import ConfigError
     from ..studies.zhao_reviews import reproduce
 
-    sp = _ints(split, "--split")
+    sp = ints(split, "--split")
     if len(sp) != 3:
         raise ConfigError(f"--split must be TRAIN,VAL,TEST, got {split!r}")
     model_list = [t.strip() for t in models.split(",") if t.strip()]
@@ -57,8 +50,6 @@ def zhao_reviews_command(
                     workers=workers, command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     Console().print(f"{res['runs']} runs ({res['computed']} computed) in {res['wall_s']:.1f} s; "
                     f"report: {res['html']} and {res['markdown']}")
-
-
 
 
 def zhao_control_command(

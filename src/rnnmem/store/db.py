@@ -207,6 +207,15 @@ def _unpack_curves(blob: bytes | None) -> dict[str, np.ndarray]:
     return out
 
 
+def config_column(df, name: str) -> str:
+    """The column of config option ``name`` in a table of runs: ``config.<name>`` as ``load``
+    returns it, or ``<name>`` in a table whose prefix was stripped. ``KeyError`` when absent."""
+    for c in (f"{CONFIG_PREFIX}{name}", name):
+        if c in df.columns:
+            return c
+    raise KeyError(name)
+
+
 def _flatten(d: dict, prefix: str) -> dict:
     """Nested dicts -> ``prefix.a.b`` keys (empty dicts dropped); lists -> their JSON text."""
     out = {}

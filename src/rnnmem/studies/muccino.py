@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError
+from ..store.db import config_column
 from .validation import validate_model
 from ..probes.forgetting import DEFAULT_TOLERANCES, ForgettingSettings, forgetting, tol_name
 
@@ -139,17 +140,9 @@ def variant_of(row) -> str:
     return f"{row['convention']}-{row['dtype']}"
 
 
-def _col(df: pd.DataFrame, name: str) -> str:
-    """Find a config column whatever prefix the store uses (``config.cell`` or ``cell``)."""
-    for c in (f"config.{name}", name):
-        if c in df.columns:
-            return c
-    raise KeyError(name)
-
-
 def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The store's table reduced to the columns the report needs, with a ``variant`` column."""
-    out = pd.DataFrame({k: df[_col(df, k)] for k in ("cell", "input_size", "units", "convention", "dtype", "layers")})
+    out = pd.DataFrame({k: df[config_column(df, k)] for k in ("cell", "input_size", "units", "convention", "dtype", "layers")})
     out["variant"] = out.apply(variant_of, axis=1)
     out["seed"] = df["seed"].values
     out["status"] = df["status"].values

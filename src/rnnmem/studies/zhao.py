@@ -27,6 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError, InputError
+from ..store.db import config_column
 from .validation import validate_model
 from ..tasks.autocomplete import file_sha256
 from ..devices import resolve_device
@@ -251,17 +252,10 @@ def build_tasks(datasets: list[DatasetSpec], models=PAPER_MODELS, seeds=range(10
 # ============================================================================================
 # tables
 # ============================================================================================
-def _col(df: pd.DataFrame, name: str) -> str:
-    for c in (f"config.{name}", name):
-        if c in df.columns:
-            return c
-    raise KeyError(name)
-
-
 def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The store's rows reduced to what the report needs; RMSE/MAE in the reporting scale
     (``*_rmse`` x report_scale, e.g. DJI x100 as in the paper)."""
-    out = pd.DataFrame({k: df[_col(df, k)].values for k in
+    out = pd.DataFrame({k: df[config_column(df, k)].values for k in
                         ("model", "dataset", "K", "scaler", "hidden", "max_epochs", "report_scale")})
     out["seed"] = df["seed"].values
     out["status"] = df["status"].values

@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError, InputError
+from ..store.db import config_column
 from .validation import validate_model
 from ..tasks.autocomplete import file_sha256
 from ..devices import resolve_device
@@ -199,17 +200,10 @@ def build_tasks(data_path, models=PAPER_MODELS, layouts=("rnnmem",), seeds=range
 # ============================================================================================
 # tables
 # ============================================================================================
-def _col(df: pd.DataFrame, name: str) -> str:
-    for c in (f"config.{name}", name):
-        if c in df.columns:
-            return c
-    raise KeyError(name)
-
-
 def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The store's rows reduced to what the report needs (one row per run)."""
-    out = pd.DataFrame({k: df[_col(df, k)].values for k in ("model", "layout", "epochs", "hidden", "K")})
-    out["n_test"] = df[_col(df, "test")].values
+    out = pd.DataFrame({k: df[config_column(df, k)].values for k in ("model", "layout", "epochs", "hidden", "K")})
+    out["n_test"] = df[config_column(df, "test")].values
     out["seed"] = df["seed"].values
     out["status"] = df["status"].values
     for split in ("train", "val", "test"):
