@@ -34,6 +34,8 @@ from ..errors import ConfigError, InputError
 
 SCHEMA_VERSION = 1
 CONFIG_PREFIX = "config."
+_ROW_COLUMNS = ("key, study, seed, status, config_json, request_json, metrics_json, curves, wall_s, "
+                "started_at, package_version, stored_at")
 BASE_COLUMNS = ("key", "study", "seed", "status")
 TAIL_COLUMNS = ("wall_s", "started_at", "package_version", "config_json")
 RESERVED = frozenset(BASE_COLUMNS + TAIL_COLUMNS)
@@ -354,13 +356,16 @@ class ResultStore:
             ))
         if not rows:
             return 0
+        return self._insert_rows(rows)
+
+    def _insert_rows(self, rows) -> int:
+        """Insert rows (in the table's column order) in one transaction, keeping any run already
+        stored under the same key; returns how many were added. Nothing is written on error."""
         con = self._db()
         con.execute("BEGIN IMMEDIATE")
         try:
             before = con.total_changes
-            con.executemany("INSERT OR IGNORE INTO runs (key, study, seed, status, config_json, request_json, "
-                            "metrics_json, curves, wall_s, started_at, package_version, stored_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            con.executemany(f"INSERT OR IGNORE INTO runs ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 12)})", rows)
             added = con.total_changes - before
             con.execute("COMMIT")
         except BaseException:
@@ -380,21 +385,8 @@ class ResultStore:
         if other.resolve() == self.path.resolve():
             raise InputError(f"cannot merge {other} into itself")
         with ResultStore(other) as src:  # validates that it is an rnnmem store (and checkpoints its WAL)
-            rows = src._db().execute("SELECT key, study, seed, status, config_json, request_json, metrics_json, "
-                                     "curves, wall_s, started_at, package_version, stored_at FROM runs")
-            con = self._db()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                before = con.total_changes
-                con.executemany("INSERT OR IGNORE INTO runs (key, study, seed, status, config_json, request_json, "
-                                "metrics_json, curves, wall_s, started_at, package_version, stored_at) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                added = con.total_changes - before
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return added
+            rows = src._db().execute(f"SELECT {_ROW_COLUMNS} FROM runs")
+            return self._insert_rows(rows)
 
     # -- reads -----------------------------------------------------------------------------------
     def get(self, key: str) -> RunRecord | None:
