@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from rnnmem.store import ResultStore, Task, TaskFailed, run_key, run_tasks  # noqa: E402
-from rnnmem.store.testing import ENV, calls  # noqa: E402
+from rnnmem.store.testing import ENV, calls, kill_when_stored  # noqa: E402
 
 pytestmark = pytest.mark.ray
 TOY = "rnnmem.store.testing:toy_run"
@@ -100,16 +99,7 @@ def test_driver_killed_and_restarted_resumes_with_every_run_once(tmp_path, clust
     (toy / "sleep").write_text("0.4")
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(db), address], env=dict(os.environ),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, stored = time.time() + 90, 0
-    while time.time() < deadline and stored < 8 and proc.poll() is None:
-        time.sleep(0.2)
-        if db.exists():
-            with ResultStore(db) as st:
-                stored = len(st)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    with ResultStore(db) as st:
-        before = st.keys()
+    before = kill_when_stored(proc, db, 8, timeout=90, poll=0.2)
     assert 8 <= len(before) < 40, "the driver should have been killed part-way"
     (toy / "sleep").unlink()
     time.sleep(1.0)                                           # let the dead driver's in-flight tasks drain

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pandas as pd
@@ -16,7 +14,7 @@ import pytest
 
 from rnnmem.errors import ConfigError
 from rnnmem.store import ResultStore, RunRecord, Task, TaskFailed, run_key, run_tasks
-from rnnmem.store.testing import ENV, calls
+from rnnmem.store.testing import ENV, calls, kill_when_stored
 
 TOY = "rnnmem.store.testing:toy_run"
 VOLATILE = ["wall_s", "started_at"]
@@ -109,17 +107,7 @@ def test_sigkill_mid_sweep_then_resume(tmp_path, toy_dir):
     db = tmp_path / "r.sqlite"
     (toy_dir / "sleep").write_text("0.15")
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(db)], env=dict(os.environ))
-    deadline = time.time() + 60
-    stored = 0
-    while time.time() < deadline and stored < 9:
-        time.sleep(0.1)
-        if db.exists():
-            with ResultStore(db) as st:
-                stored = len(st)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    with ResultStore(db) as st:
-        before = st.keys()
+    before = kill_when_stored(proc, db, 9, timeout=60)
     assert 9 <= len(before) < 36, "the sweep should have been killed part-way"
     first_pass = computed(toy_dir)
     (toy_dir / "sleep").unlink()

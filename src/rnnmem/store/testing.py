@@ -96,6 +96,26 @@ def calls(folder) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
+def kill_when_stored(proc, db, count: int, timeout: float, poll: float = 0.1) -> set[str]:
+    """SIGKILL the process ``proc`` (a sweep driver) once the results database ``db`` holds at
+    least ``count`` runs (or after ``timeout`` seconds, or when it exits by itself); returns the
+    keys stored at that point. Used by the crash-and-resume tests."""
+    import signal
+
+    from .db import ResultStore
+
+    deadline, stored = time.time() + timeout, 0
+    while time.time() < deadline and stored < count and proc.poll() is None:
+        time.sleep(poll)
+        if Path(db).exists():
+            with ResultStore(db) as st:
+                stored = len(st)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with ResultStore(db) as st:
+        return st.keys()
+
+
 def _register() -> None:
     from ..studies.registry import StudySpec, register_study
 
