@@ -177,6 +177,26 @@ class RunRecord:
 _CURVES_MAGIC = b"RNNMEMC1"
 
 
+def seed_records(study: str, config: dict, table, curves, wall_s: float, extra: dict | None = None,
+                 drop: tuple[str, ...] = ()) -> list[RunRecord]:
+    """One RunRecord per row of a batched computation's table (one row per seed, with ``seed`` and
+    ``status`` columns; the other columns, less ``drop``, become metrics). ``curves`` holds each
+    row's curves, in row order; each run gets an even share of the batch's wall time, and its
+    metrics ``batch_wall_s`` and ``extra``."""
+    rows = table.to_dict("records")
+    records = []
+    for row, curve in zip(rows, curves, strict=True):
+        seed = int(row.pop("seed"))
+        status = row.pop("status")
+        for name in drop:
+            row.pop(name)
+        row["batch_wall_s"] = wall_s
+        row.update(extra or {})
+        records.append(RunRecord(study=study, config=config, seed=seed, status=status, metrics=row,
+                                 curves=curve, wall_s=wall_s / len(rows)))
+    return records
+
+
 def _pack_curves(curves: dict) -> bytes | None:
     """Curves as one zlib-compressed blob: a JSON header (name, dtype, shape per array) and the
     arrays' raw little-endian bytes. About 50x cheaper than ``np.savez_compressed`` for the many

@@ -88,23 +88,14 @@ def run_cell(config: dict, seeds: list[int]):
     contraction rate and the log-binned divergence curves.
     """
     from ..cells import build
-    from ..store import RunRecord
+    from ..store import seed_records
 
     cfg = validate_config(config)
     unit = build(cfg.cell, cfg.input_size, cfg.units, layers=cfg.layers, convention=cfg.convention,
                  dtype=cfg.dtype, seeds=list(seeds), device=cfg.device, **cfg.options)
     result = forgetting(unit, cfg.settings())
-    records = []
-    for row, curve in zip(result.table.to_dict("records"), result.curves):
-        seed = int(row.pop("seed"))
-        status = row.pop("status")
-        row.pop("run")
-        row.pop("dtype")
-        row["batch_wall_s"] = result.wall_s
-        row["batch_size"] = len(seeds)
-        records.append(RunRecord(study=STUDY, config=dict(config), seed=seed, status=status, metrics=row,
-                                 curves=curve, wall_s=result.wall_s / len(seeds)))
-    return records
+    return seed_records(STUDY, dict(config), result.table, result.curves, result.wall_s,
+                        {"batch_size": len(seeds)}, drop=("run", "dtype"))
 
 
 def grid_tasks(cells=("lstm", "gru"), input_sizes=SIZES, units=SIZES, runs: int = 10, seed: int = 0,

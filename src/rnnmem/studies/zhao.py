@@ -126,7 +126,7 @@ def _series(path: str, column: str, sha: str | None) -> np.ndarray:
 def run_batch(config: dict, seeds: list[int]):
     """Train one (model, series, K) for ``seeds`` as one batched computation; one RunRecord per seed
     (metrics on the original scale, unscaled; loss curves)."""
-    from ..store import RunRecord
+    from ..store import seed_records
     from ..tasks.series import split_series
     from ..train.timeseries import train_series
 
@@ -135,16 +135,8 @@ def run_batch(config: dict, seeds: list[int]):
     split = split_series(x, cfg.train, cfg.val, cfg.test)
     res = train_series(cfg.model, split, seeds, scaler=cfg.scaler, hidden=cfg.hidden, K=cfg.K, dtype=cfg.dtype,
                        device=cfg.device, settings=cfg.settings())
-    records = []
-    for row in res.table.to_dict("records"):
-        seed = int(row.pop("seed"))
-        status = row.pop("status")
-        row.pop("model")
-        row["batch_wall_s"] = res.wall_s
-        row["batch_size"] = len(seeds)
-        records.append(RunRecord(study=STUDY, config=cfg.model_dump(), seed=seed, status=status, metrics=row,
-                                 curves=res.curves[seed], wall_s=res.wall_s / len(seeds)))
-    return records
+    return seed_records(STUDY, cfg.model_dump(), res.table, [res.curves[int(s)] for s in res.table["seed"]],
+                        res.wall_s, {"batch_size": len(seeds)}, drop=("model",))
 
 
 def _register() -> None:

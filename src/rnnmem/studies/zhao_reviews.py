@@ -137,7 +137,7 @@ def prepared(cfg: ReviewsConfig):
 def run_batch(config: dict, seeds: list[int]):
     """Train one (model, layout) for ``seeds`` as one batched computation; one RunRecord per seed
     (test/val/train metrics, best epoch, learned d; curves: train/val cross-entropy and val accuracy)."""
-    from ..store import RunRecord
+    from ..store import seed_records
     from ..train.classify import ClassifySettings, train_classifier
 
     cfg = validate_config(config)
@@ -146,19 +146,11 @@ def run_batch(config: dict, seeds: list[int]):
                                 epochs=cfg.epochs)
     res = train_classifier(cfg.model, task.sets, seeds, hidden=cfg.hidden, K=cfg.K, classes=5, dtype=cfg.dtype,
                            device=cfg.device, settings=settings)
-    records = []
-    for row in res.table.to_dict("records"):
-        seed = int(row.pop("seed"))
-        status = row.pop("status")
-        row.pop("model")
-        row["batch_wall_s"] = res.wall_s
-        row["batch_size_seeds"] = len(seeds)
-        row["vocabulary"] = len(task.embedding)
-        row["convention"] = "torch"           # initialisation of every layer (PyTorch defaults, as published)
-        row["kernels"] = res.config["kernels"]
-        records.append(RunRecord(study=STUDY, config=cfg.model_dump(), seed=seed, status=status, metrics=row,
-                                 curves=res.curves[seed], wall_s=res.wall_s / len(seeds)))
-    return records
+    extra = {"batch_size_seeds": len(seeds), "vocabulary": len(task.embedding),
+             "convention": "torch",              # initialisation of every layer (PyTorch defaults, as published)
+             "kernels": res.config["kernels"]}
+    return seed_records(STUDY, cfg.model_dump(), res.table, [res.curves[int(s)] for s in res.table["seed"]],
+                        res.wall_s, extra, drop=("model",))
 
 
 def _register() -> None:
