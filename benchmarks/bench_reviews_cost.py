@@ -16,12 +16,12 @@ and the estimated wall time; ``--paper-layout`` would double it.
 from __future__ import annotations
 
 import argparse
-import heapq
 import time
 from pathlib import Path
 
 import torch
 
+from bench_multiseed import makespan  # the same longest-first schedule as the time-series estimate
 from rnnmem.studies.zhao_reviews import file_sha256, run_batch
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "zhao2020" / "reviews.json"
@@ -32,15 +32,6 @@ def task_cpu(model: str, path: Path, sha: str, seeds: list[int], epochs: int) ->
     start = time.process_time()
     run_batch(cfg, seeds)
     return time.process_time() - start
-
-
-def schedule(durations: list[float], workers: int) -> float:
-    """Makespan of longest-first list scheduling on ``workers`` machines."""
-    loads = [0.0] * workers
-    heapq.heapify(loads)
-    for d in sorted(durations, reverse=True):
-        heapq.heappush(loads, heapq.heappop(loads) + d)
-    return max(loads)
 
 
 def main() -> int:
@@ -76,7 +67,7 @@ def main() -> int:
         tasks += [task] * n_tasks
         total += task * n_tasks
         print(f"{model:<8}{one:>9.1f}{three:>10.1f}{per_epoch:>11.2f}{setup:>8.1f}{task * n_tasks / 3600:>13.2f}")
-    wall = schedule(tasks, args.workers)
+    wall = makespan(tasks, args.workers)
     print(f"\nfull study ({args.seeds} seeds x {args.epochs} epochs, one layout): {total / 3600:.1f} CPU hours -> "
           f"about {wall / 3600:.1f} h of wall time on {args.workers} workers (extrapolated from the measured costs; "
           f"--paper-layout doubles it)")

@@ -271,10 +271,21 @@ def _bias(conv_init: str, fan_in: int, n: int, gen, dtype) -> torch.Tensor:
     return torch.zeros(n, dtype=dtype)
 
 
+class _FixedD:
+    """Units with a learned but time-constant memory parameter per layer: d = 0.5 sigmoid(b_d)
+    and the fractional filter w_j(d) it defines (mrnnf, mlstmf)."""
+
+    def d_values(self, layer: int = 0) -> torch.Tensor:
+        return 0.5 * torch.sigmoid(self.layer_params[layer].b_d)
+
+    def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        return frac_weights(self.d_values(layer), self.K)
+
+
 # --------------------------------------------------------------------------------------------
 # mRNN family
 # --------------------------------------------------------------------------------------------
-class MRNNF(MemoryUnit):
+class MRNNF(_FixedD, MemoryUnit):
     """Memory-augmented RNN with a fixed fractional filter (Zhao et al. 2020, "mRNN_fixD")."""
 
     kind = "mrnnf"
@@ -303,12 +314,6 @@ class MRNNF(MemoryUnit):
 
     def _filter_params(self, I, gen) -> dict:
         return {"b_d": torch.zeros(I, dtype=self.dtype)}
-
-    def d_values(self, layer: int = 0) -> torch.Tensor:
-        return 0.5 * torch.sigmoid(self.layer_params[layer].b_d)
-
-    def filter_weights(self, layer: int = 0) -> torch.Tensor:
-        return frac_weights(self.d_values(layer), self.K)
 
     def _run_layer(self, layer, x, st, keep_all):
         p = self.layer_params[layer]
@@ -402,7 +407,7 @@ class MRNN(MRNNF):
 # --------------------------------------------------------------------------------------------
 # mLSTM family
 # --------------------------------------------------------------------------------------------
-class MLSTMF(MemoryUnit):
+class MLSTMF(_FixedD, MemoryUnit):
     """Memory-augmented LSTM with fixed d per hidden unit (Zhao et al. 2020, "mLSTM_fixD")."""
 
     kind = "mlstmf"
@@ -437,12 +442,6 @@ class MLSTMF(MemoryUnit):
 
     def _d_params(self, I, H, gen) -> dict:
         return {"b_d": torch.zeros(H, dtype=self.dtype)}
-
-    def d_values(self, layer: int = 0) -> torch.Tensor:
-        return 0.5 * torch.sigmoid(self.layer_params[layer].b_d)
-
-    def filter_weights(self, layer: int = 0) -> torch.Tensor:
-        return frac_weights(self.d_values(layer), self.K)
 
     def _run_layer(self, layer, x, st, keep_all):
         p = self.layer_params[layer]
