@@ -409,19 +409,19 @@ def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normali
         fn, x, W, k, logits, tokens, names = _setup(model_, chars, targets, norm, at)
         T, D = x.shape[0], x.shape[-1]
         readout = find_readout(fn, x[: min(T, 2)]) if shortcut else None
-        core = None
+        graph = None
         if method in ("auto", "sweep") and readout is not None and causal:
-            core = recurrent_core(model_, fn, x, readout)
-        if method == "sweep" and core is None:
+            graph = _sweep_graph(model_, fn, x, readout, DEFAULT_SEGMENT if chunk is None else chunk)
+        if method == "sweep" and graph is None:
             raise ConfigError("method='sweep' needs a model whose logits are one nn.Linear readout of the output of a "
                               "recurrent core `model.rnn` (a rnnmem unit or torch.nn.RNN/LSTM/GRU), with shortcut=True "
                               "and causal=True; use method='vmap' for other models")
         if method == "auto":
-            method = "sweep" if core is not None else "vmap"
+            method = "sweep" if graph is not None else "vmap"
         raw = torch.zeros(T, T, dtype=x.dtype, device=x.device)  # [t, t~]
         if method == "sweep":
             chunk = DEFAULT_SEGMENT if chunk is None else chunk
-            for t, cols, g in _sweep(core, x, readout.weight[k], chunk, progress):
+            for t, cols, g in _sweep(graph, readout.weight[k], progress):
                 raw[t, cols] = _reduce(g, W, norm)
         else:
             chunk = DEFAULT_CHUNK if chunk is None else chunk
@@ -528,9 +528,14 @@ def _core_call(core: nn.Module, x: torch.Tensor, state):
     return y, tuple(st)
 
 
-def recurrent_core(model: nn.Module, fn: Callable, x: torch.Tensor, readout: nn.Linear) -> nn.Module | None:
-    """``model.rnn`` when it is a recurrent core (rnnmem unit, or torch.nn.RNN/LSTM/GRU in
-    time-major layout) whose output on ``x`` is exactly the readout's input; else None."""
+def _sweep_graph(model: nn.Module, fn: Callable, x: torch.Tensor, readout: nn.Linear, seg: int):
+    """The forward graph of the sweep, or None when it does not apply.
+
+    ``model.rnn`` must be a recurrent core (a single rnnmem unit, or torch.nn.RNN/LSTM/GRU in
+    time-major layout). It runs once over ``x``, in segments of ``seg`` steps whose input and
+    initial state are graph leaves; the result is used only when the segments' outputs equal the
+    readout's input (``_features``), i.e. the logits really are the readout of this core.
+    Returns ``[(a, b, x leaf, state leaves or None, y, final state)]`` per segment."""
     from ..cells.base import RecurrentUnit
 
     core = getattr(model, "rnn", None)
@@ -539,33 +544,36 @@ def recurrent_core(model: nn.Module, fn: Callable, x: torch.Tensor, readout: nn.
             return None
     elif not (isinstance(core, nn.RNNBase) and not core.batch_first and not core.bidirectional):
         return None
-    with torch.no_grad():
-        try:
-            y, _ = _core_call(core, x, None)
-        except Exception:  # a core with another calling convention: no sweep
-            return None
-        feats = _features(fn, x, readout)
-    if y.shape != feats.shape or not torch.allclose(y, feats, rtol=1e-6, atol=1e-6):
-        return None
-    return core
-
-
-def _sweep(core: nn.Module, x: torch.Tensor, w_out: torch.Tensor, seg: int, progress=None):
-    """Adjoint sweep (module docstring). ``w_out[t~] = d z_{t~, k(t~)} / d h_{t~}`` (the readout
-    row of the target). Yields ``(t, cols, g)`` (two slices) with
-    ``g[i, j] = d z_{cols[j]} / d x_{t[i]}`` (shape ``[len(t), len(cols), D]``) for every segment of every group of output steps; the
-    pairs not yielded are zero (t > t~)."""
     T = x.shape[0]
     bounds = list(range(0, T, seg)) + [T]
-    pieces = []  # (a, b, x leaf, state leaves or None, y, final state)
+    pieces = []
     state = None
+    try:
+        with torch.enable_grad():
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                xs = x[a:b].detach().clone().requires_grad_(True)
+                sin = None if state is None else tuple(c.detach().clone().requires_grad_(True) for c in state)
+                y, sout = _core_call(core, xs, sin)
+                pieces.append((a, b, xs, sin, y, sout))
+                state = sout
+    except Exception:  # a core with another calling convention: no sweep
+        return None
+    with torch.no_grad():
+        feats = _features(fn, x, readout)
+    y = torch.cat([p[4] for p in pieces]).detach()
+    if y.shape != feats.shape or not torch.allclose(y, feats, rtol=1e-6, atol=1e-6):
+        return None
+    return pieces
+
+
+def _sweep(pieces, w_out: torch.Tensor, progress=None):
+    """Adjoint sweep (module docstring) over the segment graph of ``_sweep_graph``.
+    ``w_out[t~] = d z_{t~, k(t~)} / d h_{t~}`` (the readout row of the target). Yields
+    ``(t, cols, g)`` (two slices) with ``g[i, j] = d z_{cols[j]} / d x_{t[i]}`` (shape
+    ``[len(t), len(cols), D]``) for every segment of every group of output steps; the pairs not
+    yielded are zero (t > t~)."""
+    T = pieces[-1][1]
     with torch.enable_grad():
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            xs = x[a:b].detach().clone().requires_grad_(True)
-            sin = None if state is None else tuple(c.detach().clone().requires_grad_(True) for c in state)
-            y, sout = _core_call(core, xs, sin)
-            pieces.append((a, b, xs, sin, y, sout))
-            state = sout
         groups = list(range(0, T, SWEEP_GROUP))
         total = sum(sum(1 for p in pieces if p[0] < min(c0 + SWEEP_GROUP, T)) for c0 in groups)
         done = 0
