@@ -60,7 +60,12 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=100.0, help="corpus size in MB (text8: 100)")
     ap.add_argument("--small-mb", type=float, default=10.0, help="prefix size for the naive comparison")
     ap.add_argument("--keep", type=Path, default=None, help="generate into this folder and keep it")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: rnnmem's default rule)")
     args = ap.parse_args()
+    from rnnmem.devices import set_threads, thread_report
+
+    set_threads(args.threads)
+    print("threads:", thread_report())
     from rnnmem.tasks.synthetic_text import write_zipf_text8
 
     tmp = tempfile.TemporaryDirectory() if args.keep is None else None

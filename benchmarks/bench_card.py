@@ -8,14 +8,21 @@ each card under 60 s on 2 CPU cores.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
 from rnnmem import cells
+from rnnmem.devices import set_threads, thread_report
 from rnnmem.studies.card import compute_card
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: rnnmem's default rule)")
+    args = ap.parse_args()
+    set_threads(args.threads)
+    print("threads:", thread_report())
     rows, ok = {}, True
     for cell in ("lstm", "gru"):
         unit = cells.build(cell, 1, 64, seed=0)

@@ -43,8 +43,8 @@ DATASETS = ("arfima", "DJI", "traffic", "tree7")
 
 CHILD = r"""
 import json, resource, sys, time
-import torch
-torch.set_num_threads(1)
+import os, torch
+torch.set_num_threads(int(os.environ.get('RNNMEM_BENCH_THREADS', '1')))
 from rnnmem.tasks.series import load_series, split_zhao
 from rnnmem.train.timeseries import TrainSettings, train_series
 model, path, name, device = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[6]
@@ -118,8 +118,8 @@ def reproduce_quick(args) -> bool:
 
 PROBE = r"""
 import json, sys, time
-import torch
-torch.set_num_threads(1)
+import os, torch
+torch.set_num_threads(int(os.environ.get('RNNMEM_BENCH_THREADS', '1')))
 from rnnmem.tasks.series import load_series, split_zhao
 from rnnmem.train.timeseries import TrainSettings, train_series
 data_dir, epochs, device, jobs = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
@@ -186,10 +186,14 @@ def main() -> None:
     ap.add_argument("--no-reproduce", action="store_true", help="skip the reproduce zhao --seeds 5 timing")
     ap.add_argument("--no-estimate", action="store_true", help="skip the full-study estimate")
     ap.add_argument("--keep", action="store_true", help="keep the quick reproduction's output folder")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of each timed training subprocess")
     args = ap.parse_args()
+    os.environ["RNNMEM_BENCH_THREADS"] = str(max(1, args.threads))
     if not (args.data_dir / "tree7.csv").is_file():
         raise SystemExit(f"tree7.csv not found in {args.data_dir}; pass --data-dir")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared machines stretch wall time)")
+    print(f"threads: {max(1, args.threads)} torch thread(s) in each timed subprocess; the quick reproduction's "
+          "2 workers use 1 each")
     results = {"speedup": speedup(args)}
     if not args.no_reproduce:
         results["reproduce --seeds 5 --max-epochs 100"] = reproduce_quick(args)

@@ -42,18 +42,24 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the timed tasks (the study's "
+                    "workers use 1)")
     args = ap.parse_args()
     if not args.data.is_file():
         print(f"reviews file not found at {args.data}; give --data PATH (the UCI paper-review JSON)")
         return 2
-    torch.set_num_threads(1)
+    from rnnmem.devices import set_threads, thread_report
+
+    set_threads(args.threads)
+    print("threads:", thread_report())
     sha = file_sha256(args.data)
     seeds = list(range(args.chunk))
     start = time.process_time()
     task_cpu("rnn", args.data, sha, [0], 1)  # warm-up: the review embedding is trained once per process
     embedding_cpu = time.process_time() - start
     n_tasks = -(-args.seeds // args.chunk)
-    print(f"one task = {args.chunk} seeds, hidden 128, K = 50, float32, 1 torch thread; CPU seconds")
+    print(f"one task = {args.chunk} seeds, hidden 128, K = 50, float32, {torch.get_num_threads()} torch thread(s); "
+          "CPU seconds")
     print(f"(warm-up, once per worker process: loading the reviews and training their embedding, {embedding_cpu:.1f} s)")
     print(f"{'model':<8}{'1 epoch':>9}{'3 epochs':>10}{'per epoch':>11}{'set-up':>8}{'study CPU h':>13}")
     tasks: list[float] = []

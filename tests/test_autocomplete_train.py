@@ -105,8 +105,11 @@ def test_training_loss_decreases(data):
     res = train_autocomplete(model, data, TrainConfig(steps=40, lr=1e-2, log_every=10, eval_every=40, eval_batches=2))
     log = res.log
     assert list(log["step"]) == [10, 20, 30, 40]
-    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0] - 0.5
-    assert np.isfinite(log["val_loss"].iloc[-1]) and log["val_loss"].iloc[-1] < np.log(data.n_words)
+    # Over model seeds 0-5 (x training seeds 0 and s) the mean loss fell by 0.39-0.87 nats from the
+    # first ten steps to the last ten (this run, seeds 0/0: 0.55; the old bound 0.5 sat on that edge),
+    # and the validation loss ended at 2.62-3.15, 0.58-1.11 below the uniform guess log(n_words) = log(42) = 3.74.
+    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0] - 0.2, log
+    assert np.isfinite(log["val_loss"].iloc[-1]) and log["val_loss"].iloc[-1] < np.log(data.n_words) - 0.3, log
 
 
 class _StopAt:
@@ -240,7 +243,7 @@ def test_dependency_accuracy_runs_on_planted_episodes(data, corpus):
     assert ((acc["accuracy"] >= 0) & (acc["accuracy"] <= 1)).all()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_matches_cpu(data, tmp_path):
     cpu, gpu = small(data, seed=4), small(data, seed=4)
     cfg = TrainConfig(steps=3, eval_every=3, eval_batches=1)

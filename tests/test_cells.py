@@ -220,7 +220,7 @@ def test_input_follows_parameter_dtype_and_device():
     assert y.dtype == h.dtype == torch.float64 and y.device == unit.layer_params[0].W_x.device
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.cuda
 @pytest.mark.parametrize("cell,conv", [("lstm", "torch"), ("lstm", "keras"), ("gru", "tf1"), ("nlstm", "torch")])
 def test_cuda_matches_cpu(cell, conv):
     cpu = cells.build(cell, 3, 6, layers=2, convention=conv, dtype="float64", seed=0)

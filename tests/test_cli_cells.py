@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import rnnmem
 from rnnmem import cells
 from rnnmem.cli import app
 
@@ -65,39 +66,65 @@ def _copy_source(dst: Path) -> Path:
     return src
 
 
+def _can_build_wheels_here() -> bool:
+    """Whether this interpreter's own setuptools can build a wheel without build isolation
+    (setuptools >= 70.1 ships bdist_wheel; older ones need the ``wheel`` package)."""
+    probe = ("import importlib.util as u, sys\nimport setuptools\n"
+             "if int(setuptools.__version__.split('.')[0]) < 64:\n    sys.exit(1)  # pyproject.toml: setuptools>=64\n"
+             "try:\n    import setuptools.command.bdist_wheel\n"
+             "except ImportError:\n    sys.exit(0 if u.find_spec('wheel') else 1)")
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120).returncode == 0
+
+
+def _site_dirs() -> list[str]:
+    """The site-packages folders of the interpreter running pytest (its venv's, and the base's or the
+    user's when they are on its path): where torch, numpy, typer... are installed for it."""
+    return [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+
+
 @pytest.mark.slow
 def test_pip_install_in_fresh_venv(tmp_path):
-    """``pip install .`` into a new virtual environment (system site-packages supply torch etc.),
-    then the installed ``rnnmem`` script runs ``--help`` and ``cells``."""
+    """Build a wheel of a clean copy of the source, ``pip install`` it into a new virtual environment,
+    then the installed ``rnnmem`` script runs ``--version``, ``--help`` and ``cells``.
+
+    Independent of which interpreter or venv runs pytest: the wheel is built by the running
+    interpreter (its own setuptools when that can build wheels, else pip's isolated build, as
+    ``pip install .`` does), and the new venv is isolated from the base interpreter (no
+    ``--system-site-packages``, whose setuptools or missing torch would differ between machines);
+    a ``.pth`` file points it at the running interpreter's site-packages for the dependencies only
+    (plain paths: their ``.pth`` files, such as an editable rnnmem's, are not processed)."""
+    src = _copy_source(tmp_path)
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "--disable-pip-version-check", "-w", str(wheels)]
+    if _can_build_wheels_here():
+        build.append("--no-build-isolation")
+    built = subprocess.run([*build, str(src)], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert built.returncode == 0, built.stdout + built.stderr
+    wheel = sorted(wheels.glob("rnnmem-*.whl"))
+    assert len(wheel) == 1, list(wheels.iterdir())
+
     env_dir = tmp_path / "venv"
-    made = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)],
-                          capture_output=True, text=True, timeout=300)
+    made = subprocess.run([sys.executable, "-m", "venv", str(env_dir)], capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stdout + made.stderr
     bindir = env_dir / ("Scripts" if sys.platform == "win32" else "bin")
     py = str(bindir / "python")
-    # venv seeds its own setuptools (65.5 with Python 3.11), which cannot build a wheel without the
-    # `wheel` package; with --no-build-isolation the backend must come from the environment, so
-    # drop that seed and let the system's setuptools (the one this checkout builds with) serve.
-    probe = ("import importlib.util as u, sys\ntry:\n    import setuptools.command.bdist_wheel\n"
-             "except ImportError:\n    sys.exit(0 if u.find_spec('wheel') else 1)")
-    can_build = subprocess.run([py, "-c", probe], capture_output=True, timeout=120).returncode == 0
-    if not can_build:
-        subprocess.run([str(bindir / "pip"), "uninstall", "-y", "-q", "setuptools"], capture_output=True,
-                       timeout=300, check=True)
-    src = _copy_source(tmp_path)
-    install = subprocess.run(
-        [str(bindir / "pip"), "install", "--no-deps", "--no-build-isolation", "-q",
-         "--disable-pip-version-check", str(src)],
-        capture_output=True, text=True, timeout=600,
-    )
+    where = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           capture_output=True, text=True, timeout=120, check=True)
+    (Path(where.stdout.strip()) / "zz_rnnmem_test_deps.pth").write_text("\n".join(_site_dirs()) + "\n")
+    install = subprocess.run([py, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
+                              "--disable-pip-version-check", str(wheel[0])],
+                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert install.returncode == 0, install.stdout + install.stderr
     exe = bindir / "rnnmem"
     assert exe.exists()
-    # the venv's rnnmem is the installed copy, not the editable checkout
-    where = subprocess.run([str(bindir / "python"), "-c", "import rnnmem; print(rnnmem.__file__)"],
+    # the venv's rnnmem is the installed wheel, not the editable checkout or another install
+    where = subprocess.run([py, "-c", "import rnnmem; print(rnnmem.__file__)"],
                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert where.returncode == 0 and str(env_dir) in where.stdout, where.stdout + where.stderr
     env = {"COLUMNS": "250", "PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=300, env=env,
+                             cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == rnnmem.__version__, version.stdout + version.stderr
     helped = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=300, env=env,
                             cwd=tmp_path)
     assert helped.returncode == 0, helped.stdout + helped.stderr

@@ -75,6 +75,8 @@ def test_small_lstm_solves_adding():
     task = AddingTask(10)
     unit = cells.build("lstm", 2, 32, seed=0)
     res = train_on_task(unit, task, steps=400, batch=32, lr=1e-2, eval_size=500, seed=0)
+    # measured over seeds 0-5 (unit and training seed both = s; 1 and 2 torch threads the same):
+    # loss/baseline 0.008-0.027, first/last logged training loss 259x-826x
     assert res.solved and res.ratio < 0.1, res.row()
     assert res.history.train_loss.iloc[0] > 5 * res.history.train_loss.iloc[-1]
     assert res.config["optimizer"] == "Adam" and res.task["task"] == "adding"
@@ -85,10 +87,16 @@ def test_small_lstm_solves_adding():
 def test_copy_loss_drops_clearly_below_baseline():
     task = CopyTask(5, memory=2)  # a short copy: 2 symbols over 5 blank steps
     unit = cells.build("lstm", 10, 32, seed=0)
-    res = train_on_task(unit, task, steps=800, batch=32, lr=1e-2, eval_size=500, seed=0)
+    res = train_on_task(unit, task, steps=1500, batch=32, lr=1e-2, eval_size=500, seed=0)
     assert res.baseline == pytest.approx(2 * math.log(8) / 9)
-    assert res.ratio < 0.3, res.row()  # measured 0.04-0.12 over seeds 0-2
-    assert res.metrics["answer_accuracy"] > 0.9
+    # Training sits in a sharp transition around 800 steps: there, seeds 0-9 (unit and training seed
+    # both = s) gave answer accuracy 0.69-1.00 and loss/baseline 0.02-0.39, and another CPU's kernels
+    # (like another seed) gave 0.861. At 1500 steps every seed 0-9 is past it: accuracy 1.000 for all,
+    # loss/baseline 0.003-0.026 (1 torch thread; 2 threads gave the same numbers on seeds 0 and 5).
+    # The bounds below keep a wide margin from that and are still far from a memoryless predictor
+    # (accuracy 1/8, loss/baseline 1).
+    assert res.ratio < 0.25, res.row()
+    assert res.metrics["answer_accuracy"] > 0.8, res.row()
 
 
 def test_trainer_is_deterministic_and_checks_its_input():

@@ -27,6 +27,6 @@ def test_cuda_without_a_gpu_says_so():
         resolve_device("cuda")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_with_a_gpu():
     assert resolve_device("cuda").type == "cuda"

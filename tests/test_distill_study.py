@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 
+import numpy as np
 import pandas as pd
+import pytest
 
+from rnnmem.errors import ConfigError, InputError
 from rnnmem.studies import distill
 from rnnmem.train.autocomplete import load_checkpoint
 
@@ -29,6 +33,19 @@ def test_quick_reproduction_writes_report_and_resumes(tmp_path):
     assert "GRU" in page and "Nested LSTM" in page and "<script" in page
     md = (out / "report.md").read_text()
     assert "Quick mode" in md and "0.5201" in md and "planted" in md.lower()
+    # the static connectivity figures, the profile with its half-life and the link to the explorer
+    for name in ("figures/connectivity_gru.png", "figures/connectivity_nested_lstm.png",
+                 "figures/connectivity_profile.png", "connectivity_profile.csv"):
+        assert (out / name).is_file(), name
+        assert name.startswith("connectivity") or f"]({name})" in md, name
+    assert "[explorer.html](explorer.html)" in md and "Half-life: the first distance" in md
+    assert "<a href='explorer.html'>explorer.html</a>" in (out / "report.html").read_text()
+    hl = json.loads((out / "results.json").read_text())["connectivity"]["half_life"]
+    assert set(hl) == {"GRU", "Nested LSTM"} and all(h["reference"] == 0 for h in hl.values())
+    explorer_data = json.loads(re.search(r'id="rnnmem-data">(.*?)</script>', page, re.S).group(1).replace("<\\/", "</"))
+    groups = {e["group"] for e in explorer_data["examples"]}
+    assert groups == {"planted dependencies (synthetic corpus, test split)", "test set"}
+    assert explorer_data["scale"] == "log" and explorer_data["decades"] == distill.CONN_DECADES
     html = (out / "report.html").read_text()
     assert "data:image/png;base64" in html and not re.search(r"(src|href)=['\"]https?:", html)  # offline
     cfg = json.loads((out / "results.json").read_text())
@@ -99,3 +116,24 @@ def test_cli_train_autocomplete_and_synthetic_text(monkeypatch, capsys, tmp_path
     model = load_checkpoint(tmp_path / "m" / "model.pt")
     assert model.hidden == 8 and (tmp_path / "m" / "curves.png").is_file()
     assert len(pd.read_csv(tmp_path / "m" / "log.csv")) >= 1
+
+
+def test_half_life_is_exact_on_a_geometric_profile():
+    from rnnmem.probes.connectivity import half_life
+
+    lags = np.arange(60)
+    for q in (0.5, 0.8, 0.97):
+        hl = half_life(lags, 2.5 * q ** lags)
+        assert hl["half_life"] == pytest.approx(math.log(2) / -math.log(q), rel=1e-12) and not hl["censored"]
+        one = half_life(lags, 2.5 * q ** lags, reference=1)  # half of the value at distance 1: one step later
+        assert one["half_life"] == pytest.approx(1 + math.log(2) / -math.log(q), rel=1e-12)
+    # never halves within the text: censored, a lower bound, no extrapolated number
+    slow = half_life(lags, 0.999 ** lags)
+    assert slow["censored"] and slow["half_life"] is None and slow["at_least"] == 59
+    assert distill.half_life_text(slow).startswith("> 59 characters (censored")
+    # unordered lags, a NaN and a zero are skipped; a value exactly at half is the crossing
+    assert half_life([2, 0, 1, 3], [0.5, 1.0, np.nan, 0.0])["half_life"] == 2.0
+    with pytest.raises(InputError, match="reference distance 0"):
+        half_life([1, 2], [1.0, 0.5])
+    with pytest.raises(ConfigError, match="0 or 1"):
+        half_life(lags, q ** lags, reference=2)

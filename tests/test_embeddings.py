@@ -150,7 +150,7 @@ def test_skipgram_learns_co_occurrence_and_is_seeded():
     S = n.vectors @ n.vectors.T
     within = (S[np.ix_(ia, ia)].sum() - len(ia)) / (len(ia) ** 2 - len(ia))
     between = S[np.ix_(ia, ib)].mean()
-    assert within > between + 0.1
+    assert within > between + 0.1  # measured over seeds 0-5 (1 and 2 threads): 0.21-0.73 (seed 3: 0.26)
     np.fill_diagonal(S, -np.inf)  # every word's nearest other word belongs to its own group
     group = np.array([w[0] for w in n.words])
     for i in ia + ib:

@@ -175,3 +175,39 @@ def test_cli_connectivity_writes_page_and_table(models, tmp_path):
     assert "Mean connectivity by lag" in result.output
     bad = CliRunner().invoke(app, ["connectivity", "--model", str(tmp_path / "missing.pt"), "--text", "a"])
     assert bad.exit_code != 0
+
+
+# ----------------------------------------------------------------------------- colour scale and example texts
+from rnnmem.report.explorer import check_scale, colour_level  # noqa: E402
+
+
+def test_colour_level_log_and_linear():
+    v = np.array([1.0, 1e-1, 1e-2, 1e-4, 1e-12, 0.0])
+    np.testing.assert_allclose(colour_level(v), [1.0, 0.75, 0.5, 0.0, 0.0, 0.0])  # 4 decades: the default
+    np.testing.assert_allclose(colour_level(v, decades=12), [1.0, 11 / 12, 10 / 12, 8 / 12, 0.0, 0.0])
+    np.testing.assert_allclose(colour_level(v, "linear"), [1.0, 0.1, 0.01, 1e-4, 1e-12, 0.0])
+    with pytest.raises(ConfigError, match="scale must be one of log, linear"):
+        check_scale("sqrt", 4)
+    with pytest.raises(ConfigError, match="integer from 1 to 16"):
+        check_scale("log", 0)
+    with pytest.raises(ConfigError, match="integer from 1 to 16"):
+        colour_level(v, "log", 2.5)
+
+
+def test_page_carries_scale_and_example_texts(models, tmp_path):
+    path = write_explorer(models, "the cat", tmp_path / "ex.html", examples=[("a dog", "a dog sat"),
+                                                                              ("planted", "gap 1", "the mat")],
+                          decades=6, scale="linear")
+    data = page_data(path.read_text())
+    assert data["scale"] == "linear" and data["decades"] == 6
+    ex = data["examples"]
+    assert [e["label"] for e in ex] == ["the given text", "a dog", "gap 1"] and ex[2]["group"] == "planted"
+    assert ex[0]["main"] and ex[0]["data"] is None  # the page's own data, not repeated
+    assert ex[1]["data"]["text"] == " a dog sat"
+    want = analyze(models, "a dog sat")
+    np.testing.assert_allclose(ex[1]["data"]["models"][0]["conn"][-1], want["models"][0]["conn"][-1])
+    assert page_data(explorer_html(analyze(models, "cat")))["examples"] == []  # one text: no menu
+    with pytest.raises(ConfigError, match="an example must be"):
+        write_explorer(models, "cat", tmp_path / "bad.html", examples=[("only a label",)])
+    with pytest.raises(ConfigError, match="scale must be"):
+        write_explorer(models, "cat", tmp_path / "bad.html", scale="log10")

@@ -45,7 +45,7 @@ def test_response_obeys_the_contraction_bound_and_probe_says_short():
     # |E_t dx_t/d eps_{t-k}| <= ||w_o|| ||w_x|| radius^(k-1) (the documented bound); A_0 = 1
     assert frame["abs_A"].iloc[0] == pytest.approx(1.0)
     assert np.all(frame["abs_A"].to_numpy()[1:] <= bound * 0.8 ** (k - 1) * (1 + 1e-9))
-    assert verdict["verdict"] == "short memory"
+    assert verdict["verdict"] == "short", verdict["reason"]
 
 
 def test_bad_spec_is_a_config_error():
@@ -74,12 +74,12 @@ def test_control_study_end_to_end(tmp_path):
                             generator=spec, split=(200, 100, 100), probe_lags=30, probe_samples=16, workers=0,
                             progress=False)
     assert res["runs"] == 4 and res["computed"] == 4
-    assert res["verdict"]["verdict"] == "short memory"
+    assert res["verdict"]["verdict"] == "short", res["verdict"]["reason"]
     tab = res["table"].set_index("model")
     assert list(tab.index) == ["RNN", "MRNNF"] and (tab["runs"] == 2).all()
     assert np.isfinite(tab["median"]).all()
     md = res["markdown"].read_text()
-    assert "short memory" in md and "1.0063" in md and "oracle" in md
+    assert "| short |" in md and "1.0063" in md and "oracle" in md
     assert (tmp_path / "ctl" / "zhao_control_boxplot.png").is_file()
     again = reproduce_control(tmp_path / "ctl", seeds=2, models=["rnn", "mrnnf"], max_epochs=3, K=10,
                               generator=spec, split=(200, 100, 100), probe_lags=30, probe_samples=16, workers=0,
@@ -99,7 +99,7 @@ def test_reproduce_zhao_dataset_rnn_generated_runs_the_control(tmp_path):
     res = runner.invoke(app, ["reproduce", "zhao", "--dataset", "rnn-generated", "--models", "rnn", "--seeds", "1",
                               "--max-epochs", "1", "--K", "5", "--workers", "0", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "short memory" in res.output
+    assert "generator: short" in res.output
     assert (out / "zhao_control_boxplot.png").is_file() and (out / "rnn_generated.csv").is_file()
     bad = runner.invoke(app, ["reproduce", "zhao", "--dataset", "rnn-generated", "--data", str(tmp_path / "x.csv"),
                               "--out", str(tmp_path / "o")])

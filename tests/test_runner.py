@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -135,6 +138,72 @@ def test_process_pool_with_a_killed_worker_loses_and_duplicates_nothing(tmp_path
     pd.testing.assert_frame_equal(table.drop(columns=VOLATILE), ref)
     assert os.getpid() not in {c["pid"] for c in calls(toy_dir)}  # the work ran in worker processes
     assert set(computed(toy_dir)) == set(zip(ref["config.n"], ref.seed))
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Processes whose parent is ``pid`` and their command lines, read from /proc."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_killing_the_sweep_driver_ends_its_workers_and_resource_tracker(tmp_path, toy_dir, sig):
+    """A sweep driver killed while its two pool workers are busy: within a few seconds no worker and
+    no multiprocessing resource tracker of that driver is left (before: they ran forever, re-parented
+    to PID 1). SIGTERM is a clean shutdown: the driver closes its pool and exits with 128 + 15."""
+    (toy_dir / "sleep").write_text("120")  # every task outlives the test: the workers are busy when it dies
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"study: toy\ngrid:\n  n: [1, 2, 3, 4, 5, 6]\nseeds: 2\ndb: {tmp_path / 'r.sqlite'}\n")
+    log = tmp_path / "driver.log"  # a file, not a pipe: orphaned workers would hold a pipe open
+    with open(log, "w") as out:
+        driver = subprocess.Popen([sys.executable, "-m", "rnnmem.cli", "sweep", str(sweep), "--workers", "2",
+                                   "--no-progress"], env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
+    kids: dict[int, str] = {}
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and driver.poll() is None:
+            kids = _children(driver.pid)
+            if sum("spawn_main" in cmd for cmd in kids.values()) == 2:
+                break
+            time.sleep(0.2)
+        workers = [p for p, cmd in kids.items() if "spawn_main" in cmd]
+        assert len(workers) == 2, (kids, driver.poll())
+        assert any("resource_tracker" in cmd for cmd in kids.values()), kids
+        time.sleep(2.0)  # let the workers pick up their (sleeping) tasks
+        os.kill(driver.pid, sig)
+        driver.wait(timeout=60)
+        if sig == signal.SIGTERM:
+            assert driver.returncode == 128 + signal.SIGTERM, log.read_text()
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(p) for p in kids):
+            time.sleep(0.1)
+        left = {p: kids[p] for p in kids if _alive(p)}
+        assert not left, f"still running 10 s after the driver died: {left}"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        for p in kids:  # only this test's own processes
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
 
 
 def adhoc(config, seeds):

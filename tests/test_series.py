@@ -42,12 +42,16 @@ def test_load_series_errors(tmp_path):
     p = _write(tmp_path, "day,y\n1,2\n2,3\n3,4\n")
     with pytest.raises(InputError, match=r"no column 'x' \(columns: day, y\)"):
         load_series(p)
-    p = _write(tmp_path, "x\n1\n\n2\nNaN\n3\n", "nan.csv")
-    with pytest.raises(InputError, match="missing/NaN at data row 3"):
+    p = _write(tmp_path, "x\n1\n\n2\nNaN\n3\n", "blank.csv")
+    with pytest.raises(InputError, match="line 3 is blank"):  # a blank line is never dropped silently
+        load_series(p)
+    p = _write(tmp_path, "x\n1\n2\nNaN\n3\n", "nan.csv")
+    with pytest.raises(InputError, match=r"missing/NaN at line 4 \(data row 3\)"):
         load_series(p)
     p = _write(tmp_path, "x\n1\nabc\n2\n", "txt.csv")
-    with pytest.raises(InputError, match="non-numeric value 'abc' at data row 2"):
+    with pytest.raises(InputError, match=r"non-numeric value 'abc' at line 3 \(data row 2\)"):
         load_series(p)
+    assert load_series(_write(tmp_path, "x\n1\n2\n3\n\n\n", "trailing.csv")).tolist() == [1.0, 2.0, 3.0]
     p = _write(tmp_path, "x\n1\n2\n", "short.csv")
     with pytest.raises(InputError, match="2 values; at least 3"):
         load_series(p)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -243,3 +244,108 @@ def test_curve_blobs_round_trip_every_shape_and_read_old_npz():
     buf = io.BytesIO()
     np.savez_compressed(buf, a=np.arange(3.0))
     np.testing.assert_array_equal(_unpack_curves(buf.getvalue())["a"], np.arange(3.0))
+
+
+def _damaged_store(tmp_path):
+    """A results store of a few hundred small runs (every page a b-tree page, no overflow pages)
+    with one page in the middle zeroed: the header and schema still read, the data does not."""
+    db = tmp_path / "damaged.sqlite"
+    with ResultStore(db) as st:
+        for n in range(1, 61):
+            st.put_many([rec(seed=s, n=n) for s in range(5)])
+    page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(db.read_bytes())
+    middle = len(data) // page // 2
+    assert middle > 1
+    data[middle * page:(middle + 1) * page] = bytes(page)
+    db.write_bytes(bytes(data))
+    return db, bytes(data)
+
+
+def test_store_zeroed_in_the_middle_is_refused_clearly_and_left_untouched(tmp_path):
+    db, before = _damaged_store(tmp_path)
+    with pytest.raises(InputError, match="not a readable SQLite database .*malformed.*left untouched"):
+        ResultStore(db)
+    assert db.read_bytes() == before
+    truncated = tmp_path / "truncated.sqlite"
+    truncated.write_bytes(before[: len(before) // 3])
+    with pytest.raises(InputError, match="not a readable SQLite database"):  # the same error as a truncated file
+        ResultStore(truncated)
+
+
+def test_cli_sweep_and_results_refuse_a_zeroed_store_in_one_line(tmp_path):
+    db, before = _damaged_store(tmp_path)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"study: toy\ngrid:\n  n: [3, 4]\nseeds: 2\ndb: {db}\n")
+    for args in (["results", "--db", str(db)], ["results", "--db", str(db), "--show", "3"],
+                 ["sweep", str(sweep), "--workers", "0", "--no-progress"]):
+        out = subprocess.run([sys.executable, "-m", "rnnmem.cli", *args], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        assert "not a readable SQLite database" in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert db.read_bytes() == before, args  # never overwritten, never written to
+
+
+def test_empty_file_is_initialised_with_a_warning(tmp_path):
+    from rnnmem.errors import RnnmemWarning
+
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    with pytest.warns(RnnmemWarning, match="empty .0-byte. file.*initialised as a new"):
+        with ResultStore(empty) as st:
+            assert len(st) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with ResultStore(empty) as st:  # now a store: no warning the second time
+            assert len(st) == 0
+    again = tmp_path / "again.sqlite"
+    again.touch()
+    out = subprocess.run([sys.executable, "-m", "rnnmem.cli", "results", "--db", str(again)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip().startswith("warning: results database") and "0-byte" in out.stderr, out.stderr
+
+
+def _wide_store(path):
+    """Runs shaped like the forgetting study's: 16 config options (two of which vary) and 20 metrics."""
+    fixed = {f"option_{i}": i for i in range(14)}
+    metrics = {f"steps_tol_{i}": 10 * i for i in range(10)} | {f"censored_tol_{i}": False for i in range(10)}
+    with ResultStore(path) as st:
+        st.put_many([RunRecord(study="wide", config={**fixed, "cell": cell, "units": units}, seed=seed, status="exact",
+                               metrics={**metrics, "rate": 0.25 * seed + units})
+                     for cell in ("lstm", "gru") for units in (4, 8) for seed in range(2)])
+    return path
+
+
+def test_results_show_prints_full_headers_and_takes_columns(tmp_path):
+    from typer.testing import CliRunner
+
+    from rnnmem.cli import app
+
+    db = _wide_store(tmp_path / "wide.sqlite")
+    runner = CliRunner()
+    res = runner.invoke(app, ["results", "--db", str(db), "--show", "8"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert all(len(line) <= 200 for line in lines)
+    header = next(line for line in lines if "status" in line and "seed" in line and "key" in line)
+    cells = [c.strip() for c in header.strip("┃ ").split("┃")]
+    # the default set: key, seed, status, the options that differ, then the metrics in full, as many as fit
+    assert cells[:5] == ["key", "seed", "status", "cell", "units"] and len(cells) >= 10, cells
+    names = {"key", "seed", "status", "cell", "units", "rate"} | {f"steps_tol_{i}" for i in range(10)}
+    assert set(cells) <= names | {f"censored_tol_{i}" for i in range(10)}, cells  # whole names, none cut
+    assert "same in every run shown: option_0=0, option_1=1" in res.output
+    assert "not shown for lack of width" in res.output and "--columns" in res.output
+    res = runner.invoke(app, ["results", "--db", str(db), "--show", "3", "--columns", "seed,units,rate,option_3"],
+                        env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    header = next(line for line in res.output.splitlines() if "seed" in line and "rate" in line)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == ["seed", "units", "rate", "option_3"]
+    assert "4.25" in res.output and "not shown" not in res.output
+    res = runner.invoke(app, ["results", "--db", str(db), "--show", "3", "--columns", "seed,nope"])
+    assert isinstance(res.exception, ConfigError)
+    assert "unknown column 'nope'; available columns: key, seed, status, " in str(res.exception)
+    assert "steps_tol_9" in str(res.exception) and "censored_tol_0" in str(res.exception)
+    res = runner.invoke(app, ["results", "--db", str(db), "--columns", "seed"])
+    assert isinstance(res.exception, ConfigError) and "add --show N" in str(res.exception)

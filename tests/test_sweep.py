@@ -82,6 +82,18 @@ def test_bad_sweeps_fail_with_one_clear_error(change, msg):
         plan_sweep({**TOY, **change}, source="s.yaml")
 
 
+def test_missing_option_and_bad_value_are_both_named_not_the_whole_config():
+    """units: 0 with no input_size: the error names input_size as missing and units = 0 as out of
+    range, each with its fix, instead of printing the whole config dict as input_size's value."""
+    plan = {"study": "forgetting", "grid": {"cell": ["lstm"], "units": 0}, "seeds": 2}
+    with pytest.raises(ConfigError) as err:
+        plan_sweep(plan, source="s.yaml")
+    msg = str(err.value)
+    assert "option input_size is required: give it a value (in a sweep file: under grid or fixed)" in msg
+    assert "option units = 0: Input should be greater than or equal to 1" in msg
+    assert "{" not in msg, msg  # no dict dumped into the message
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_sweep(tmp_path / "missing.yaml")

@@ -168,3 +168,61 @@ def test_bad_training_requests_raise_config_errors(kwargs, match):
 def test_bad_settings_raise_config_errors(kwargs):
     with pytest.raises(ConfigError):
         TrainSettings(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------ protocol options
+def _rerun_val_mse(split, row, scaler="train"):
+    from rnnmem.tasks.series import fit_scaler
+
+    sc = fit_scaler(split, scaler)
+    return (row.val_rmse / (sc.hi - sc.lo)) ** 2
+
+
+def test_keep_after_keeps_the_parameters_one_update_after_the_best_validation_epoch():
+    """keep="after" (the published code's deepcopy after optimizer.step()): the kept parameters
+    are those the next epoch started from, so rerunning train -> val with them gives that next
+    epoch's validation loss, not the best one (keep="before" gives the best one)."""
+    split = _split()
+    s = TrainSettings(max_epochs=60, patience=8, min_delta=1e-4)
+    after = train_series("rnn", split, [0, 1, 2, 3], settings=s, keep="after")
+    checked = 0
+    for row in after.table.itertuples():
+        curve = after.curves[row.seed]["val_loss"]
+        if row.best_epoch + 1 < row.epochs:
+            assert _rerun_val_mse(split, row) == pytest.approx(curve[row.best_epoch + 1], rel=1e-4)
+            assert curve[row.best_epoch + 1] > curve[row.best_epoch]
+            checked += 1
+    assert checked >= 2                      # measured: all 4 seeds stop after their best epoch
+    before = train_series("rnn", split, [0, 1, 2, 3], settings=s, keep="before")
+    for row in before.table.itertuples():
+        assert _rerun_val_mse(split, row) == pytest.approx(row.best_val_loss, rel=1e-4)
+    # same trajectory either way: the bookkeeping changes only which parameters are kept
+    for a, b in zip(after.table.itertuples(), before.table.itertuples()):
+        assert (a.epochs, a.best_epoch) == (b.epochs, b.best_epoch)
+        np.testing.assert_allclose(after.curves[a.seed]["val_loss"], before.curves[b.seed]["val_loss"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["lstm", "mrnnf"])
+def test_keep_after_a_seed_in_a_batch_equals_the_seed_alone(model):
+    """Seeds stop at different epochs (a stopping seed still takes its last update under keep="after")."""
+    split = _split()
+    stop = TrainSettings(max_epochs=30, patience=3, min_delta=1e-3)
+    batch = train_series(model, split, [0, 1, 2, 3], K=6, settings=stop, keep="after").table.set_index("seed")
+    assert batch["epochs"].nunique() > 1
+    for s in (0, 3):
+        alone = train_series(model, split, [s], K=6, settings=stop, keep="after").table.set_index("seed")
+        for col in ("test_rmse", "val_rmse", "best_val_loss"):
+            assert abs(batch.loc[s, col] - alone.loc[s, col]) <= 1e-5 * max(1.0, abs(alone.loc[s, col]))
+        assert batch.loc[s, "epochs"] == alone.loc[s, "epochs"]
+
+
+def test_keras_init_has_zero_biases_and_glorot_readout():
+    m = SeriesModel("lstm", [0, 1], hidden=2, init="keras")
+    assert torch.all(m.b_o == 0) and m.W_o.abs().max() <= (6 / 3) ** 0.5
+    torch_m = SeriesModel("lstm", [0, 1], hidden=2)
+    assert not torch.allclose(m.W_o, torch_m.W_o)
+    assert m.unit.describe()["convention"]["init"] == "keras"
+    with pytest.raises(ConfigError, match="init"):
+        SeriesModel("lstm", [0], init="glorot")
+    with pytest.raises(ConfigError, match="keep"):
+        train_series("rnn", _split(), [0], settings=TrainSettings(max_epochs=1), keep="later")

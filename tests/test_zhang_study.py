@@ -23,7 +23,7 @@ def tiny_config(**kw) -> Z.ZhangConfig:
     base = Z.ZhangConfig(
         units=("rnn", "gru"), train_lengths=(6, 12), prefix_lengths=(4, 8, 12), hidden=8, embedding_dim=32,
         sg_window=2, sg_epochs=1, sg_batch=512, sg_subsample=0.0, budget_tokens=3000, tokens_per_batch=120,
-        lr=1e-2, windows_fit=40, windows_eval=24,
+        lr=1e-2, windows_fit=40, windows_eval=24, seeds=2,
         synthetic=Z.SyntheticSettings(n_words=4000, vocab_size=40, n_keys=3, distances=(1, 3), rate=0.08,
                                       topics=2, topic_share=0.5, doc_length=30.0))
     return replace(base, **kw)
@@ -71,13 +71,28 @@ def test_study_end_to_end(tmp_path):
     res = Z.reproduce(tmp_path, quick=True, config=cfg, command="test")
     out = tmp_path
     for name in ["report.md", "report.html", "curves.csv", "profiles.csv", "recall.csv", "recommended.csv",
-                 "recommended_strict.csv",
+                 "recommended_strict.csv", "intervals.csv", "comparisons.csv", "dropped_indicators.csv",
                  "planted.csv", "runs.csv", "training.csv", "space.txt", "config.json",
                  "figures/indicators_rnn.png", "figures/indicators_gru.png", "figures/profiles.png",
                  "figures/recall.png", "figures/planted.png", "figures/training.png", "figures/pca.png"]:
         assert (out / name).exists(), name
     curves = pd.read_csv(out / "curves.csv")
     assert set(curves["unit"]) == {"rnn", "gru"} and set(curves["train_length"]) == {6, 12}
+    assert set(curves["seed"]) == {0, 1} and len(curves) == 2 * 2 * 2 * 4
+    # two seeds -> an interval for every indicator, around the seed mean
+    iv = pd.read_csv(out / "intervals.csv")
+    assert len(iv) == 2 * 2 * 4 and (iv["seeds"] == 2).all()
+    for col in ["hull_score", "coverage", "recall_score", "area_ratio", "readout_r2"]:
+        ok = iv[col].notna()
+        assert ok.any(), col
+        assert (iv.loc[ok, f"{col}_low"] <= iv.loc[ok, col] + 1e-12).all(), col
+        assert (iv.loc[ok, f"{col}_high"] >= iv.loc[ok, col] - 1e-12).all(), col
+        pair = curves.groupby(["unit", "train_length", "n"])[col].mean()
+        np.testing.assert_allclose(iv.set_index(["unit", "train_length", "n"])[col].loc[pair.index], pair)
+    assert (iv["hull_score_high"] > iv["hull_score_low"]).any()
+    comp = pd.read_csv(out / "comparisons.csv")
+    assert set(comp["indicator"]) == {"hull_score", "recall_score"} and (comp["seeds"] == 2).all()
+    assert np.isfinite(comp["low"]).all() and (comp["low"] <= comp["difference"]).all()
     assert sorted(curves["n"].unique()) == [4, 6, 8, 12]  # the grid includes the training lengths
     assert curves["qp_converged"].all()
     for col in ["hull_score", "coverage", "recall_score", "area_ratio", "readout_r2"]:
@@ -85,16 +100,24 @@ def test_study_end_to_end(tmp_path):
     assert ((curves["recall"] >= 0) & (curves["recall"] <= 1)).all()
     rec = pd.read_csv(out / "recommended.csv")
     assert list(rec["unit"]) == ["rnn", "gru"] and set(rec["status"]) <= {"ok", "censored", "none"}
+    assert {"low", "high", "settled", "per_seed"} <= set(rec.columns)
+    assert rec["per_seed"].str.contains("seed 1: ").all()
     planted = pd.read_csv(out / "planted.csv")
-    assert set(planted["gap_words"]) == {1, 3}
+    assert set(planted["gap_words"]) == {1, 3} and set(planted["seed"]) == {0, 1}
+    assert (planted["recovered"] == (planted["learned"] & planted["peak_at_key"])).all()
+    assert (planted["learned"] == (planted["accuracy_p"] < Z.ZhangConfig().planted_alpha)).all()
     assert (planted["planted_distance"] == planted["gap_words"] + 2).all()
     conf = json.loads((out / "config.json").read_text())
     assert conf["probe_dtype"] == "float64" and conf["solver"]["tol"] == 1e-12 and conf["convention"] == "torch"
     assert conf["thresholds"] == Z.ZhangConfig().thresholds
     md = (out / "report.md").read_text()
-    for section in ["What is the paper's and what is ours", "(e) Recommended training length",
-                    "Planted-distance check"]:
+    for section in ["At a glance", "What is the paper's and what is ours", "(e) Recommended training length",
+                    "Comparison of the units", "Planted-distance check", "Dropped indicators"]:
         assert section in md
+    # the report ends with the ranking statement and its confidence
+    last = md[md.index("## Conclusion"):]
+    assert "hull score (a)" in last and "recall score (c)" in last and "95% CI [" in last
+    assert ("inconclusive" in last) or ("every pair separated" in last)
     space = E.read_word2vec(out / "space.txt")
     np.testing.assert_allclose(np.linalg.norm(space.vectors, axis=1), 1, atol=1e-5)
     # same seed -> same numbers
@@ -147,3 +170,8 @@ def test_cli_errors_are_one_line(tmp_path):
     assert isinstance(r.exception, InputError) and "empty" in str(r.exception)
     r = runner.invoke(app, ["reproduce", "zhang", "--quick", "--threshold", "bogus", "--out", str(tmp_path / "o")])
     assert isinstance(r.exception, ConfigError) and "NAME=VALUE" in str(r.exception)
+    r = runner.invoke(app, ["reproduce", "zhang", "--quick", "--seeds", "0", "--out", str(tmp_path / "o")])
+    assert isinstance(r.exception, ConfigError) and "--seeds must be a positive integer" in str(r.exception)
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ConfigError, match="seeds must be a positive integer"):
+        tiny_config(seeds=0).validate()

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
-from .errors import RnnmemError
+from .commands.options import RnnmemGroup, apply_help_format
+from .errors import RnnmemError, RnnmemWarning
 
 COMMAND_MODULES = [
     "rnnmem.commands.cells",
@@ -30,8 +32,10 @@ app = typer.Typer(
     help="Measure, explain and visualise how long recurrent neural networks remember.",
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=RnnmemGroup,
 )
-reproduce = typer.Typer(help="Reproduce a published study (one command each).", no_args_is_help=True)
+reproduce = typer.Typer(help="Reproduce a published study (one command each).", no_args_is_help=True,
+                        cls=RnnmemGroup)
 app.add_typer(reproduce, name="reproduce")
 
 
@@ -52,9 +56,19 @@ def _root(
 
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app, reproduce)
+apply_help_format(app, reproduce)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """rnnmem's own warnings as one yellow ``warning: ...`` line on stderr; others as Python prints them."""
+    if issubclass(category, RnnmemWarning):
+        typer.secho(f"warning: {message}", fg="yellow", err=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
 
 
 def main() -> None:
+    warnings.showwarning = _show_warning
     try:
         app()
     except RnnmemError as exc:

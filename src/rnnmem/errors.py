@@ -11,3 +11,8 @@ class ConfigError(RnnmemError):
 
 class InputError(RnnmemError):
     """Data with the wrong shape, NaN values, or a file that cannot be read."""
+
+
+class RnnmemWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as one
+    ``warning: ...`` line on stderr)."""

@@ -34,7 +34,7 @@ from ..errors import ConfigError
 
 GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 GRU_RESETS = ("before", "after")
-INITS = ("torch", "keras", "tf1", "chrono")
+INITS = ("torch", "keras", "glorot", "tf1", "chrono")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ CONVENTION_DOCS = {
 OPTION_DOCS = {
     "gate_activation": "sigmoid | hard_sigmoid (0.2x+0.5 clipped)",
     "gru_reset": "before | after: where the GRU reset gate is applied",
-    "init": "torch | keras | tf1 | chrono (Tallec & Ollivier 2018; max timescale chrono_tmax)",
+    "init": "torch | keras | glorot (keras with a glorot_uniform recurrent kernel instead of orthogonal) | tf1 | "
+    "chrono (Tallec & Ollivier 2018; max timescale chrono_tmax)",
     "forget_bias": "initial value of the LSTM forget-gate bias (keras unit_forget_bias = 1)",
     "forget_shift": "constant added to the forget-gate pre-activation at every step (TF1 forget_bias)",
     "chrono_tmax": "max timescale for init=chrono (> 2; default 100)",

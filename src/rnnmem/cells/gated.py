@@ -32,6 +32,7 @@ import torch
 from torch import _VF
 
 from ..errors import ConfigError
+from . import _native
 from . import init as winit
 from .base import RecurrentUnit
 
@@ -47,6 +48,41 @@ def _mm(bias: torch.Tensor | None, h: torch.Tensor, W: torch.Tensor) -> torch.Te
 
 def _add(a: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     return a if b is None else a + b
+
+
+def _native_run(name: str, project, inputs: torch.Tensor, W_h: torch.Tensor, st, H: int, keep_c: bool,
+                *flags, bhn: torch.Tensor | None = None, chunk: int = 1024):
+    """Run the compiled ``name`` loop (``lstm``, ``gru``, ``rnn``; see ``_native.py``) over all
+    steps of ``inputs[T, (E,) B, I]``, whose input projection ``project(inputs[t0:t1])`` (``[.., G*H]``)
+    is computed ``chunk`` steps at a time (it stays in cache; a 100,000-step projection would not).
+    Returns ``(hs[T, (E,) B, H], final state, per-step states)``; the per-step states are
+    ``(hs, cs)`` for the LSTM (``cs`` only with ``keep_c``), else ``(hs,)``."""
+    lib = _native.library()
+    fn = getattr(lib, f"{name}_{'f32' if inputs.dtype == torch.float32 else 'f64'}")
+    W_h = W_h.contiguous()
+    T, B = inputs.shape[0], inputs.shape[-2]
+    E = inputs.shape[1] if inputs.dim() == 4 else 1
+    state = [s.clone(memory_format=torch.contiguous_format) for s in st]
+    hs = inputs.new_empty(inputs.shape[:-1] + (H,))
+    cs = hs.new_empty(hs.shape) if name == "lstm" and keep_c else None
+    if bhn is not None:
+        bhn = bhn.contiguous()
+    stride = H if bhn is not None and bhn.dim() > 1 else 0  # GRU ensembles: one b_hn row per member
+    for t0 in range(0, T, chunk):
+        t1 = min(T, t0 + chunk)
+        xp = project(inputs[t0:t1]).contiguous()
+        if name == "lstm":
+            rc = fn(t1 - t0, E, B, H, xp.data_ptr(), W_h.data_ptr(), state[0].data_ptr(), state[1].data_ptr(),
+                    hs[t0].data_ptr(), 0 if cs is None else cs[t0].data_ptr(), *flags)
+        elif name == "gru":
+            rc = fn(t1 - t0, E, B, H, xp.data_ptr(), W_h.data_ptr(), 0 if bhn is None else bhn.data_ptr(),
+                    stride, state[0].data_ptr(), hs[t0].data_ptr(), *flags)
+        else:
+            rc = fn(t1 - t0, E, B, H, xp.data_ptr(), W_h.data_ptr(), state[0].data_ptr(), hs[t0].data_ptr(),
+                    *flags)
+        if rc != 0:
+            raise MemoryError(f"the compiled {name} loop could not allocate its scratch buffer")
+    return hs, tuple(state), ((hs, cs) if name == "lstm" else (hs,))
 
 
 class _FusedMixin:
@@ -161,6 +197,14 @@ class RNN(_FusedMixin, RecurrentUnit):
 
         return xp.unbind(0), step
 
+    def _native_layer(self, layer, inputs, st, keep_all):
+        if type(self)._cell_step is not RNN._cell_step or type(self)._layer_stepper is not RNN._layer_stepper:
+            return None
+        p = self.layer_params[layer]
+        bias = _add(p.b, self._b_h(p))
+        return _native_run("rnn", lambda x: self._project(x, p.W_x, bias), inputs, p.W_h, st, self.hidden_size,
+                           False, int(self.nonlinearity == "relu"))
+
 
 # ---------------------------------------------------------------------------- LSTM
 def _lstm_step(pre_x, h, c, W_h, H: int, gate):
@@ -234,6 +278,15 @@ class LSTM(_FusedMixin, RecurrentUnit):
             return h, (h, c)
 
         return xp.unbind(0), step
+
+    def _native_layer(self, layer, inputs, st, keep_all):
+        if type(self)._cell_step is not LSTM._cell_step or type(self)._layer_stepper is not LSTM._layer_stepper:
+            return None
+        p = self.layer_params[layer]
+        bias = _add(p.b, self._constant_bias(p))
+        hard = int(self.convention.gate_activation == "hard_sigmoid")
+        return _native_run("lstm", lambda x: self._project(x, p.W_x, bias), inputs, p.W_h, st, self.hidden_size,
+                           keep_all, hard)
 
 
 # ---------------------------------------------------------------------------- GRU
@@ -316,3 +369,14 @@ class GRU(_FusedMixin, RecurrentUnit):
             return h, (h,)
 
         return zip(x_r, x_z, x_n), step
+
+    def _native_layer(self, layer, inputs, st, keep_all):
+        if type(self)._cell_step is not GRU._cell_step or type(self)._layer_stepper is not GRU._layer_stepper:
+            return None
+        p = self.layer_params[layer]
+        _, _, _, fold, b_hn = self._split_params(p)
+        after = self.convention.gru_reset == "after"
+        hard = int(self.convention.gate_activation == "hard_sigmoid")
+        bias = _add(p.b, fold)
+        return _native_run("gru", lambda x: self._project(x, p.W_x, bias), inputs, p.W_h, st, self.hidden_size,
+                           False, hard, int(after), bhn=b_hn)

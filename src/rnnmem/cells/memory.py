@@ -25,6 +25,9 @@ the unit is built with ``seeds=[...]`` (member e computes exactly what ``seed=s_
 
 ``rnn2`` (dual-track RNN): the mrnnf structure with K free filter weights v_{i,j} per input
 dimension, ``F_t = sum_j v_j x_{t-j+1}`` (rnnmem initialises v = w(0.25), the mrnnf start).
+Zhao et al. name RNN2 among their baselines (Table 2) without equations or code; this is rnnmem's
+interpretation (docs/long_memory.md, "RNN2 and RWA"), tested against a naive transcription of the
+equations above (tests/test_rnn2_rwa_equations.py).
 
 ``mlstmf`` (memory-augmented LSTM, fixed d per hidden unit, no forget gate; gate order i, o, g)::
 
@@ -38,7 +41,8 @@ dimension, ``F_t = sum_j v_j x_{t-j+1}`` (rnnmem initialises v = w(0.25), the mr
     d_t = 0.5 p;   c_t = -sum_{j=1..K} w_j(d_t) c_{t-j} + i * g;   h_t = o * tanh(c_t)
 
 ``rwa`` (recurrent weighted average, Ostmeyer & Cowell 2017, "Machine learning on sequential data
-using a recurrent weighted average", arXiv:1703.01253)::
+using a recurrent weighted average", arXiv:1703.01253, the model as the paper defines it; not in
+Zhao et al.'s code; tested against a naive transcription of these equations)::
 
     u_t = x_t W_u + b_u,  g_t = x_t W_g + h_{t-1} U_g + b_g,  a_t = x_t W_a + h_{t-1} U_a
     n_t = n_{t-1} + u_t tanh(g_t) e^{a_t},  d_t = d_{t-1} + e^{a_t},  h_t = tanh(n_t / d_t),  h_0 = tanh(s)

@@ -105,3 +105,42 @@ class NestedLSTM(RecurrentUnit):
             new_cells[d - 1] = c
         h = gate(outs_o[0]) * torch.tanh(new_cells[0])
         return h, (h, *new_cells)
+
+    def _native_layer(self, layer, inputs, st, keep_all):
+        """All steps in the compiled loop (``_native.py``, ``nlstm_*``): the same equations."""
+        if type(self)._cell_step is not NestedLSTM._cell_step or (
+            type(self)._layer_stepper is not RecurrentUnit._layer_stepper
+        ):
+            return None
+        from . import _native
+
+        lib = _native.library()
+        p, H, D = self.layer_params[layer], self.hidden_size, self.depth
+        fn = getattr(lib, f"nlstm_{'f32' if inputs.dtype == torch.float32 else 'f64'}")
+        T, B = inputs.shape[0], inputs.shape[-2]
+        E = inputs.shape[1] if inputs.dim() == 4 else 1
+        W0 = p.W_h.contiguous()
+        Wx = torch.stack([getattr(p, f"W_x{d}") for d in range(1, D)]).contiguous()
+        Wh = torch.stack([getattr(p, f"W_h{d}") for d in range(1, D)]).contiguous()
+        bi = torch.stack([getattr(p, f"b{d}").reshape(E, 4 * H) for d in range(1, D)]).contiguous()
+        h = st[0].clone(memory_format=torch.contiguous_format)
+        c = torch.stack(st[1:]).contiguous()  # [D, (E,) B, H]
+        hs = inputs.new_empty(inputs.shape[:-1] + (H,))
+        cs = inputs.new_empty((D,) + hs.shape) if keep_all else None
+        hard = int(self.convention.gate_activation == "hard_sigmoid")
+        chunk = 1024
+        for t0 in range(0, T, chunk):  # the projection chunk by chunk (stays in cache)
+            t1 = min(T, t0 + chunk)
+            xp = self._project(inputs[t0:t1], p.W_x, p.b).contiguous()
+            # cs is [D, T, ...]: a chunk writes its own slice of every level via a [D, t1 - t0] view
+            cbuf = None if cs is None else inputs.new_empty((D, t1 - t0) + hs.shape[1:])
+            rc = fn(t1 - t0, E, B, H, D, xp.data_ptr(), W0.data_ptr(), Wx.data_ptr(), Wh.data_ptr(),
+                    bi.data_ptr(), h.data_ptr(), c.data_ptr(), hs[t0].data_ptr(),
+                    0 if cbuf is None else cbuf.data_ptr(), hard, float(self.convention.forget_shift))
+            if rc != 0:
+                raise MemoryError("the compiled nlstm loop could not allocate its scratch buffer")
+            if cs is not None:
+                cs[:, t0:t1] = cbuf
+        final = (h, *c.unbind(0))
+        seq = (hs, *cs.unbind(0)) if cs is not None else None
+        return hs, final, seq

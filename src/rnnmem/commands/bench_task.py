@@ -4,8 +4,11 @@ largest T solved (held-out loss under 10% of the memoryless baseline)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
+
+from . import options as opt
 
 
 def _parse_Ts(text: str) -> list[int]:
@@ -31,7 +34,7 @@ def bench_task_command(
     clip: float = typer.Option(1.0, "--clip", help="Gradient-norm clip (0 = none)."),
     layers: int = typer.Option(1, "--layers", help="Stacked layers."),
     convention: str = typer.Option("torch", "--convention", help="torch | keras | keras2 | tf1"),
-    seed: int = typer.Option(0, "--seed", help="Seed of the unit, the data and the readout."),
+    seed: int = opt.seed_option("Seed of the unit, the data and the readout."),
     eval_size: int = typer.Option(1000, "--eval-size", help="Held-out sequences for the final loss."),
     eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N steps (0 = only at the end)."),
     stop_when_solved: bool = typer.Option(
@@ -39,10 +42,12 @@ def bench_task_command(
     ),
     variant: str = typer.Option("tcn", "--copy-variant", help="copy: tcn (9s after the delimiter) | blank"),
     markers: str = typer.Option("halves", "--adding-markers", help="adding: halves | anywhere"),
-    device: str = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default cpu)."),
-    csv: Path = typer.Option(None, "--csv", help="Also write the table to this CSV file."),
+    device: str = opt.device_option(),
+    threads: Optional[int] = opt.threads_option(),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the table to this CSV file."),
 ) -> None:
     """Train a unit on copy/adding for each T; report final loss, baseline and the largest T solved."""
+    device = opt.setup(device, threads)
     import pandas as pd
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -58,6 +63,7 @@ def bench_task_command(
     tasks = [make_task(task, t, **options) for t in Ts]
     if eval_every < 0:
         raise ConfigError(f"--eval-every must be >= 0, got {eval_every}")
+    opt.check_out_file(csv, "--csv")
     console = Console()
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

@@ -7,29 +7,37 @@ from typing import List, Optional
 
 import typer
 
+from . import options as opt
+from .parsing import TRUST_HELP, explicit
+
 
 def card_command(
+    ctx: typer.Context,
     files: Optional[List[Path]] = typer.Argument(None, help="With --compare: card JSON files to set side by side."),
     compare: bool = typer.Option(False, "--compare", help="Compare the card JSON files given as arguments."),
-    cell: str = typer.Option("lstm", help="Unit: rnn, lstm, gru, nlstm, or a memory-augmented unit."),
+    cell: str = typer.Option("lstm", help="Unit: {units}."),
     units: int = typer.Option(64, "--units", "-u", help="Hidden units."),
     input_size: int = typer.Option(1, "--input-size", "-i", help="Input width."),
     layers: int = typer.Option(1, help="Stacked layers."),
     convention: str = typer.Option("torch", help="torch | keras | keras2 | tf1."),
-    dtype: str = typer.Option("float32", help="float32 | float64 (the model's own precision)."),
-    seed: int = typer.Option(0, help="Seed of the network (random init) and of every probe."),
-    checkpoint: Optional[Path] = typer.Option(None, help="A trained model: torch.save of an nn.RNN/LSTM/GRU, its "
-                                              "state_dict, or an rnnmem unit state_dict (with --cell/--convention)."),
+    dtype: str = opt.dtype_option("float32 | float64 (the model's own precision)."),
+    seed: int = opt.seed_option("Seed of the network (random init) and of every probe."),
+    checkpoint: Optional[Path] = typer.Option(None, help="A trained model: torch.save of an nn.RNN/LSTM/GRU "
+                                              "state_dict, an rnnmem unit state_dict (with --cell/--convention), or "
+                                              "(with --trust-checkpoint) a pickled module."),
+    trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help=TRUST_HELP),
     tasks: bool = typer.Option(False, "--tasks", help="Also train on the copy and adding tasks (slower)."),
     name: Optional[str] = typer.Option(None, help="Name shown on the card."),
-    out: Path = typer.Option(Path("memory-card"), "--out", "-o", help="Output folder (card.json, card.html)."),
-    device: str = typer.Option("cpu", help="cpu | cuda."),
+    out: Path = opt.out_option("memory-card", "Output folder (card.json, card.html)."),
+    device: str = opt.device_option(),
+    threads: Optional[int] = opt.threads_option(),
 ) -> None:
     """Every memory measure of one model on one page (or --compare several cards)."""
+    device = opt.setup(device, threads)
     from rich.console import Console
 
     from ..errors import ConfigError
-    from ..report.card_page import HEADLINE, fmt, lookup, write_card_page
+    from ..report.card_page import headline_rows, headline_text, write_card_page
     from ..studies.card import compute_card, load_card, save_card
 
     console = Console()
@@ -42,10 +50,14 @@ def card_command(
         return
     if files:
         raise ConfigError("card files are only read with --compare")
+    opt.check_out_dir(out)
     if checkpoint is not None:
         from ..model_io import load_recurrent
 
-        unit = load_recurrent(checkpoint, cell=cell, convention=convention)
+        given = explicit(ctx, cell=cell, input_size=input_size, units=units, layers=layers, dtype=dtype,
+                         convention=convention)
+        unit = load_recurrent(checkpoint, cell=given.get("cell"), convention=convention,
+                              trust_checkpoint=trust_checkpoint, expect=given)
         name = name or checkpoint.stem
     else:
         from ..cells import build
@@ -56,10 +68,8 @@ def card_command(
                             progress=lambda key: status.update(f"done: {key}"))
     js = save_card(card, out / "card.json")
     page = write_card_page([card], out / "card.html")
-    for path, label, unit_ in HEADLINE:
-        if path.startswith("tasks.") and not tasks:
-            continue
-        console.print(f"{label:<44} {fmt(lookup(card, path)):>12} {unit_}")
+    for path, label, unit_ in headline_rows([card]):
+        console.print(f"{label:<44} {headline_text(card, path):>12} {unit_}", markup=False, highlight=False)
     console.print(f"wrote {js} and {page}")
 
 

@@ -8,26 +8,103 @@ from typing import List, Optional
 
 import typer
 
+from . import options as opt
 
-def load_models(specs: list[str], device: str = "cpu") -> dict:
-    """``PATH`` or ``NAME=PATH`` autocomplete checkpoints -> ``{name: model}`` (name: file stem)."""
+
+def model_paths(specs: list[str]) -> dict:
+    """``PATH`` or ``NAME=PATH`` -> ``{name: path}`` (name: the file stem)."""
     from ..errors import ConfigError
-    from ..train.autocomplete import load_checkpoint
 
     if not specs:
         raise ConfigError("give at least one --model checkpoint")
-    from ..devices import resolve_device
-
-    resolve_device(device)
-    models: dict = {}
+    paths: dict = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or Path(spec).exists():
             name, path = Path(spec).stem, spec
-        if name in models:
+        if name in paths:
             raise ConfigError(f"two models are named {name!r}; name them with --model NAME=PATH")
-        models[name] = load_checkpoint(path, device=device)
-    return models
+        paths[name] = path
+    return paths
+
+
+def load_models(specs: list[str], device: str = "cpu") -> dict:
+    """``PATH`` or ``NAME=PATH`` autocomplete checkpoints -> ``{name: model}`` (name: file stem)."""
+    from ..devices import resolve_device
+    from ..train.autocomplete import load_checkpoint
+
+    paths = model_paths(specs)
+    resolve_device(device)
+    return {name: load_checkpoint(path, device=device) for name, path in paths.items()}
+
+
+N_PLANTED_CONTEXT = 6  # filler words before each planted episode in serve's examples
+
+
+def serve_examples(models: dict, paths: dict, max_chars: int | None, own=(), corpus=None,
+                   n_test: int | None = None) -> tuple[list[dict], list[str]]:
+    """The texts ``rnnmem serve`` offers in its menu, and notes on what was left out and why.
+
+    1. Planted dependencies: ``tasks.synthetic_text.planted_examples`` with the options of the
+       synthetic corpus of ``reproduce distill --quick`` (``studies.distill.QUICK``) and the data
+       seed the checkpoint records (else 0), one text per gap, within ``max_chars``; a model trained
+       on that corpus knows their words (the group label says when the models' vocabulary lacks the keys).
+    2. Test set: when a checkpoint records its training data (corpus sha256 and build options) and
+       that dataset is in the autocomplete cache, or ``corpus`` is its training corpus, the first
+       ``n_test`` test observations that fit ``max_chars``, picked as the Distill report's explorer
+       picks them (``studies.distill.explorer_texts``). Otherwise the group is left out (a note says why).
+    3. ``own``: the user's ``--example`` texts.
+
+    Returns
+    -------
+    (examples, notes): examples as dicts ``group``, ``label``, ``text``; notes as strings.
+    """
+    from ..studies.distill import N_TEST_TEXTS, QUICK, explorer_texts
+    from ..tasks.autocomplete import default_cache_dir, find_dataset
+    from ..tasks.synthetic_text import planted_examples
+    from ..train.checkpoint import load_dict
+
+    n_test = N_TEST_TEXTS if n_test is None else n_test
+    fits = lambda text: max_chars is None or len(text) - text.startswith(" ") <= max_chars  # noqa: E731
+    notes, examples = [], []
+    prints = {name: load_dict(path, kind="autocomplete checkpoint").get("data") for name, path in paths.items()}
+    seeds = sorted({int(fp["seed"]) for fp in prints.values() if isinstance(fp, dict) and fp.get("seed") is not None})
+    seed = seeds[0] if seeds else 0
+    opts = {k: v for k, v in QUICK["corpus"].items() if k != "n_words"}
+    planted = planted_examples(max_chars=max_chars, seed=seed, context_words=N_PLANTED_CONTEXT, **opts)
+    keys = {ex["key"] for ex in planted} | {ex["response"] for ex in planted}
+    unknown = [name for name, m in models.items() if not keys <= set(getattr(m, "words", ()))]
+    group = f"planted dependencies (synthetic corpus of reproduce distill --quick, seed {seed})"
+    if unknown:
+        group += f"; keys outside the vocabulary of {', '.join(unknown)}"
+    examples += [{"group": group, "label": ex["label"], "text": ex["text"]} for ex in planted]
+    if len(planted) < len(opts["distances"]):
+        notes.append(f"planted dependencies: {len(opts['distances']) - len(planted)} gap(s) left out, longer than "
+                     f"--max-chars {max_chars}")
+    seen = {}
+    for name, fp in prints.items():
+        if not isinstance(fp, dict) or not fp.get("corpus_sha256"):
+            notes.append(f"test set: the checkpoint of {name} does not record its training corpus; no test-set "
+                         "examples for it")
+            continue
+        seen.setdefault(fp["corpus_sha256"] + repr(sorted(fp.items())), (fp, []))[1].append(name)
+    if corpus is not None and not seen:
+        find_dataset(None, corpus=corpus)  # raises: no checkpoint records the corpus to check --corpus against
+    for fp, names in seen.values():
+        data = find_dataset(fp, corpus=corpus)
+        if data is None:
+            notes.append(f"test set: the dataset of {', '.join(names)} (corpus sha256 {fp['corpus_sha256'][:12]}...) is "
+                         f"not in the cache {default_cache_dir()}; pass --corpus PATH (the training corpus) to add "
+                         "test-set examples")
+            continue
+        texts = [t for t in explorer_texts(data, None, n_test=20 * n_test) if fits(t["text"])]
+        examples += [{"group": f"test set ({', '.join(names)})", "label": t["label"], "text": t["text"]}
+                     for t in texts[:n_test]]
+        if not texts:
+            notes.append(f"test set: no test observation of {', '.join(names)} fits --max-chars {max_chars}")
+    for text in own or ():
+        examples.append({"group": "your examples", "label": " ".join(text.split())[:48] or "(empty)", "text": text})
+    return examples, notes
 
 
 def _progress_bar(console):
@@ -49,18 +126,27 @@ def connectivity_command(
     norm: str = typer.Option("sq_l2", help="sq_l2 (the study's) | l2."),
     normalize: bool = typer.Option(True, "--normalize/--raw", help="Divide by the max over t (the study's)."),
     chunk: int = typer.Option(32, help="Output steps back-propagated per batched pass."),
-    device: str = typer.Option("cpu", help="cpu | cuda."),
+    max_chars: Optional[int] = typer.Option(None, "--max-chars", help="Longest text accepted, after cleaning "
+                                            "(default {max_chars}); memory grows with the square of the length, "
+                                            "and a longer text is refused with the memory it would need."),
+    device: str = opt.device_option(),
+    threads: Optional[int] = opt.threads_option(),
     title: Optional[str] = typer.Option(None, help="Page title."),
 ) -> None:
     """Connectivity of trained autocomplete models on a text: explorer page, table, decay by lag."""
+    device = opt.setup(device, threads)
+    opt.check_out_file(html, "--html")
+    opt.check_out_file(csv, "--csv")
     import pandas as pd
     from rich.console import Console
     from rich.table import Table
 
     from ..errors import ConfigError
     from ..probes.connectivity import decay_profile
-    from ..report.explorer import analyze, explorer_html
+    from ..report.explorer import DEFAULT_MAX_CHARS, analyze, explorer_html
 
+    if max_chars is not None and max_chars < 1:
+        raise ConfigError(f"--max-chars must be a positive integer, got {max_chars}")
     console_only = html is None and csv is None
     models = load_models(model, device)
     console = Console(stderr=True)
@@ -73,7 +159,7 @@ def connectivity_command(
             bar.update(tasks[name], completed=done)
 
         data = analyze(models, text, target=target, norm=norm, normalize=normalize, chunk=chunk, device=device,
-                       max_chars=None, progress=progress)
+                       max_chars=max_chars or DEFAULT_MAX_CHARS, progress=progress)
     if not data["tokens"]:
         raise ConfigError("the text has no letters after cleaning; give some words")
     frames = []
@@ -122,26 +208,45 @@ def connectivity_command(
 def serve_command(
     model: List[str] = typer.Option(..., "--model", "-m", help="Autocomplete checkpoint, PATH or NAME=PATH; repeat."),
     port: int = typer.Option(8765, help="TCP port (0: any free port)."),
-    host: str = typer.Option("127.0.0.1", help="Interface to bind (127.0.0.1: this machine only)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (127.0.0.1: this machine only; any other address "
+                             "lets other machines use the explorer and prints a warning)."),
+    allow_host: List[str] = typer.Option([], "--allow-host", help="Also accept requests whose Host header names this "
+                                         "host (repeat; e.g. the machine's name when binding 0.0.0.0). Always "
+                                         "accepted: the bound host, localhost, 127.0.0.1, [::1]."),
     text: str = typer.Option("", "--text", "-t", help="Text shown when the page opens."),
+    example: List[str] = typer.Option([], "--example", "-e", help="A text offered in the page's menu (repeat). "
+                                      "The menu also offers planted-dependency texts and, when the model's "
+                                      "training data is available, test-set observations."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="The models' training corpus (text8 format), to "
+                                          "offer test-set observations when its dataset is not in the cache "
+                                          "(checked against the sha256 the checkpoint records)."),
     target: str = typer.Option("predicted", help="predicted (top-1, suits unfinished words) | text."),
     norm: str = typer.Option("sq_l2", help="sq_l2 | l2."),
     normalize: bool = typer.Option(True, "--normalize/--raw", help="Divide by the max over t."),
-    max_chars: int = typer.Option(500, help="Longest text accepted (after cleaning)."),
+    max_chars: int = typer.Option(500, help="Longest text accepted, in characters after cleaning (a text of "
+                                  "exactly this length is accepted)."),
     chunk: int = typer.Option(32, help="Output steps back-propagated per batched pass."),
-    device: str = typer.Option("cpu", help="cpu | cuda."),
+    device: str = opt.device_option(),
+    threads: Optional[int] = opt.threads_option(),
     verbose: bool = typer.Option(False, help="Log every request."),
 ) -> None:
     """Serve the connectivity explorer on localhost: type text, get suggestions and connectivity live."""
+    device = opt.setup(device, threads)
     from rich.console import Console
+    from rich.markup import escape
 
     from ..report.server import serve
 
+    paths = model_paths(model)
     models = load_models(model, device)
     console = Console(stderr=True)
+    examples, notes = serve_examples(models, paths, max_chars, own=example, corpus=corpus)
+    for note in notes:
+        console.print(f"note: {escape(note)}", highlight=False)
     serve(models, host=host, port=port, target=target, norm=norm, normalize=normalize, chunk=chunk, device=device,
-          max_chars=max_chars, text=text, quiet=not verbose,
-          on_ready=lambda url: console.print(f"serving the connectivity explorer at {url}  (Ctrl-C stops)"))
+          max_chars=max_chars, text=text, examples=examples, quiet=not verbose, allow_hosts=allow_host,
+          on_warning=lambda msg: console.print(f"[bold red]WARNING:[/] {escape(msg)}", highlight=False),
+          on_ready=lambda url: console.print(f"serving the connectivity explorer at {escape(url)}  (Ctrl-C stops)"))
 
 
 def register(app: typer.Typer, reproduce: typer.Typer) -> None:

@@ -10,15 +10,7 @@ from typing import Optional
 
 import typer
 
-
-def _threads(threads: int, quick: bool) -> None:
-    """Small models gain nothing from intra-op threads and lose a lot on a busy machine."""
-    import torch
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-    elif quick:
-        torch.set_num_threads(1)
+from . import options as opt
 
 
 def _models(text: str) -> list[str]:
@@ -28,27 +20,28 @@ def _models(text: str) -> list[str]:
 def distill_command(
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="text8-format corpus (e.g. the unzipped text8)."),
     quick: bool = typer.Option(False, "--quick", help="Small models on the synthetic corpus (minutes on a CPU)."),
-    out: Path = typer.Option(Path("rnnmem-distill"), "--out", "-o", help="Output folder (rerun to resume)."),
-    device: str = typer.Option("cpu", help="cpu | cuda (full size needs a GPU)."),
+    out: Path = opt.out_option("rnnmem-distill", "Output folder (rerun to resume)."),
+    device: str = opt.device_option("Full size needs a GPU."),
     steps: Optional[int] = typer.Option(None, help="Training steps per model (default: 2 epochs; quick 700)."),
     epochs: Optional[float] = typer.Option(None, help="Training epochs per model (if --steps is not given)."),
     hidden: Optional[int] = typer.Option(None, help="Units and embedding size (default 600; quick 64)."),
     models: str = typer.Option("gru,lstm,nlstm", help="Comma-separated subset of gru, lstm, nlstm."),
     batch_size: int = typer.Option(64, "--batch-size", help="Observations per batch."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 1e-3; quick 3e-3)."),
-    seed: int = typer.Option(0, help="Seed of the split, initialisation and batch order."),
+    seed: int = opt.seed_option("Seed of the split, initialisation and batch order."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Dataset cache (default ~/.cache/rnnmem)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Steps between checkpoints."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Steps between validation losses."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Ignore existing checkpoints in --out."),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: default; quick uses 1)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help=opt.THREADS_HELP + " With --quick the default "
+                                          "is 1: its small models gain nothing from more."),
 ) -> None:
     """Reproduce Madsen (Distill 2019): autocomplete GRU / LSTM / Nested LSTM, test table, known-chars curve."""
+    device = opt.setup(device, threads or (1 if quick else None))
     from rich.console import Console
 
     from ..studies.distill import reproduce
 
-    _threads(threads, quick)
     res = reproduce(out, corpus=corpus, quick=quick, device=device, steps=steps, epochs=epochs, hidden=hidden,
                     models=_models(models), batch_size=batch_size, lr=lr, seed=seed, cache_dir=cache_dir,
                     checkpoint_every=checkpoint_every, eval_every=eval_every, resume=not no_resume, progress=True,
@@ -69,8 +62,8 @@ def distill_command(
 def train_command(
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="text8-format corpus."),
     synthetic: bool = typer.Option(False, "--synthetic", help="Use the quick synthetic corpus instead."),
-    out: Path = typer.Option(Path("rnnmem-autocomplete"), "--out", "-o", help="Folder for checkpoint, log, model.pt."),
-    cell: str = typer.Option("gru", help="gru | lstm | nlstm (any rnnmem unit)."),
+    out: Path = opt.out_option("rnnmem-autocomplete", "Folder for checkpoint, log, model.pt."),
+    cell: str = typer.Option("gru", help="Unit: gru, lstm, nlstm (the study's), or any of {units}."),
     hidden: int = typer.Option(600, help="Recurrent units."),
     layers: int = typer.Option(2, help="Stacked layers."),
     embedding: Optional[int] = typer.Option(None, help="Embedding size (default: = hidden)."),
@@ -78,31 +71,40 @@ def train_command(
     convention: str = typer.Option("tf1", help="torch | keras | keras2 | tf1."),
     steps: Optional[int] = typer.Option(None, help="Training steps (default: 2 epochs)."),
     epochs: Optional[float] = typer.Option(None, help="Training epochs."),
-    batch_size: int = typer.Option(64, "--batch-size"),
+    batch_size: int = typer.Option(64, "--batch-size", help="Observations per batch."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     max_length: int = typer.Option(200, "--max-length", help="Characters per observation."),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("cpu", help="cpu | cuda."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir"),
-    checkpoint_every: int = typer.Option(500, "--checkpoint-every"),
-    eval_every: int = typer.Option(200, "--eval-every"),
-    no_resume: bool = typer.Option(False, "--no-resume"),
-    threads: int = typer.Option(0, help="CPU threads for torch (0: default)."),
+    seed: int = opt.seed_option("Seed of the split, initialisation, batch order (and the synthetic corpus)."),
+    device: str = opt.device_option(),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Dataset cache (default ~/.cache/rnnmem; "
+                                             "with --synthetic OUT/cache)."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Steps between checkpoints in OUT "
+                                         "(a rerun resumes from the last one)."),
+    eval_every: int = typer.Option(200, "--eval-every", help="Steps between validation losses (logged to "
+                                   "log.csv)."),
+    no_resume: bool = typer.Option(False, "--no-resume", help="Ignore an existing checkpoint in OUT and start over."),
+    threads: Optional[int] = opt.threads_option(),
 ) -> None:
     """Train one autocomplete model; writes OUT/model.pt (for `rnnmem connectivity --model`), log.csv, curves."""
+    device = opt.setup(device, threads)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..errors import ConfigError
     from ..studies.distill import QUICK, plot_training_curves
-    from ..tasks.autocomplete import build_dataset
+    from ..tasks.autocomplete import build_dataset, check_corpus
     from ..tasks.synthetic_text import planted_dependency_text
     from ..train.autocomplete import AutocompleteModel, TrainConfig, evaluate, save_checkpoint, train_autocomplete
 
     if synthetic == (corpus is not None):
         raise ConfigError("give either --corpus PATH or --synthetic")
-    _threads(threads, False)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..cells import list_units
+
+    if cell not in list_units():
+        raise ConfigError(f"unknown cell {cell!r}; choose one of {', '.join(list_units())}")
+    if corpus is not None:
+        check_corpus(corpus, synthetic_hint="--synthetic")
+    opt.check_out_dir(out)
     if synthetic:
         corpus, _ = planted_dependency_text(seed=seed, **QUICK["corpus"]).save(out / "synthetic.txt")
         cache_dir = cache_dir or out / "cache"
@@ -132,7 +134,7 @@ def synthetic_command(
     distances: str = typer.Option("2,4,8,16", help="Comma-separated gaps (filler words between key and cue)."),
     rate: float = typer.Option(0.03, help="Episode probability per filler word."),
     kind: str = typer.Option("copy", help="copy | agreement."),
-    seed: int = typer.Option(0),
+    seed: int = opt.seed_option("Seed of the generator."),
 ) -> None:
     """Write a synthetic corpus with planted long-range dependencies of known distance."""
     from rich.console import Console

@@ -9,28 +9,36 @@ from typing import Optional
 
 import typer
 
-from .parsing import floats, ints
+from . import options as opt
+from .parsing import TRUST_HELP, explicit, floats, ints
 
 
 def forgetting_command(
-    cell: str = typer.Option("lstm", help="Unit: rnn, lstm, gru, nlstm (ignored with --state-dict for torch modules)."),
+    ctx: typer.Context,
+    cell: str = typer.Option("lstm", help="Unit: {units} (with --state-dict: needed for an rnnmem unit's "
+                                          "file, checked against a torch module's)."),
     input_size: int = typer.Option(8, "--input-size", "-i", help="Input width."),
     units: int = typer.Option(32, "--units", "-u", help="Hidden units."),
     layers: int = typer.Option(1, help="Stacked layers."),
     convention: str = typer.Option("keras", help="torch | keras | keras2 | tf1."),
-    dtype: str = typer.Option("float32", help="float32 | float64."),
+    dtype: str = opt.dtype_option(),
     runs: int = typer.Option(10, help="Networks (random init) or, with --state-dict, input pairs."),
-    seed: int = typer.Option(0, help="First seed; run k uses seed + k."),
+    seed: int = opt.seed_option("First seed; run k uses seed + k."),
     T: int = typer.Option(100_000, "--T", help="Sequence length."),
     P: int = typer.Option(1_000, "--P", help="Steps in which the two inputs differ."),
     tolerances: str = typer.Option("0,1e-6,1e-4,1e-2", "--tol", help="Comma-separated absolute tolerances (0 = exact)."),
     state_dict: Optional[Path] = typer.Option(None, "--state-dict", help="A trained model (torch.save of an "
-                                              "nn.RNN/LSTM/GRU or its state_dict, or an rnnmem unit state_dict)."),
+                                              "nn.RNN/LSTM/GRU state_dict or an rnnmem unit state_dict; a pickled "
+                                              "module needs --trust-checkpoint)."),
+    trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help=TRUST_HELP),
     no_early_stop: bool = typer.Option(False, "--no-early-stop", help="Compute all T steps."),
-    device: str = typer.Option("cpu", help="cpu | cuda."),
+    device: str = opt.device_option(),
+    threads: Optional[int] = opt.threads_option(),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the per-run table here."),
 ) -> None:
     """Count the steps a network needs to forget that two inputs ever differed."""
+    device = opt.setup(device, threads)
+    opt.check_out_file(csv, "--csv")
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
@@ -43,7 +51,10 @@ def forgetting_command(
     if state_dict is not None:
         from ..model_io import load_recurrent
 
-        unit = load_recurrent(state_dict, cell=cell, convention=convention)
+        given = explicit(ctx, cell=cell, input_size=input_size, units=units, layers=layers, dtype=dtype,
+                         convention=convention)
+        unit = load_recurrent(state_dict, cell=given.get("cell"), convention=convention,
+                              trust_checkpoint=trust_checkpoint, expect=given)
         input_seeds = [derive_input_seed(s) for s in seeds]
     else:
         unit = build(cell, input_size, units, layers=layers, convention=convention, dtype=dtype, seeds=seeds)
@@ -74,8 +85,11 @@ def forgetting_command(
 
 
 def muccino_command(
-    out: Path = typer.Option(Path("rnnmem-report"), "--out", "-o", help="Output folder."),
+    out: Path = opt.out_option("rnnmem-report"),
     quick: bool = typer.Option(False, "--quick", help="Reduced grid {1, 8, 64}, 3 runs (under a minute)."),
+    explain: bool = typer.Option(False, "--explain", help="Protocol search instead: run the grid under the "
+                                 "documented protocol variants and rank them by fit to the published table "
+                                 "(OUT/explain.html; with --quick: sizes {1, 8, 64}; 10 runs either way)."),
     runs: Optional[int] = typer.Option(None, help="Runs per grid cell (default 10, quick 3)."),
     T: int = typer.Option(100_000, "--T", help="Sequence length."),
     P: int = typer.Option(1_000, "--P", help="Differing prefix."),
@@ -86,12 +100,29 @@ def muccino_command(
     db: Optional[Path] = typer.Option(None, help="Results database (default OUT/results.sqlite); reruns skip stored runs."),
     reference: Optional[Path] = typer.Option(None, help="Published table CSV (cell,input_size,units,mean_steps); "
                                              "default: the figures embedded in rnnmem."),
-    device: str = typer.Option("cpu", help="cpu | cuda."),
-    seed: int = typer.Option(0, help="First seed."),
+    device: str = opt.device_option(),
+    seed: int = opt.seed_option(),
+    threads: Optional[int] = opt.threads_option(),
 ) -> None:
     """Reproduce Muccino (2019): forgetting steps over input size x units for LSTM and GRU."""
+    device = opt.setup(device, threads, opt.pool_processes(workers))
     from rich.console import Console
 
+    if explain:
+        from ..studies.muccino import QUICK_SIZES, SIZES
+        from ..studies.muccino_explain import explain as search
+        from ..studies.muccino_report import published_frame
+
+        published_frame(reference)  # a bad --reference fails before computing
+        res = search(out, sizes=ints(sizes, "--sizes") if sizes else (QUICK_SIZES if quick else SIZES),
+                     runs=runs or 10, T=T, P=P, workers=workers, reference=reference, seed=seed,
+                     command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        best = res["best"]
+        Console().print(f"{res['runs']} runs, {res['variants']} protocol variants in {res['wall_s']:.1f} s "
+                        f"(+{res['post_s']:.1f} s read-outs); best: {best['model']} / {best['criterion']} / "
+                        f"{best['mode']} / from {best['offset']} / {best['runs']} runs, mean |log2 ratio| "
+                        f"{best['fit all']:.3f}; report: {res['html']}")
+        return
     from ..studies.muccino import reproduce as run
 
     res = run(out, quick=quick, runs=runs, T=T, P=P, variants=[v.strip() for v in variants.split(",") if v.strip()],

@@ -27,3 +27,18 @@ def floats(text: str, what: str) -> list[float]:
         return [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def explicit(ctx, **values) -> dict:
+    """The subset of ``values`` (parameter name -> value) the user gave on the command line or in
+    the environment, as opposed to the option's default: ``ctx`` is the command's ``typer.Context``."""
+    given = {}
+    for name, value in values.items():
+        source = ctx.get_parameter_source(name)  # by name: typer may vendor its own click
+        if source is not None and getattr(source, "name", str(source)) not in ("DEFAULT", "DEFAULT_MAP"):
+            given[name] = value
+    return given
+
+
+TRUST_HELP = ("Allow a model file that needs full unpickling (e.g. a pickled nn.LSTM). Unpickling runs any code "
+              "the file names: only for files from a source you trust. Default: tensors only.")

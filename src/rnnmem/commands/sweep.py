@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from . import options as opt
+
 
 def sweep_command(
     config: Path = typer.Argument(..., help="Sweep YAML file (study, grid, fixed, seeds, db); see docs/sweeps.md."),
@@ -17,8 +19,10 @@ def sweep_command(
     db: Optional[Path] = typer.Option(None, help="Results database (overrides the file's db)."),
     calibrate: int = typer.Option(1, help="--dry-run: number of sample tasks timed, spread over the grid."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    threads: Optional[int] = opt.threads_option(),
 ) -> None:
     """Run a grid of study configs x seeds into a results database; stored runs are skipped."""
+    opt.setup("cpu", threads, opt.pool_processes(workers))
     import time
 
     from rich.console import Console
@@ -31,6 +35,10 @@ def sweep_command(
 
     console = Console()
     plan = load_sweep(config)
+    from ..devices import resolve_device
+
+    for device in sorted({str(c["device"]) for c in plan.configs if c.get("device") is not None}):
+        resolve_device(device)  # a device that cannot run fails here, not in every task
     if executor is not None and executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if workers is not None and workers < 0:

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from . import options as opt
 from .parsing import ints
 
 
@@ -32,8 +33,9 @@ def zhang_command(
                                           "by spaces)."),
     quick: bool = typer.Option(False, "--quick", help="Small models, short lengths, the synthetic key-recall corpus "
                                "(CPU minutes)."),
-    out: Path = typer.Option(Path("rnnmem-zhang"), "--out", "-o", help="Output folder (report, figures, CSVs)."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
+    out: Path = opt.out_option("rnnmem-zhang", "Output folder (report, figures, CSVs)."),
+    device: str = opt.device_option(),
+    threads: Optional[int] = opt.threads_option(),
     embedding: Optional[Path] = typer.Option(None, "--embedding", help="Use this word2vec text file as the space "
                                              "instead of training skip-gram."),
     units: Optional[str] = typer.Option(None, "--units", help="Comma-separated units (default rnn,lstm,gru)."),
@@ -50,11 +52,15 @@ def zhang_command(
     threshold: list[str] = typer.Option([], "--threshold", help="NAME=VALUE, repeatable: hull_score, coverage, "
                                         "recall_score, area_ratio (defaults: hull_score=0.5, coverage=0.75; "
                                         "recall_score and area_ratio only when given)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the corpus, space, training and windows."),
+    seed: int = opt.seed_option("First seed of the corpus, space, training and windows."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds run (seed, seed+1, ...); every indicator, "
+                                        "comparison and recommendation gets a 95% interval over them (default 5; "
+                                        "quick 3; 1 gives no interval)."),
 ) -> None:
     """Semantic memory (after Zhang et al., ECAI 2020): train RNN, LSTM and GRU on a corpus under the same
     budget, measure hull distance, memory profile, recall and retained area over prefix and training lengths,
     and recommend a training length per unit."""
+    device = opt.setup(device, threads)
     from dataclasses import replace
 
     from rich.console import Console
@@ -65,6 +71,10 @@ def zhang_command(
 
     if corpus is None and not quick:
         raise ConfigError("give --corpus PATH (a text8-format file) or --quick (the synthetic corpus)")
+    if corpus is not None:
+        from ..tasks.autocomplete import check_corpus
+
+        check_corpus(corpus, synthetic_hint="--quick")
     cfg = quick_config() if quick else ZhangConfig()
     over = {}
     if units:
@@ -73,7 +83,7 @@ def zhang_command(
         over["train_lengths"] = tuple(ints(train_lengths, "--train-lengths", nonempty=True))
     if prefix_lengths:
         over["prefix_lengths"] = tuple(ints(prefix_lengths, "--prefix-lengths", nonempty=True))
-    for key, val in (("hidden", hidden), ("embedding_dim", dim), ("budget_tokens", budget),
+    for key, val in (("seeds", seeds), ("hidden", hidden), ("embedding_dim", dim), ("budget_tokens", budget),
                      ("vocab_size", vocab_size), ("max_words", max_words)):
         if val is not None:
             if val < 1:
@@ -100,11 +110,18 @@ def zhang_command(
     for _, r in res["recommended"].iterrows():
         v = r["recommended_length"]
         txt = "none" if r["status"] == "none" else (f">= {int(v)} (censored)" if r["status"] == "censored" else str(int(v)))
+        if r["low_status"] != "no interval" and not r["settled"]:
+            lo, hi = r["low"], r["high"]
+            txt += (f", not settled by the seeds (interval {'none' if lo != lo else int(lo)} .. "
+                    f"{'none' if hi != hi else int(hi)})")
         c.print(f"{r['unit']}: recommended training length {txt}")
+    for name, rk in res["rankings"].items():
+        c.print(f"ranking on {name}: {rk['order']} ({'conclusive' if rk['conclusive'] else 'inconclusive'})")
     if res["verdict"] is not None:
         v = res["verdict"]
-        c.print(f"planted-distance check: recovered in {v['recovered']}/{v['cases']} cases "
-                f"({v['recovered_when_learned']}/{v['learned_cases']} where the unit learned the dependency)")
+        c.print(f"planted-distance check: passed in {v['recovered']}/{v['cases']} (unit, gap, seed) cases "
+                f"({v['recovered_when_learned']}/{v['learned_cases']} where the unit learned the dependency; "
+                f"{v['peak_without_learning']} profile peaks at the key without learning do not count)")
     c.print(f"{res['runs']} runs in {res['wall_s']:.0f} s; report: {res['html']} and {res['markdown']}")
 
 

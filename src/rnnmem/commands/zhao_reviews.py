@@ -10,13 +10,14 @@ from typing import Optional
 
 import typer
 
+from . import options as opt
 from .parsing import ints
 
 
 def zhao_reviews_command(
     data: Path = typer.Option(..., "--data", help="The UCI paper-review JSON (e.g. shared/data/zhao2020/reviews.json)."),
     seeds: int = typer.Option(100, "--seeds", help="Seeds per model (trained together in chunks of --seed-chunk)."),
-    seed: int = typer.Option(0, "--seed", help="First seed."),
+    seed: int = opt.seed_option(),
     epochs: int = typer.Option(100, "--epochs", help="Training epochs (the model kept is the one with the best "
                                                      "validation loss)."),
     paper_layout: bool = typer.Option(False, "--paper-layout", help="Also train every model on the published "
@@ -27,13 +28,15 @@ def zhao_reviews_command(
                                    "per seed on CPU at hidden 128)."),
     hidden: int = typer.Option(128, "--hidden", help="Hidden units of both layers (the paper: 128)."),
     K: int = typer.Option(50, "--K", help="Filter length of MRNNF/MLSTMF (the paper: 50)."),
-    out: Path = typer.Option(Path("rnnmem-zhao-reviews"), "--out", "-o", help="Output folder (report, figure, CSVs)."),
+    out: Path = opt.out_option("rnnmem-zhao-reviews", "Output folder (report, figure, CSVs)."),
     db: Optional[Path] = typer.Option(None, "--db", help="Results database (default OUT/results.sqlite); reruns resume."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default min(2, CPUs); 0 = this one)."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 | float64."),
+    device: str = opt.device_option(),
+    dtype: str = opt.dtype_option(),
+    threads: Optional[int] = opt.threads_option(),
 ) -> None:
     """Reproduce Zhao et al. (2020), Tables 5-6: 5-class classification of Spanish paper reviews."""
+    device = opt.setup(device, threads, opt.pool_processes(workers))
     from rich.console import Console
 
     from ..errors import ConfigError
@@ -54,7 +57,7 @@ def zhao_reviews_command(
 
 def zhao_control_command(
     seeds: int = typer.Option(100, "--seeds", help="Seeds per model (trained together)."),
-    seed: int = typer.Option(0, "--seed", help="First seed."),
+    seed: int = opt.seed_option(),
     models: str = typer.Option("rnn,lstm,mrnnf,mrnn,mlstmf,mlstm,rnn2,rwa", "--models", help="Comma-separated models."),
     max_epochs: int = typer.Option(1000, "--max-epochs", help="Epoch cap (early stopping on the training loss)."),
     scaler: str = typer.Option("train", "--scaler", help="MinMax fit: train (rnnmem default) | full (the paper)."),
@@ -64,13 +67,15 @@ def zhao_control_command(
     gen_seed: int = typer.Option(0, "--gen-seed", help="Seed of the generating RNN and its noise."),
     radius: float = typer.Option(0.9, "--radius", help="Contraction factor ||W_h + w_o w_x||_2 of the generator (< 1)."),
     probe_lags: int = typer.Option(300, "--probe-lags", help="Lags of the Definition-3 probe of the generator."),
-    out: Path = typer.Option(Path("rnnmem-zhao-control"), "--out", "-o", help="Output folder."),
+    out: Path = opt.out_option("rnnmem-zhao-control"),
     db: Optional[Path] = typer.Option(None, "--db", help="Results database (default OUT/results.sqlite); reruns resume."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default min(2, CPUs); 0 = this one)."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 | float64."),
+    device: str = opt.device_option(),
+    dtype: str = opt.dtype_option(),
+    threads: Optional[int] = opt.threads_option(),
 ) -> None:
     """Short-memory control of Zhao et al. (2020): every time-series model on an RNN-generated series."""
+    device = opt.setup(device, threads, opt.pool_processes(workers))
     from rich.console import Console
 
     from ..studies.zhao_reviews import reproduce_control

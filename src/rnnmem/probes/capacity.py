@@ -46,7 +46,8 @@ import torch
 
 from ..cells import CallableUnit
 from ..errors import ConfigError, InputError
-from .common import as_unit, unit_device, unit_dtype
+from ..devices import resolve_device
+from .common import as_unit, check_finite, unit_device, unit_dtype
 
 
 @dataclass
@@ -100,7 +101,7 @@ def prepare_unit(model, device=None, dtype=None):
             "and probe each member"
         )
     have_dev, have_dt = native_device_dtype(unit)
-    want_dev = torch.device(device) if device is not None else have_dev
+    want_dev = resolve_device(device) if device is not None else have_dev
     want_dt = dtype if dtype is not None else have_dt
     if want_dev != have_dev or want_dt != have_dt:
         unit = copy.deepcopy(unit).to(device=want_dev, dtype=want_dt)
@@ -202,6 +203,7 @@ def memory_capacity(
         raise ConfigError(f"alpha must be a finite number >= 0, got {alpha}")
     if input_projection not in ("error", "random"):
         raise ConfigError(f"input_projection must be 'error' or 'random', got {input_projection!r}")
+    check_finite(model, inputs, names=["inputs"])
     unit, dev, dt = prepare_unit(model, device=device)
     I = int(unit.input_size)
     if I != 1 and input_projection == "error":
@@ -217,8 +219,6 @@ def memory_capacity(
         u = np.asarray(inputs, dtype=np.float64).reshape(-1)
         if u.shape[0] != total:
             raise InputError(f"inputs must have washout + steps = {total} values, got {u.shape[0]}")
-        if not np.isfinite(u).all():
-            raise InputError("inputs contain NaN or infinite values")
         input_desc = "given"
     direction = None
     if I == 1:

@@ -37,3 +37,68 @@ def unit_dtype(unit) -> torch.dtype:
         return next(unit.parameters()).dtype
     except StopIteration:
         return torch.float32
+
+
+def _count_bad(values) -> tuple[int, int] | None:
+    """(non-finite count, size) of a tensor / array-like of numbers; None when it holds no floats."""
+    if isinstance(values, torch.Tensor):
+        if not (values.is_floating_point() or values.is_complex()):
+            return None
+        return int((~torch.isfinite(values.detach())).sum()), values.numel()
+    import numpy as np
+
+    if hasattr(values, "to_numpy"):  # pandas
+        values = values.to_numpy()
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError):
+        return None
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            return None
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.complexfloating)):
+        return None
+    return int((~np.isfinite(arr)).sum()), arr.size
+
+
+def check_finite(model=None, *tensors, names=None) -> None:
+    """Refuse NaN or infinite weights and inputs before a probe computes anything.
+
+    A network with a NaN weight produces NaN states, and every comparison with NaN is false: the
+    forgetting probe would see "no difference" and report ``converged`` after 0 steps, other
+    probes meaningless numbers. Each probe calls this at its entry.
+
+    Parameters
+    ----------
+    model : nn.Module, rnnmem unit, CallableUnit or None
+        Every floating-point parameter and buffer is checked (``None``: no model).
+    *tensors : tensor, array-like or None
+        Inputs to check (``None`` entries are skipped; non-float data is skipped).
+    names : sequence of str, optional
+        One label per tensor for the message (default ``input 0``, ``input 1``...).
+
+    Raises
+    ------
+    InputError
+        Naming the first parameter or input with non-finite values and how many it holds.
+    """
+    from ..errors import InputError
+
+    module = model if isinstance(model, nn.Module) else None
+    if module is not None:
+        for kind, named in (("parameter", module.named_parameters()), ("buffer", module.named_buffers())):
+            for name, value in named:
+                bad = _count_bad(value)
+                if bad and bad[0]:
+                    raise InputError(
+                        f"the model's {kind} {name!r} holds {bad[0]} NaN or infinite values (of {bad[1]}); a "
+                        "probe of it would report meaningless numbers: check the training run or the model file")
+    labels = list(names) if names is not None else [f"input {i}" for i in range(len(tensors))]
+    for label, values in zip(labels, tensors):
+        if values is None:
+            continue
+        bad = _count_bad(values)
+        if bad and bad[0]:
+            raise InputError(f"{label} contains NaN or infinite values ({bad[0]} of {bad[1]}); give finite numbers")

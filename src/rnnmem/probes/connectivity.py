@@ -80,6 +80,7 @@ from torch import nn
 from ..cells.base import resolve_dtype
 from ..errors import ConfigError, InputError
 from ..devices import resolve_device
+from .common import check_finite
 
 NORMS = ("sq_l2", "l2")
 ATS = ("onehot", "embedding")
@@ -261,6 +262,60 @@ def decay_profile(results) -> pd.DataFrame:
     return out
 
 
+def half_life(lags, values, reference: int = 0) -> dict:
+    """Distance at which a mean connectivity profile first falls to half of its value at distance
+    ``reference`` (0: the input at the output step itself, or 1: the previous character).
+
+    Definition: with r = v(reference), the half-life is the first distance d > reference with
+    v(d) <= r / 2, refined by geometric interpolation between d - 1 and d::
+
+        d* = (d - 1) + ln(v(d-1) / (r/2)) / ln(v(d-1) / v(d)),
+
+    which is exact for a geometric profile v(d) = c q^d (d* = ln 2 / -ln q, from reference 0).
+    When the profile never falls to r / 2 within the measured distances the half-life is
+    *censored*: ``half_life`` is None and ``at_least`` is the largest distance measured (the
+    half-life is longer than that); no value is extrapolated. Missing (NaN) or non-positive
+    values are skipped.
+
+    Parameters
+    ----------
+    lags : array-like of int, distances t~ - t (a ``decay_profile``'s ``lag`` column).
+    values : array-like of float, the mean connectivity at each distance.
+    reference : 0 or 1, the distance whose value is halved.
+
+    Returns
+    -------
+    dict with ``half_life`` (float or None), ``censored`` (bool), ``at_least`` (the largest
+    distance measured when censored, else None), ``reference`` (the distance), ``reference_value``
+    and ``max_distance``.
+    """
+    if reference not in (0, 1):
+        raise ConfigError(f"the half-life's reference distance must be 0 or 1, got {reference!r}")
+    lags = np.asarray(lags, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if lags.shape != values.shape or lags.ndim != 1:
+        raise InputError(f"lags and values must be 1-d arrays of one length, got {lags.shape} and {values.shape}")
+    ok = np.isfinite(values) & np.isfinite(lags) & (values > 0)
+    order = np.argsort(lags[ok], kind="stable")
+    lags, values = lags[ok][order], values[ok][order]
+    at_ref = np.flatnonzero(lags == reference)
+    if not at_ref.size:
+        raise InputError(f"the profile has no positive value at the reference distance {reference}")
+    r = float(values[at_ref[0]])
+    out = {"half_life": None, "censored": True, "at_least": float(lags.max()), "reference": int(reference),
+           "reference_value": r, "max_distance": float(lags.max())}
+    later = np.flatnonzero(lags > reference)
+    below = later[values[later] <= r / 2]
+    if not below.size:
+        return out
+    k = int(below[0])
+    d, v = lags[k], values[k]
+    d0, v0 = lags[k - 1], values[k - 1]  # the previous measured distance (the reference at worst)
+    frac = np.log(v0 / (r / 2)) / np.log(v0 / v) if v0 > v else 1.0
+    out.update(half_life=float(d0 + (d - d0) * frac), censored=False, at_least=None)
+    return out
+
+
 # ----------------------------------------------------------------------------- core
 def _setup(model, chars, targets, norm, at):
     """Validated inputs of one probe run on an already prepared model: the function mapping the
@@ -381,6 +436,29 @@ def _reduce(g: torch.Tensor, W: torch.Tensor | None, norm: str) -> torch.Tensor:
     return sq if norm == "sq_l2" else sq.sqrt()
 
 
+def memory_estimate(T: int, hidden: int, vocabulary: int, dtype=torch.float32, layers: int = 1) -> int:
+    """Bytes :func:`connectivity_matrix` needs for a sequence of ``T`` steps (an estimate, within a
+    small factor): the ``[T, T]`` gradient-norm matrix on the device in ``dtype``, its float64 copy
+    and the normalised float64 matrix of the result (``T^2 (itemsize + 16)``), the logits on the
+    device and in float64 (``T V (itemsize + 8)``), and the forward graph the backward sweep keeps
+    (about 8 tensors of ``hidden`` values per layer and step).
+
+    Parameters
+    ----------
+    T: sequence length (characters).
+    hidden, layers: hidden units per layer and stacked layers of the recurrent core.
+    vocabulary: output classes (the logits' width).
+    dtype: the probe's floating dtype (name or torch dtype).
+
+    Returns
+    -------
+    The estimate in bytes.
+    """
+    b = torch.empty((), dtype=resolve_dtype(dtype)).element_size()
+    T, hidden, vocabulary, layers = int(T), int(hidden), int(vocabulary), max(1, int(layers))
+    return T * T * (b + 16) + T * vocabulary * (b + 8) + 8 * T * hidden * layers * b
+
+
 def _finish(raw: np.ndarray, normalize: bool) -> np.ndarray:
     if not normalize:
         return raw.copy()
@@ -404,6 +482,7 @@ def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normali
         raise ConfigError(f"chunk must be a positive integer, got {chunk!r}")
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    check_finite(model, None if isinstance(chars, str) else chars, names=["the input sequence"])
     model_ = prepare_model(model, device, dtype)
     with _frozen(model_):
         fn, x, W, k, logits, tokens, names = _setup(model_, chars, targets, norm, at)
@@ -629,6 +708,7 @@ def connectivity_naive(model, chars, targets=None, norm: str = "sq_l2", normaliz
     per output step t~ through the whole model (no truncation, no readout shortcut). ``t_out``
     restricts the output steps computed (the other columns stay NaN); used by tests and the
     benchmark."""
+    check_finite(model, None if isinstance(chars, str) else chars, names=["the input sequence"])
     model_ = prepare_model(model, device, dtype)
     with _frozen(model_):
         fn, x, W, k, logits, tokens, names = _setup(model_, chars, targets, norm, at)
@@ -681,6 +761,6 @@ def top_k(logits: np.ndarray, k: int = 3, names: list[str] | None = None, exclud
 
 
 __all__ = [
-    "connectivity", "connectivity_matrix", "connectivity_naive", "decay_profile", "ConnectivityResult",
+    "connectivity", "connectivity_matrix", "connectivity_naive", "decay_profile", "half_life", "ConnectivityResult",
     "top_k", "encode", "is_char_model", "padding_classes", "find_readout", "prepare_model", "NORMS", "ATS",
 ]

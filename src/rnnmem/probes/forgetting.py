@@ -50,7 +50,8 @@ from scipy import stats
 
 from ..cells import CallableUnit
 from ..errors import ConfigError
-from .common import as_unit, unit_device, unit_dtype
+from ..devices import resolve_device
+from .common import as_unit, check_finite, unit_device, unit_dtype
 
 DEFAULT_TOLERANCES = (0.0, 1e-6, 1e-4, 1e-2)
 
@@ -198,6 +199,94 @@ class _Tracker:
         return bool((self.event != "").all())
 
 
+@dataclass(frozen=True)
+class OutputCriterion:
+    """A definition of "identical outputs" for two output vectors ``a`` (stream a) and ``b``.
+
+    Close when every unit satisfies ``|a - b| <= atol + rtol * |b|`` (``np.isclose``'s rule:
+    absolute tolerance with ``rtol = 0``, relative with ``atol = 0``, numpy's defaults
+    ``rtol = 1e-5, atol = 1e-8``), or, with ``decimals``, when ``round(a, decimals) ==
+    round(b, decimals)`` for every unit (outputs compared as printed with that many decimals).
+    Evaluated in float64 on the outputs the network computed.
+    """
+
+    name: str
+    atol: float = 0.0
+    rtol: float = 0.0
+    decimals: int | None = None
+
+    def __post_init__(self):
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigError(f"a criterion needs a name, got {self.name!r}")
+        for key in ("atol", "rtol"):
+            v = getattr(self, key)
+            if not (v >= 0) or math.isinf(v):
+                raise ConfigError(f"criterion {self.name!r}: {key} must be finite and >= 0, got {v}")
+        if self.decimals is not None and (not isinstance(self.decimals, int) or self.decimals < 0):
+            raise ConfigError(f"criterion {self.name!r}: decimals must be an integer >= 0, got {self.decimals!r}")
+
+    def close(self, a: torch.Tensor, b: torch.Tensor, diff: torch.Tensor | None = None,
+              babs: torch.Tensor | None = None) -> torch.Tensor:
+        """``[..., H]`` outputs -> ``[...]`` bool: every unit close (``diff = |a - b|`` and
+        ``babs = |b|`` may be passed in when several criteria share them)."""
+        if self.decimals is not None:
+            return (torch.round(a, decimals=self.decimals) == torch.round(b, decimals=self.decimals)).all(-1)
+        diff = (a - b).abs() if diff is None else diff
+        if self.rtol == 0:
+            return (diff <= self.atol).all(-1)
+        return (diff <= self.atol + self.rtol * (b.abs() if babs is None else babs)).all(-1)
+
+
+class _CriteriaTracker:
+    """Per criterion and run: the first step >= P at which the outputs are close and the last
+    step at which they are not (one pass over the trajectory serves every criterion)."""
+
+    def __init__(self, criteria: tuple[OutputCriterion, ...], R: int, P: int):
+        self.criteria, self.P = criteria, P
+        self.first_close = np.full((len(criteria), R), -1, dtype=np.int64)
+        self.last_far = np.full((len(criteria), R), -1, dtype=np.int64)
+
+    def update(self, y: torch.Tensor, t0: int):
+        a, b = y[..., 0, :].double(), y[..., 1, :].double()  # [C, R, H]
+        C = a.shape[0]
+        diff, babs = (a - b).abs(), b.abs()
+        for k, crit in enumerate(self.criteria):
+            close = crit.close(a, b, diff, babs).cpu().numpy()  # [C, R]
+            far = ~close
+            any_far = far.any(axis=0)
+            if any_far.any():
+                last = C - 1 - np.argmax(far[::-1], axis=0)
+                self.last_far[k] = np.where(any_far, t0 + last, self.last_far[k])
+            lo = max(0, self.P - t0)
+            if lo < C:
+                shared = close[lo:]
+                hit = shared.any(axis=0) & (self.first_close[k] < 0)
+                self.first_close[k] = np.where(hit, t0 + lo + np.argmax(shared, axis=0), self.first_close[k])
+
+    def columns(self, tr: "_Tracker", s: "ForgettingSettings") -> dict[str, np.ndarray]:
+        """``stay_<name>`` (steps until close and staying so, as ``steps_<tol>``), ``first_<name>``
+        (steps until first close) and their ``censored_`` flags. Censoring of ``stay``: a run
+        that ended ``exact`` never is; one that ended at the ``floor`` is unless the criterion held
+        throughout the floor window (the floor is stationary, so it holds after); one that reached
+        T is when the outputs were not close at its last step. ``first`` is censored when the
+        outputs were never close."""
+        P, out = self.P, {}
+        for k, crit in enumerate(self.criteria):
+            last, first = self.last_far[k], self.first_close[k]
+            cens_stay = np.zeros(len(last), dtype=bool)
+            for r in range(len(last)):
+                if tr.event[r] == "floor":
+                    cens_stay[r] = last[r] > tr.event_step[r] - s.floor_window
+                elif tr.event[r] != "exact":
+                    cens_stay[r] = last[r] >= tr.t - 1
+            cens_first = first < 0
+            out[f"stay_{crit.name}"] = np.where(cens_stay, np.nan, np.maximum(0, last + 1 - P)).astype(float)
+            out[f"censored_stay_{crit.name}"] = cens_stay
+            out[f"first_{crit.name}"] = np.where(cens_first, np.nan, first - P).astype(float)
+            out[f"censored_first_{crit.name}"] = cens_first
+        return out
+
+
 def _diffs(y: torch.Tensor, states: tuple, names: tuple[str, ...]):
     """Per-step, per-run differences between stream a (index 0) and b (index 1).
 
@@ -241,22 +330,32 @@ def _draw_block(gens: list[torch.Generator], C: int, I: int, t0: int, P: int, dt
 
 
 def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: list[int] | None = None,
-               device=None, progress=None, **overrides) -> ForgettingResult:
+               device=None, progress=None, criteria=(), **overrides) -> ForgettingResult:
     """Run the forgetting probe on ``model``.
 
     ``model``: an rnnmem unit (an ensemble unit batches its E networks: one run each), a
     ``torch.nn.RNN/LSTM/GRU`` or a ``CallableUnit``. ``input_seeds``: one per run (default derived
     from each network's seed; for a single network, one run per input seed, batched).
     ``overrides``: fields of :class:`ForgettingSettings` (``T=``, ``P=``, ``tolerances=``...).
+    ``criteria``: extra definitions of "identical outputs" (:class:`OutputCriterion`), all
+    evaluated on the same trajectory; each adds ``stay_<name>``, ``first_<name>`` and their
+    ``censored_`` columns to the table (see ``_CriteriaTracker.columns``).
+
+    A unit with a ``rounding_dtype`` attribute (e.g. float16 emulated by rounding the state each
+    step) has its rounding floor detected at that dtype's machine epsilon.
     """
+    criteria = tuple(criteria or ())
+    if len({c.name for c in criteria}) != len(criteria):
+        raise ConfigError("criteria names must be distinct")
     s = settings or ForgettingSettings()
     if overrides:
         s = ForgettingSettings(**{**s.as_dict(), **overrides})
     unit = as_unit(model)
+    check_finite(unit)
     if device is not None:
-        unit = unit.to(device)
+        unit = unit.to(resolve_device(device))
     dev, dtype = unit_device(unit), unit_dtype(unit)
-    eps = float(torch.finfo(dtype).eps)
+    eps = float(torch.finfo(getattr(unit, "rounding_dtype", None) or dtype).eps)
     ens = getattr(unit, "ensemble", None)
     if ens:
         seeds = list(unit.seeds)
@@ -270,6 +369,7 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
     R = len(input_seeds)
     gens = [torch.Generator().manual_seed(int(x)) for x in input_seeds]
     tracker = _Tracker(R, s, eps)
+    crit_tracker = _CriteriaTracker(criteria, R, s.P) if criteria else None
     names = tuple(getattr(unit, "state_names", ("state",)))
     I = unit.input_size
     start = time.perf_counter()
@@ -286,6 +386,8 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
                 y = y.reshape(C, R, 2, -1)
                 all_st = tuple(c.reshape(*c.shape[:-2], R, 2, c.shape[-1]) for c in all_st)
             tracker.update(*_diffs(y, all_st, names))
+            if crit_tracker is not None:
+                crit_tracker.update(y, t)
             t += C
             if progress is not None:
                 progress(C)
@@ -295,6 +397,8 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
     table, curves = _summarise(tracker, s, eps, input_seeds, seeds)
     describe = unit.describe() if hasattr(unit, "describe") else {"cell": type(unit).__name__}
     table.insert(0, "dtype", str(dtype).replace("torch.", ""))
+    if crit_tracker is not None:
+        table = pd.concat([table, pd.DataFrame(crit_tracker.columns(tracker, s))], axis=1)
     return ForgettingResult(table, curves, s, describe, wall, tracker.t,
                             notes={"eps_mach": eps, "custom": isinstance(unit, CallableUnit)})
 

@@ -42,7 +42,9 @@ from scipy import stats
 
 from ..cells import CallableUnit, RecurrentUnit
 from ..errors import ConfigError, InputError
+from ..devices import resolve_device
 from .capacity import native_device_dtype, prepare_unit
+from .common import check_finite
 
 
 @dataclass
@@ -106,7 +108,7 @@ class StepMap:
     def __init__(self, unit, device=None, dtype=None):
         self.unit = unit
         dev0, dt0 = native_device_dtype(unit)
-        self.device = torch.device(device) if device is not None else dev0
+        self.device = resolve_device(device) if device is not None else dev0
         self.dtype = dtype or dt0
         if isinstance(unit, RecurrentUnit):
             self.kind = "builtin"
@@ -258,6 +260,7 @@ def lyapunov_spectrum(
         raise ConfigError(f"input_std must be a finite number >= 0, got {input_std}")
     if dtype not in (torch.float32, torch.float64):
         raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    check_finite(model)
     unit, dev, dt = prepare_unit(model, device=device, dtype=dtype)
     fmap = StepMap(unit, dev, dt)
     D = fmap.dim

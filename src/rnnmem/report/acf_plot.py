@@ -73,27 +73,34 @@ def plot_acf(x, path, nlags: int = 200, level: float = 0.95, d: float | str | No
 
 
 def plot_response(frame: pd.DataFrame, verdict: dict, path, title: str | None = None) -> Path:
-    """Plot |A_k| from ``long_memory_probe`` with the fitted exponential and power-law decays over
-    the fit range, and the verdict with both AICs in the title. Saved as PNG at ``path``."""
+    """Plot |A_k| from ``long_memory_probe`` with the Definition-3 test's tail power law
+    (alpha and its CI over the tail lags) and the descriptive exponential fit over the measurable
+    lags; the title gives the verdict. Saved as PNG at ``path``."""
     if "fitted" not in frame.columns or "lag" not in frame.columns:
         raise InputError("plot_response needs the (frame, verdict) returned by long_memory_probe")
     lag, val = frame["lag"].to_numpy(), frame["fitted"].to_numpy()
     keep = (lag >= 1) & (val > 0)
     head = title or "Response coefficients |A_k| = |E_t dy_t/dx_{t-k}|"
-    sub = (f"{verdict['verdict']}: AIC exp {verdict['aic_exp']:.1f}, power {verdict['aic_power']:.1f}; "
-           f"rate {verdict['rate']:.3g}/step, exponent {verdict['exponent']:.3g}")
+    sub = f"Definition 3: {verdict['verdict']}"
+    if np.isfinite(verdict.get("alpha", np.nan)):
+        lo, hi = verdict["alpha_ci"]
+        sub += f"; tail exponent alpha {verdict['alpha']:.3g} [{lo:.3g}, {hi:.3g}]"
     fig, axes = _panels(f"{head}\n{sub}")
     col = frame.attrs.get("config", {}).get("fitted_column", "fitted")
     for ax in axes:
         ax.plot(lag[keep], val[keep], ".", ms=3, color="C0", label=f"|A_k| ({col})")
-        if verdict.get("n_fit", 0) and np.isfinite(verdict.get("aic_exp", np.nan)):
-            k = np.arange(verdict["k_min"], verdict["k_max"] + 1, dtype=float)
-            ax.plot(k, np.exp(verdict["intercept_exp"] - verdict["rate"] * k), "-", color="C3", lw=1.3,
-                    label="exponential fit")
-            ax.plot(k, np.exp(verdict["intercept_power"] - verdict["exponent"] * np.log(k)), "-",
-                    color="C2", lw=1.3, label="power-law fit")
-            for a in (verdict["k_min"], verdict["k_max"]):
+        if verdict.get("k_end") and np.isfinite(verdict.get("aic_exp", np.nan)):
+            k = np.arange(verdict["k_min"], verdict["k_end"] + 1, dtype=float)
+            ax.plot(k, np.exp(verdict["intercept_exp"] - verdict["rate"] * k), "-", color="C3", lw=1.0,
+                    label="exponential fit (descriptive)")
+        if verdict.get("tail") and np.isfinite(verdict.get("alpha", np.nan)):
+            k = np.arange(verdict["tail"][0], verdict["tail"][1] + 1, dtype=float)
+            ax.plot(k, np.exp(verdict["intercept_tail"] - verdict["alpha"] * np.log(k)), "-",
+                    color="C2", lw=1.6, label="tail power law k^-alpha")
+            for a in verdict["tail"]:
                 ax.axvline(a, color="0.6", lw=0.8, ls=":")
+        if np.isfinite(verdict.get("noise_floor", np.nan)):
+            ax.axhline(verdict["noise_floor"], color="0.5", lw=0.8, ls="--", label="numerical floor")
         ax.set_xlabel("lag k (steps)")
         ax.set_ylabel("|A_k| (output units per input unit)")
         ax.grid(True, which="both", alpha=0.25)

@@ -1,7 +1,13 @@
 """HTML pages for memory cards: one model, or several side by side. Self-contained (figures
-inlined as base64 PNG, no network). Every headline number is an element
-``<span class="num" data-key="path.in.the.json">`` whose text is the JSON value to 4 significant
-digits, so the page can be checked against the JSON mechanically."""
+inlined as base64 PNG, no network). Every number taken from the card is an element
+``<span class="num" data-card="i" data-key="path.in.the.json">`` whose text is the JSON value of
+card i to 4 significant digits, so the page can be checked against the JSON mechanically.
+
+Honesty rules: a forgetting headline with censored runs shows the count and a statistic that
+is known despite the censoring (the median over all runs while fewer than half are censored;
+otherwise "censored in c/n runs" and the median of the finished ones, labelled as such), never a
+mean over the finished runs; a fitted number whose fit fails ``studies.card.fit_checks`` says
+"fit not valid: reason"; each measure gets one line of interpretation."""
 
 from __future__ import annotations
 
@@ -16,29 +22,34 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-HEADLINE = [  # (json path, label, unit)
-    ("forgetting.tolerances.exact.mean", "forgetting steps, exact", "steps"),
-    ("forgetting.tolerances.1e-06.mean", "forgetting steps, tol 1e-6", "steps"),
-    ("forgetting.tolerances.0.0001.mean", "forgetting steps, tol 1e-4", "steps"),
-    ("forgetting.tolerances.0.01.mean", "forgetting steps, tol 1e-2", "steps"),
+HEADLINE = [  # (json path, label, unit); a forgetting tolerance's path is its summary dict
+    ("forgetting.tolerances.exact", "forgetting steps, exact", "steps"),
+    ("forgetting.tolerances.1e-06", "forgetting steps, tol 1e-6", "steps"),
+    ("forgetting.tolerances.0.0001", "forgetting steps, tol 1e-4", "steps"),
+    ("forgetting.tolerances.0.01", "forgetting steps, tol 1e-2", "steps"),
     ("forgetting.rate.mean", "contraction rate (forgetting)", "nats/step"),
     ("lyapunov.max_exponent", "maximal Lyapunov exponent", "nats/step"),
     ("lyapunov.ci_low", "  confidence interval, low", "nats/step"),
     ("lyapunov.ci_high", "  confidence interval, high", "nats/step"),
     ("capacity.mc", "memory capacity MC", "inputs"),
     ("connectivity.half_life", "connectivity half-life", "steps"),
-    ("long_memory.verdict", "long-memory verdict (Zhao et al. Def. 3)", ""),
-    ("long_memory.delta_aic", "  AIC(exp) - AIC(power)", ""),
-    ("long_memory.exponent", "  power-law exponent", ""),
+    ("long_memory.verdict", "long-memory verdict (Zhao et al. Def. 3 test)", ""),
+    ("long_memory.alpha", "  tail exponent \u03b1 of |A_k| ~ k^-\u03b1 [CI]", ""),
+    ("long_memory.alpha_within_filter", "  exponent within the filter, lags 1..K [CI]", ""),
+    ("long_memory.delta_aic", "  AIC(exp) - AIC(power), descriptive only", ""),
     ("tasks.copy.largest_T_solved", "copy task: largest T solved", "steps"),
     ("tasks.adding.largest_T_solved", "adding task: largest T solved", "steps"),
 ]
+# rows shown only when some card has a value there (the exponent within a filter: filter units only)
+OPTIONAL = {"long_memory.alpha_within_filter"}
 
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1150px;margin:2em auto;
 padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px}
 th{background:#f3f3f3;text-align:left}td.v{text-align:right;font-variant-numeric:tabular-nums}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:12px}
-img{width:100%;border:1px solid #eee}.muted{color:#666;font-size:0.9em}"""
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:18px}figure{margin:0}
+img{width:100%;border:1px solid #eee}.muted{color:#666;font-size:0.9em}
+.warn{color:#9a3412;font-size:0.88em;display:block}.cens{color:#6d28d9}
+#reading td{text-align:left}#reading th{width:13em}"""
 
 
 def lookup(card: dict, path: str):
@@ -70,15 +81,219 @@ def fmt(value) -> str:
     return str(value)
 
 
-def _num(card: dict, path: str) -> str:
-    v = lookup(card, path)
-    extra = ""
-    if path.startswith("forgetting.tolerances.") and path.endswith(".mean"):
-        cens = lookup(card, path[: -len(".mean")] + ".censored")
-        runs = lookup(card, "forgetting.runs")
-        if cens:
-            extra = f" <span class='muted'>({cens}/{runs} censored)</span>"
-    return f"<span class='num' data-key='{html.escape(path)}'>{html.escape(fmt(v))}</span>{extra}"
+def _span(card: dict, path: str, ci: int) -> str:
+    """One number of card ``ci`` on the page, tagged with its JSON path."""
+    return (f"<span class='num' data-card='{ci}' data-key='{html.escape(path)}'>"
+            f"{html.escape(fmt(lookup(card, path)))}</span>")
+
+
+def _tolerance_summary(card: dict, path: str) -> dict | None:
+    """The forgetting summary at ``path``; cards written before censoring was summarised honestly
+    (only a mean over the finished runs) get the fields that can be recovered."""
+    t = lookup(card, path)
+    if not isinstance(t, dict):
+        return None
+    if "finished" in t:
+        return t
+    runs = lookup(card, "forgetting.runs")
+    cens = t.get("censored") or 0
+    return {"old": True, "runs": runs, "censored": cens, "finished": (runs or 0) - cens,
+            "mean": t.get("mean") if not cens else None}
+
+
+def _forgetting_cell(card: dict, path: str, ci: int) -> str:
+    t = _tolerance_summary(card, path)
+    if t is None:
+        return "\u2014"
+    sp = lambda key: _span(card, f"{path}.{key}", ci)  # noqa: E731
+    if t.get("old"):
+        if not t["censored"]:
+            return sp("mean")
+        return (f"<span class='cens'>censored in {sp('censored')}/{_span(card, 'forgetting.runs', ci)} runs</span>"
+                "<span class='warn'>a card from an older rnnmem: only a mean over the finished runs was stored, "
+                "which is biased low; not shown</span>")
+    if not t["censored"]:
+        return f"{sp('mean')} <span class='muted'>mean of all {sp('runs')} runs</span>"
+    floor = (f", {sp('at_floor')} at the rounding floor" if t.get("at_floor") else "")
+    count = f"{sp('censored')}/{sp('runs')} censored{floor}"
+    if t.get("median") is not None:
+        return (f"{sp('median')} <span class='muted'>median of all {sp('runs')} runs ({count}, "
+                "counted as longer)</span>")
+    finished = (f"; median of the {sp('finished')} finished: {sp('median_finished')}"
+                if t.get("median_finished") is not None
+                else f": none within {_span(card, 'forgetting.bound', ci)} steps")
+    return (f"<span class='cens'>censored in {sp('censored')}/{sp('runs')} runs</span>"
+            f"<span class='muted'>{finished}{' (' + sp('at_floor') + ' at the rounding floor)' if t.get('at_floor') else ''}"
+            "</span>")
+
+
+def _checks(card: dict) -> dict:
+    if "fit_checks" in card:
+        return card["fit_checks"]
+    from ..studies.card import fit_checks  # a card written before the checks were stored
+
+    return fit_checks(card)
+
+
+def _lm_source(card: dict) -> tuple[str, dict]:
+    from ..studies.card import long_memory_source
+
+    return long_memory_source(card.get("long_memory") or {})
+
+
+def _ci_text(card: dict, path: str, ci: int) -> str:
+    """``value [low, high]`` of the estimate at ``path`` with its CI at ``path_ci_low``/``_high``."""
+    return f"{_span(card, path, ci)} [{_span(card, path + '_ci_low', ci)}, {_span(card, path + '_ci_high', ci)}]"
+
+
+def _long_memory_cell(card: dict, path: str, ci: int) -> str:
+    """The tail exponent alpha or the exponent within the filter, with its CI; taken from the upper
+    bound's test (and said so) when the verdict came from there."""
+    name = path.rsplit(".", 1)[1]
+    prefix, src = _lm_source(card)
+    lm = card.get("long_memory") or {}
+    level = (f"{src['level']:.0%} CI" if isinstance(src.get("level"), (int, float)) else "CI")
+    if name == "alpha":
+        where = (f", lags {_span(card, prefix + '.tail_from', ci)}\u2013{_span(card, prefix + '.tail_to', ci)}"
+                 if src.get("tail_from") is not None else "")
+    else:
+        where = f", K = {_span(card, prefix + '.filter_length', ci)}" if src.get("filter_length") is not None else ""
+    if prefix == "long_memory":
+        if lm.get(name) is None:
+            return _span(card, path, ci)
+        out = f"{_ci_text(card, path, ci)}<span class='muted' style='display:block'>{level}{where}</span>"
+    else:  # via the upper bound
+        out = _span(card, path, ci)
+        if src.get(name) is not None:
+            out += (f"<span class='muted' style='display:block'>|A_k| too short to fit; its upper bound "
+                    f"mean_t ||dy_t/dx_(t-k)||: {_ci_text(card, prefix + '.' + name, ci)}, {level}{where}</span>")
+    check = _checks(card).get(path)
+    if check is not None and not check["valid"] and lookup(card, f"{prefix}.{name}") is not None:
+        out += f"<span class='warn'>fit not valid: {html.escape(check['reason'])}</span>"
+    return out
+
+
+def _cell(card: dict, path: str, ci: int) -> str:
+    """The page's cell for one headline of card ``ci``."""
+    if path.startswith("forgetting.tolerances."):
+        return _forgetting_cell(card, path, ci)
+    if path in ("long_memory.alpha", "long_memory.alpha_within_filter") and "alpha" in (card.get("long_memory") or {}):
+        return _long_memory_cell(card, path, ci)
+    out = _span(card, path, ci)
+    check = _checks(card).get(path)
+    if check is not None and not check["valid"] and lookup(card, path) is not None:
+        out += f"<span class='warn'>fit not valid: {html.escape(check['reason'])}</span>"
+    return out
+
+
+def headline_text(card: dict, path: str) -> str:
+    """A headline as plain text (the console summary of ``rnnmem card``): the page's cell without
+    markup."""
+    import re
+
+    text = _cell(card, path, 0).replace("<span class='warn'>", " | ").replace("<span class='muted' style='display:block'>", " ")
+    return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
+
+
+def interpretation(card: dict, ci: int) -> list[tuple[str, str]]:
+    """One line per measure: what the card's numbers mean for this model (HTML, numbers tagged)."""
+    sp = lambda key: _span(card, key, ci)  # noqa: E731
+    lines = []
+    f = card["forgetting"]
+    tol = _tolerance_summary(card, "forgetting.tolerances.0.0001")
+    P = card["settings"]["forgetting"]["P"]
+    if tol is not None:
+        key = "forgetting.tolerances.0.0001"
+        if not tol["censored"] and tol.get("mean") is not None:
+            what = (f"agree to 1e-4 after {sp(key + '.mean')} steps on average: inputs older than that no longer "
+                    "change the output at that precision")
+        elif tol.get("median") is not None:
+            what = (f"agree to 1e-4 after a median of {sp(key + '.median')} steps, but {sp(key + '.censored')} "
+                    "run(s) never did: the memory depends on the input")
+        else:
+            what = (f"do not agree to 1e-4 within the run in {sp(key + '.censored')}/{sp(key + '.runs')} runs: the "
+                    "model keeps the difference (long memory, or a floor above 1e-4)")
+        lines.append(("forgetting", f"Two runs whose inputs differed for the first {P:,} steps {what}."))
+    rate = (f.get("rate") or {}).get("mean")
+    if rate is not None:
+        lines.append(("contraction rate", (
+            f"The distance between the two states shrinks by {sp('forgetting.rate.mean')} nats per step: exponential "
+            "forgetting, a straight line on the semi-log divergence plot."
+            if rate > 0 else
+            f"The state distance does not shrink ({sp('forgetting.rate.mean')} nats/step): no exponential forgetting.")))
+    ly = card["lyapunov"]
+    if ly.get("max_exponent") is not None:
+        lo, hi = ly.get("ci_low"), ly.get("ci_high")
+        if hi is not None and hi < 0:
+            what = ("below 0 with its whole confidence interval: the input-driven dynamics contract, so the state "
+                    "forgets its past at this rate (it should match minus the contraction rate)")
+        elif lo is not None and lo > 0:
+            what = "above 0 with its whole confidence interval: chaotic, small differences grow"
+        else:
+            what = "its confidence interval contains 0: the dynamics are at the edge of stability (inconclusive)"
+        lines.append(("Lyapunov", f"The maximal exponent {sp('lyapunov.max_exponent')} is {what}."))
+    cap = card["capacity"]
+    if cap.get("mc") is not None:
+        lines.append(("memory capacity", (
+            f"A linear readout of the state recalls the equivalent of {sp('capacity.mc')} past inputs, out of at most "
+            f"{sp('capacity.state_dim')} (the state dimension).")))
+    con = card["connectivity"]
+    check = _checks(card).get("connectivity.half_life", {"valid": True})
+    if con.get("half_life") is not None and check["valid"]:
+        lines.append(("connectivity", (
+            f"The gradient of the output with respect to an input halves every {sp('connectivity.half_life')} steps "
+            f"back (exponential fit, R\u00b2 {sp('connectivity.r2')}).")))
+    else:
+        lines.append(("connectivity", "The gradient decay is not a clean exponential here: the half-life is not a "
+                                      "valid summary (see the plot)."))
+    lines.append(("long memory", long_memory_line(card, ci)))
+    if "tasks" in card:
+        lines.append(("tasks", (
+            f"Largest sequence length solved: copy {sp('tasks.copy.largest_T_solved')}, adding "
+            f"{sp('tasks.adding.largest_T_solved')} (loss under 10% of the memoryless baseline).")))
+    return lines
+
+
+def long_memory_line(card: dict, ci: int) -> str:
+    """The interpretation of the Definition-3 test (HTML, numbers tagged): what the verdict rests on,
+    then the test's own reason."""
+    sp = lambda key: _span(card, key, ci)  # noqa: E731
+    lm = card.get("long_memory") or {}
+    verdict = str(lm.get("verdict") or "")
+    if "alpha" not in lm:  # a card from an older rnnmem: an AIC comparison, not a test
+        return ("A card from an older rnnmem: its long-memory verdict " + html.escape(verdict or "(none)")
+                + " compared an exponential and a power-law fit by AIC, which is not a test; rerun "
+                "<code>rnnmem card</code> for the Definition-3 test.")
+    prefix, src = _lm_source(card)
+    p = prefix + "."
+    ci_txt = lambda: _ci_text(card, p + "alpha", ci)  # noqa: E731
+    lags = (f" over lags {sp(p + 'tail_from')}\u2013{sp(p + 'tail_to')}" if src.get("tail_from") is not None else "")
+    lead = ("|A_k| alone is too short to test, but its upper bound mean_t ||dy_t/dx_(t-k)|| (so |A_k| too) "
+            if prefix != "long_memory" else "|A_k| ")
+    lo = src.get("alpha_ci_low")
+    if verdict == "long":
+        what = (f"{lead}decays like k^-\u03b1 with \u03b1 = {ci_txt()}{lags}, at most 1 with its whole CI, and the "
+                "power law extrapolates the tail better than a mixture of exponentials: sum_k |A_k| diverges, long "
+                "memory in the sense of Zhao et al., Definition 3.")
+    elif verdict == "short" and src.get("response_ends"):
+        what = (f"{lead}falls below the numerical floor ({sp(p + 'noise_floor')}) after lag {sp(p + 'k_end')} and "
+                f"stays there up to lag {sp(p + 'k_max_requested')}: the response is finite, so sum_k |A_k| "
+                "converges: short memory.")
+        if src.get("alpha") is not None:
+            what += f" Before it ends its tail exponent is \u03b1 = {ci_txt()}{lags} (long memory needs \u03b1 \u2264 1)."
+    elif verdict == "short" and lo is not None and lo > 1:
+        what = (f"{lead}has tail exponent \u03b1 = {ci_txt()}{lags}, above 1 with its whole CI: sum_k |A_k| converges, "
+                "short memory.")
+    elif verdict == "short" and src.get("extrapolation") == "mixture":
+        what = (f"{lead}is extrapolated better by a mixture of exponentials than by a power law{lags} (\u03b1 = "
+                f"{ci_txt()}): an exponential cut-off, so sum_k |A_k| converges: short memory.")
+    elif verdict == "short":
+        what = f"{lead}is summable: short memory (see the test's reason)."
+    else:
+        what = ("The test cannot tell long from short memory here (inconclusive)"
+                + (f": \u03b1 = {ci_txt()}{lags}" if src.get("alpha") is not None else "")
+                + "; on a finite range a power law and a slow mixture of exponentials can look alike.")
+    return (what + f"<span class='muted' style='display:block'>The test's reason: {sp('long_memory.reason')}</span>")
 
 
 def _png(fig) -> str:
@@ -88,20 +303,46 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def divergence_x_end(x: np.ndarray, y: np.ndarray) -> float:
+    """Where the divergence curve's decay ends: twice the first step at which it is within a factor
+    2 of its smallest positive value (the rounding floor, or the last value before exact zeros)."""
+    ok = np.isfinite(y) & (y > 0)
+    if not ok.any():
+        return 10.0
+    low = np.nanmin(y[ok])
+    first = int(np.flatnonzero(ok & (y <= 2 * low))[0])
+    return float(max(10.0, 2 * x[first]))
+
+
 def figures(cards: list[dict]) -> list[tuple[str, str]]:
     """(caption, data URL) of the card's figures, every model overlaid."""
     out = []
     fig, ax = plt.subplots(figsize=(5, 3.4))
+    x_end = 10.0
     for c in cards:
         cur = c["forgetting"]["curve"]
         edges = np.asarray(cur["bin_edges"], float)
         y = np.asarray([np.nan if v is None else v for v in cur["out_maxabs"]], float)
-        ax.loglog(edges[:-1], np.where(y > 0, y, np.nan), label=c["name"])
+        y = np.where(y > 0, y, np.nan)
+        x = edges[:-1]
+        line, = ax.semilogy(x, y, marker="o", ms=2.5, lw=1.2, label=c["name"])
+        x_end = max(x_end, divergence_x_end(x, y))
+        rate = (c["forgetting"].get("rate") or {}).get("mean")
+        first = np.flatnonzero(np.isfinite(y))
+        if rate and rate > 0 and first.size:  # the contraction rate as a slope: exp(-rate t) from the first point
+            x0, y0 = x[first[0]], y[first[0]]
+            xs = np.linspace(x0, x_end, 50)
+            ax.semilogy(xs, y0 * np.exp(-rate * (xs - x0)), ls="--", lw=0.8, color=line.get_color())
     for tol in (1e-6, 1e-4, 1e-2):
         ax.axhline(tol, color="grey", lw=0.6, ls=":")
-    ax.set(xlabel="shared steps after the prefix", ylabel="max |y_a - y_b|", title="Forgetting: output divergence")
+    ax.set_xlim(0, x_end)
+    ax.set(xlabel="shared steps after the prefix (linear)", ylabel="max |y_a - y_b| (log)",
+           title="Forgetting: output divergence")
     ax.legend(fontsize=8)
-    out.append(("Divergence of the outputs of two runs whose inputs differed for P steps (first input pair).", _png(fig)))
+    out.append(("Divergence of the outputs of two runs whose inputs differed for P steps (first input pair), "
+                "semi-log axes: exponential forgetting is a straight line; dashed: the slope of the fitted "
+                "contraction rate; dotted: the tolerances 1e-6, 1e-4, 1e-2. Zoomed on the decay (the rest is flat "
+                "at the rounding floor or zero).", _png(fig)))
 
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for c in cards:
@@ -134,25 +375,55 @@ def figures(cards: list[dict]) -> list[tuple[str, str]]:
     out.append(("Mean norm of d(readout at t~)/d(input at t) against the lag, with the fitted exponential.", _png(fig)))
 
     fig, ax = plt.subplots(figsize=(5, 3.4))
+    bottoms = []
     for c in cards:
         lm = c["long_memory"]
         lags = np.asarray(lm["lags"], float)
         a = np.asarray([np.nan if v is None else v for v in lm["abs_A"]], float)
         ok = (lags > 0) & (a > 0)
-        ax.loglog(lags[ok], a[ok], label=f"{c['name']}: {lm['verdict']}")
+        line, = ax.loglog(lags[ok], a[ok], label=f"{c['name']}: {lm['verdict']}")
+        if lm.get("alpha") is not None and lm.get("intercept_tail") is not None and lm.get("tail_from") is not None:
+            ks = np.geomspace(lm["tail_from"], lm["tail_to"], 30)  # the fitted tail: exp(a) k^-alpha
+            ax.loglog(ks, np.exp(lm["intercept_tail"] - lm["alpha"] * np.log(ks)), ls="--", lw=1.0,
+                      color=line.get_color())
+        if ok.any():  # the boundary slope -1 through the first point: long memory needs a tail at least as flat
+            k0, a0 = lags[ok][0], a[ok][0]
+            ks = np.geomspace(k0, lags[ok][-1], 30)
+            ax.loglog(ks, a0 * k0 / ks, ls=":", lw=0.8, color="grey")
+        floor = lm.get("noise_floor")
+        if floor and ok.any():  # below it |A_k| is rounding noise: shown down to 1e-3 of it, no further
+            ax.axhline(floor, ls="-.", lw=0.8, color=line.get_color())
+            bottoms.append(floor * 1e-3 if np.nanmin(a[ok]) < floor * 1e-3 else np.nanmin(a[ok]))
+    if bottoms:
+        ax.set_ylim(bottom=min(bottoms))
     ax.set(xlabel="lag k", ylabel="|A_k|", title="Response coefficients (long memory?)")
     ax.legend(fontsize=8)
-    out.append(("|A_k| = |E dy_t/dx_{t-k}|: a straight line on log-log axes is a power law (long memory).", _png(fig)))
+    out.append(("|A_k| = |E dy_t/dx_{t-k}| on log-log axes; dashed: the fitted tail power law k^-\u03b1 over the "
+                "tail lags of the Definition-3 test; dotted grey: slope -1, the boundary (long memory needs a tail "
+                "at least as flat, \u03b1 \u2264 1, and sum_k |A_k| diverging); dash-dotted: the numerical floor "
+                "(below it |A_k| is rounding noise; the axis stops 3 decades below it).", _png(fig)))
     return out
+
+
+def headline_rows(cards: list[dict]) -> list[tuple[str, str, str]]:
+    """The rows of the summary table: ``HEADLINE`` without the task rows unless every card has tasks,
+    and without an ``OPTIONAL`` row that no card has a value for."""
+    with_tasks = all("tasks" in c for c in cards)
+
+    def has(card, path):
+        prefix, _ = _lm_source(card) if path.startswith("long_memory.") else ("", None)
+        return lookup(card, path) is not None or (prefix and lookup(card, prefix + path[len("long_memory"):]) is not None)
+
+    return [(path, label, unit) for path, label, unit in HEADLINE
+            if (with_tasks or not path.startswith("tasks."))
+            and (path not in OPTIONAL or any(has(c, path) for c in cards))]
 
 
 def _table(cards: list[dict], with_tasks: bool) -> str:
     head = "<tr><th>measure</th>" + "".join(f"<th>{html.escape(c['name'])}</th>" for c in cards) + "<th>unit</th></tr>"
     rows = []
-    for path, label, unit in HEADLINE:
-        if path.startswith("tasks.") and not with_tasks:
-            continue
-        cells = "".join(f"<td class='v'>{_num(c, path)}</td>" for c in cards)
+    for path, label, unit in headline_rows(cards):
+        cells = "".join(f"<td class='v'>{_cell(c, path, ci)}</td>" for ci, c in enumerate(cards))
         rows.append(f"<tr><th>{html.escape(label)}</th>{cells}<td>{html.escape(unit)}</td></tr>")
     return f"<table id='summary'>{head}{''.join(rows)}</table>"
 
@@ -175,15 +446,30 @@ def render(cards: list[dict], title: str | None = None) -> str:
                    "</figcaption></figure>" for cap, url in figures(cards))
     s = cards[0]["settings"]
     notes = (f"Forgetting: {s['forgetting']['input_pairs']} input pairs, T = {s['forgetting']['T']:,}, "
-             f"P = {s['forgetting']['P']:,}, element-wise absolute tolerances on the output, censored runs "
-             f"excluded from means and counted. Lyapunov: {s['lyapunov']['steps']:,} QR steps in "
+             f"P = {s['forgetting']['P']:,}, element-wise absolute tolerances on the output; a run is censored "
+             "when it never reaches the tolerance within T steps or the tolerance lies below the dtype's rounding "
+             "floor: censored runs are counted and never averaged (a median over all runs is shown while fewer "
+             f"than half are censored). Lyapunov: {s['lyapunov']['steps']:,} QR steps in "
              f"{s['lyapunov']['dtype']}. Capacity: {s['capacity']['steps']:,} steps, ridge readouts, "
              f"bias-corrected r\u00b2. Connectivity: {s['connectivity']['norm']} gradient norm of a fixed random "
              f"readout, T = {s['connectivity']['T']}. Long memory: {s['long_memory']['n_samples']} output "
-             f"times, lags up to {s['long_memory']['max_lag']}.")
+             f"times, lags up to {s['long_memory']['max_lag']}; the Definition-3 test (probes/long_memory.py) "
+             "estimates the tail exponent \u03b1 of |A_k| ~ k^-\u03b1 with a HAC + bootstrap confidence interval "
+             "and tests the power law against a mixture of exponentials by extrapolation: long iff \u03b1 \u2264 1 "
+             "and the power law wins; lags where |A_k| is below the dtype's numerical floor end the response. "
+             "The AIC difference is descriptive only (a mixture of exponentials can favour the power law by "
+             "AIC), not a test.")
+    rows = {}
+    for ci, c in enumerate(cards):
+        for measure, line in interpretation(c, ci):
+            prefix = f"<b>{html.escape(c['name'])}</b>: " if len(cards) > 1 else ""
+            rows.setdefault(measure, []).append(prefix + line)
+    reading = ("<h2>What the numbers say</h2><table id='reading'>"
+               + "".join(f"<tr><th>{html.escape(m)}</th><td>{'<br>'.join(lines)}</td></tr>" for m, lines in rows.items())
+               + "</table>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><ul>{models}</ul>{_table(cards, with_tasks)}"
+            f"<h1>{html.escape(title)}</h1><ul>{models}</ul>{_table(cards, with_tasks)}{reading}"
             f"<p class='muted'>{html.escape(notes)}</p><div class='grid'>{figs}</div></body></html>")
 
 

@@ -1,7 +1,10 @@
 """The interactive connectivity explorer (Madsen 2019, "Visualizing memorization in RNNs",
-Distill): one self-contained HTML page showing a text once per model; hovering or tapping a
-character colours every earlier character by connectivity (viridis) and lists the model's top-3
-predicted words with their probabilities. Several models appear side by side, as in the study.
+Distill): one self-contained HTML page showing a text once per model; clicking or tapping a
+character (or the arrow keys) selects it as the target and colours every earlier character by
+its connectivity to it (viridis) and lists the model's top-3 predicted words with their
+probabilities. Hovering a character reads its value (a readout line per model and a tooltip)
+without changing the selection. Several models appear side by side, as in the study, and a
+menu switches between example texts (``examples=``).
 
 The page has no external resources: CSS, JavaScript (``assets/``), the viridis table and the
 data are inlined, so it works offline from a file. ``rnnmem serve`` (``report/server.py``)
@@ -22,7 +25,12 @@ Conventions (see docs/connectivity.md):
   class ``<eos>``; ``<unknown>`` can appear, it is a class the model predicts.
 * Colours: viridis of the connectivity, which with ``normalize=True`` is already divided by its
   maximum over the earlier characters (1 = the strongest input); without normalisation it is
-  divided by the largest value of that model over the whole text.
+  divided by the largest value of that model over the whole text. Scale ``"log"`` (the default):
+  the colour bar position is ``(log10 v + D) / D`` clipped to [0, 1], a floor of ``D = decades``
+  decades below the maximum (default 4: 1e-4 and below share the darkest colour), so that
+  long-range connectivity (1e-2..1e-3 of the maximum) is visible, as in the study's figures.
+  Scale ``"linear"``: the position is ``v`` itself (a 1e-2 cell is then indistinguishable from
+  a 1e-12 one). Both can be switched on the page.
 """
 
 from __future__ import annotations
@@ -38,9 +46,11 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..probes.connectivity import class_names, connectivity_matrix, padding_classes, top_k
+from ..probes.connectivity import class_names, connectivity_matrix, memory_estimate, padding_classes, top_k
 
 TARGETS = ("text", "predicted")
+SCALES = ("log", "linear")
+DEFAULT_DECADES = 4
 VIRIDIS_STOPS = 64
 DEFAULT_MAX_CHARS = 1000
 TOP = 3
@@ -121,12 +131,70 @@ def _sig(values: np.ndarray, digits: int = 4) -> list[float]:
     return [float(f"{v:.{digits}g}") for v in values]
 
 
+def analysis_memory(models: dict, T: int) -> int:
+    """Bytes :func:`analyze` needs for ``T`` characters (an estimate): per model the probe's
+    :func:`rnnmem.probes.connectivity.memory_estimate` plus the page data, ``T (T + 1) / 2``
+    Python floats in lists (about 32 bytes each)."""
+    total = 0
+    for model in models.values():
+        params = [p for p in model.parameters() if p.is_floating_point()]
+        dtype = params[0].dtype if params else "float32"
+        core = getattr(model, "rnn", None)
+        hidden = int(getattr(core, "hidden_size", 0) or 0)
+        layers = int(getattr(core, "num_layers", 1) or 1)
+        names = class_names(model)
+        vocabulary = len(names) if names is not None else 0
+        total += memory_estimate(T, hidden, vocabulary, dtype, layers) + 16 * T * (T + 1)
+    return total
+
+
+def format_bytes(n: float) -> str:
+    """``1234567`` -> ``"1.2 MB"`` (decimal units)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
 def viridis_stops(n: int = VIRIDIS_STOPS) -> list[list[int]]:
     """``n`` evenly spaced colours of matplotlib's viridis, 0..255 (the page interpolates)."""
     from matplotlib import colormaps
 
     rgba = colormaps["viridis"](np.linspace(0.0, 1.0, n))
     return [[int(round(255 * c)) for c in row[:3]] for row in rgba]
+
+
+def check_scale(scale: str, decades) -> tuple[str, int]:
+    """Validate the colour scale options; returns ``(scale, decades)``."""
+    if scale not in SCALES:
+        raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if isinstance(decades, bool) or not isinstance(decades, (int, np.integer)) or not 1 <= decades <= 16:
+        raise ConfigError(f"decades (the log scale's floor) must be an integer from 1 to 16, got {decades!r}")
+    return scale, int(decades)
+
+
+def colour_level(values, scale: str = "log", decades: int = DEFAULT_DECADES) -> np.ndarray:
+    """Position on the colour bar, in [0, 1], of connectivity values already divided by their
+    maximum (what the page computes): ``"log"``: ``(log10 v + decades) / decades`` clipped to
+    [0, 1], values <= 0 at 0; ``"linear"``: ``v`` clipped to [0, 1].
+
+    Parameters
+    ----------
+    values : array-like of float, normalised connectivity (1 = the maximum).
+    scale, decades : the colour scale and the log scale's floor in decades below the maximum.
+
+    Returns
+    -------
+    numpy.ndarray of the same shape, in [0, 1].
+    """
+    scale, decades = check_scale(scale, decades)
+    v = np.asarray(values, dtype=np.float64)
+    if scale == "linear":
+        return np.clip(v, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lv = (np.log10(np.where(v > 0, v, np.nan)) + decades) / decades
+    return np.clip(np.nan_to_num(lv, nan=0.0), 0.0, 1.0)
 
 
 def analyze(models: dict, text: str, target: str = "text", norm: str = "sq_l2", normalize: bool = True,
@@ -142,9 +210,13 @@ def analyze(models: dict, text: str, target: str = "text", norm: str = "sq_l2", 
         raise ConfigError("give at least one model, as a dict {name: model}")
     first = next(iter(models.values()))
     clean = clean_text(text, alphabet(first))
-    if max_chars is not None and len(clean) > max_chars:
-        raise InputError(f"the text has {len(clean)} characters after cleaning; the limit is {max_chars} "
-                         "(connectivity costs grow with the square of the length): shorten it")
+    typed = max(len(clean) - 1, 0)  # the leading space is cleaning's own, not the user's: not counted
+    if max_chars is not None and typed > max_chars:
+        need = analysis_memory(models, len(clean))
+        raise InputError(f"the text has {typed} characters after cleaning; the limit is {max_chars}. "
+                         f"Its connectivity needs about {format_bytes(need)} of memory (it grows with the square "
+                         f"of the length; {format_bytes(analysis_memory(models, max_chars + 1))} at the limit): "
+                         "shorten the text, or raise the limit with --max-chars N (max_chars= in Python)")
     words = text_words(clean)
     out_models = []
     for name, model in models.items():
@@ -215,24 +287,52 @@ def _lead(data: dict) -> str:
     scale = ("divided by its maximum over the earlier characters" if data["normalize"]
              else "divided by the largest value for that model")
     return (
-        "Hover over or tap a character (or use the arrow keys). Every character up to it is coloured by its "
-        f"<b>connectivity</b>: the {norm} of the gradient of the logit of {tgt} at the selected character with "
-        "respect to that earlier input character, taken through the embedding to the one-hot input, "
-        f"{scale}. The list shows the model's top-3 predicted words. Method: Madsen (2019), "
+        "Click or tap a character (or use the arrow keys) to select it. Every character up to it is coloured by "
+        f"its <b>connectivity</b>: the {norm} of the gradient of the logit of {tgt} at the selected character "
+        "with respect to that earlier input character, taken through the embedding to the one-hot input, "
+        f"{scale}. Hover a character to read its value (the line under each text) without changing the "
+        "selection. The colour scale is logarithmic by default so that weak long-range links stay visible; "
+        "switch it to linear below. The list shows the model's top-3 predicted words. Method: Madsen (2019), "
         "<i>Visualizing memorization in RNNs</i>, Distill."
     )
 
 
-def explorer_html(data: dict, live: bool = False, api: str = "api/analyze", title: str | None = None) -> str:
+def explorer_html(data: dict, live: bool = False, api: str = "api/analyze", title: str | None = None,
+                  examples: list | None = None, scale: str = "log", decades: int = DEFAULT_DECADES) -> str:
     """The page for ``data`` (from :func:`analyze`); ``live`` adds the text box that posts to
-    ``api`` (used by ``rnnmem serve``)."""
+    ``api`` (used by ``rnnmem serve``).
+
+    Parameters
+    ----------
+    data : dict from :func:`analyze`, shown when the page opens.
+    live, api : live mode (a text box analysed through ``api``) and the endpoint's path.
+    title : page title (default: the model names).
+    examples : optional list of dicts ``{"label", "text", "group"?, "data"?, "main"?}`` offered in
+        a menu. ``data`` (an :func:`analyze` result) is rendered when chosen; without it, in live
+        mode, the text is put in the text box and analysed through ``api``. ``main=True`` marks the
+        entry whose analysis is ``data`` itself (not repeated in the page).
+    scale, decades : the initial colour scale ("log" or "linear") and the log floor in decades.
+
+    Returns
+    -------
+    str, the self-contained HTML page.
+    """
     from .. import __version__
 
+    scale, decades = check_scale(scale, decades)
     title = title or ("Connectivity explorer: " + ", ".join(m["name"] for m in data["models"]))
     page = dict(data)
     page["viridis"] = viridis_stops()
     page["live"] = bool(live)
     page["api"] = api
+    page["scale"] = scale
+    page["decades"] = decades
+    page["examples"] = []
+    for ex in examples or []:
+        if not isinstance(ex, dict) or not isinstance(ex.get("label"), str) or not isinstance(ex.get("text"), str):
+            raise ConfigError("each example must be a dict with a 'label' and a 'text' string")
+        page["examples"].append({"label": ex["label"], "group": str(ex.get("group") or ""), "text": ex["text"],
+                                 "main": bool(ex.get("main")), "data": None if ex.get("main") else ex.get("data")})
     page["scale_label"] = ("connectivity / max over earlier characters" if data["normalize"]
                            else "connectivity / max over the text")
     payload = json.dumps(page, separators=(",", ":"), allow_nan=False)
@@ -254,16 +354,57 @@ def explorer_html(data: dict, live: bool = False, api: str = "api/analyze", titl
 def write_explorer(models: dict, text: str, path, *, target: str = "text", norm: str = "sq_l2",
                    normalize: bool = True, chunk: int | None = None, device=None, title: str | None = None,
                    max_chars: int | None = DEFAULT_MAX_CHARS,
-                   progress: Callable[[str, int, int], None] | None = None) -> Path:
-    """Write the self-contained explorer page for ``models`` ({name: model}) on ``text``."""
+                   progress: Callable[[str, int, int], None] | None = None,
+                   examples: list | None = None, label: str = "the given text", scale: str = "log",
+                   decades: int = DEFAULT_DECADES) -> Path:
+    """Write the self-contained explorer page for ``models`` ({name: model}) on ``text``.
+
+    Parameters
+    ----------
+    models, text, target, norm, normalize, chunk, device, max_chars, progress : as :func:`analyze`.
+    path : the HTML file to write.
+    title : page title.
+    examples : further texts for the page's menu, each ``(label, text)``, ``(group, label, text)``
+        or a dict with "label", "text" and optionally "group"; each is analysed here.
+    label : the menu label of ``text`` (shown first).
+    scale, decades : the initial colour scale and log floor (see :func:`explorer_html`).
+
+    Returns
+    -------
+    Path of the page.
+    """
+    check_scale(scale, decades)
+    extra = [_example_entry(ex) for ex in examples or []]
     data = analyze(models, text, target=target, norm=norm, normalize=normalize, chunk=chunk, device=device,
                    max_chars=max_chars, progress=progress)
     if not data["tokens"]:
         raise InputError("the text has no letters after cleaning; give some words")
+    menu = [{"label": label, "text": data["text"], "group": "", "main": True}] if extra else []
+    for ex in extra:
+        ex_data = analyze(models, ex["text"], target=target, norm=norm, normalize=normalize, chunk=chunk,
+                          device=device, max_chars=max_chars, progress=progress)
+        if not ex_data["tokens"]:
+            raise InputError(f"example {ex['label']!r} has no letters after cleaning")
+        menu.append({**ex, "text": ex_data["text"], "data": ex_data})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(explorer_html(data, title=title), encoding="utf-8")
+    path.write_text(explorer_html(data, title=title, examples=menu, scale=scale, decades=decades), encoding="utf-8")
     return path
 
 
-__all__ = ["analyze", "clean_text", "explorer_html", "text_words", "viridis_stops", "write_explorer", "TARGETS"]
+def _example_entry(ex) -> dict:
+    if isinstance(ex, dict):
+        entry = {"label": ex.get("label"), "text": ex.get("text"), "group": ex.get("group") or ""}
+    elif isinstance(ex, (tuple, list)) and len(ex) in (2, 3):
+        group, label, text = ex if len(ex) == 3 else ("", *ex)
+        entry = {"label": label, "text": text, "group": group}
+    else:
+        entry = {"label": None, "text": None}
+    if not isinstance(entry["label"], str) or not isinstance(entry["text"], str):
+        raise ConfigError(f"an example must be (label, text), (group, label, text) or a dict with 'label' and "
+                          f"'text' strings, got {ex!r}")
+    return entry
+
+
+__all__ = ["analyze", "check_scale", "clean_text", "colour_level", "explorer_html", "text_words", "viridis_stops",
+           "write_explorer", "DEFAULT_DECADES", "SCALES", "TARGETS"]

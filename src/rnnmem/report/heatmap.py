@@ -19,12 +19,24 @@ def _annotation(value: float, note: str, fmt: str) -> str:
 
 def heatmaps(panels: dict[str, pd.DataFrame], path: str | Path, title: str, cbar_label: str,
              notes: dict[str, pd.DataFrame] | None = None, fmt: str = "{:.1f}", log: bool = False,
-             cmap: str = "viridis", row_label: str = "input size", col_label: str = "units") -> Path:
-    """Side-by-side annotated heat maps sharing one colour scale.
+             cmap: str = "viridis", row_label: str = "input size", col_label: str = "units",
+             ncols: int | None = None, panel_size: tuple[float, float] = (5.2, 4.8), dpi: int = 150,
+             fontsize: float | None = None) -> Path:
+    """Annotated heat maps sharing one colour scale.
 
-    ``panels`` maps a panel title to a pivot table (index = rows, columns = columns). ``notes``
-    maps the same titles to tables of short strings drawn under each value (e.g. censored counts).
-    Missing values (NaN) are drawn grey and left blank.
+    Parameters
+    ----------
+    panels: maps a panel title to a pivot table (index = rows, columns = columns).
+    notes: maps the same titles to tables of short strings drawn under each value (e.g. censored
+        counts). Missing values (NaN) are drawn grey and left blank (their note is still drawn).
+    ncols: panels per row (default: all in one row); a grid keeps wide figures readable when a
+        page shrinks them to its width.
+    panel_size: inches per panel (width, height); dpi: resolution of the PNG.
+    fontsize: of the cell labels (default 6.5 for more than 6 columns, else 8).
+
+    Returns
+    -------
+    The path of the written PNG.
     """
     from matplotlib.colors import LogNorm, Normalize
 
@@ -38,11 +50,16 @@ def heatmaps(panels: dict[str, pd.DataFrame], path: str | Path, title: str, cbar
         vmax = vmin + 1.0
     norm = LogNorm(vmin, vmax) if log and vmin > 0 else Normalize(vmin, vmax)
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(5.2 * n + 0.8, 4.8), squeeze=False, constrained_layout=True)
+    ncols = max(1, min(int(ncols or n), n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size[0] * ncols + 0.8, panel_size[1] * nrows),
+                             squeeze=False, constrained_layout=True)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
     cm = plt.get_cmap(cmap).copy()
     cm.set_bad("#dddddd")
     im = None
-    for ax, (name, df) in zip(axes[0], panels.items()):
+    for ax, (name, df) in zip(axes.ravel(), panels.items()):
         data = np.asarray(df.values, dtype=float)
         masked = np.ma.masked_invalid(np.where(data > 0, data, np.nan) if log else data)
         im = ax.imshow(masked, cmap=cm, norm=norm, origin="upper", aspect="auto")
@@ -57,14 +74,15 @@ def heatmaps(panels: dict[str, pd.DataFrame], path: str | Path, title: str, cbar
             for j in range(data.shape[1]):
                 note = str(note_df.iloc[i, j]) if note_df is not None else ""
                 v = data[i, j]
-                shade = norm(v) if np.isfinite(v) and (v > 0 or not log) else 0.0
-                color = "white" if shade < 0.6 else "black"
+                drawn = np.isfinite(v) and (v > 0 or not log)
+                # grey (missing) cells get black labels: white on light grey is unreadable
+                color = "white" if drawn and norm(v) < 0.6 else "black"
                 ax.text(j, i, _annotation(v, note, fmt), ha="center", va="center",
-                        fontsize=6.5 if small else 8, color=color)
-    fig.colorbar(im, ax=list(axes[0]), label=cbar_label, shrink=0.9)
+                        fontsize=fontsize or (6.5 if small else 8), color=color)
+    fig.colorbar(im, ax=list(axes.ravel()[:n]), label=cbar_label, shrink=0.9 if nrows == 1 else 0.6)
     fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

@@ -101,7 +101,37 @@ def _one_thread() -> None:
         torch.set_num_threads(1)
 
 
+def _exit_with_parent() -> None:
+    """Make this pool worker exit as soon as the process that started it (the sweep driver) dies.
+
+    A worker blocked on the pool's call queue never sees end-of-file when the driver is killed
+    (every worker holds a copy of the queue's write end), so without this it would wait forever,
+    re-parented to PID 1, and keep multiprocessing's resource tracker alive with it. A daemon thread
+    waits on ``multiprocessing.parent_process().sentinel`` (a pipe only the parent holds open on
+    POSIX, the parent's process handle on Windows), which becomes ready when the parent exits for
+    any reason, SIGKILL included, and then ends this process with ``os._exit``.
+    """
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = mp.parent_process()
+    if parent is None:  # not a multiprocessing child: nothing to watch
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rnnmem-parent-watchdog", daemon=True).start()
+
+
 def _init_worker() -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group: the driver handles it (closing the pool); workers
+    # ignore it instead of each printing a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     _one_thread()
 
 

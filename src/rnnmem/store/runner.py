@@ -16,6 +16,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from collections import deque
 
@@ -86,6 +89,29 @@ def _check(job: Job, out, fn: str) -> list[RunRecord]:
     return records
 
 
+@contextlib.contextmanager
+def _sigterm_exits_cleanly():
+    """While running tasks, SIGTERM raises ``SystemExit(143)`` in the main thread, so the runner's
+    ``finally`` closes the worker pool (and the caller's ``with ResultStore`` closes the database)
+    before the process ends, instead of dying at once and leaving its workers behind. Only when
+    SIGTERM still has its default action and this is the main thread (a program that handles
+    SIGTERM itself keeps its handler); the default is restored afterwards. SIGINT already raises
+    KeyboardInterrupt, which takes the same path."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _progress(enabled: bool, description: str, total: int):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
@@ -122,32 +148,33 @@ def run_tasks(tasks, fn: str, store: ResultStore, executor: str = "local", worke
         ex = make_executor(executor, fn, workers=workers, address=address)
         bar = _progress(progress, description or f"{tasks[0].study} ({ex.name})", n_jobs)
         stored = 0
-        try:
-            if bar is not None:
-                bar.start()
-                bar_id = bar.add_task(description or tasks[0].study, total=n_jobs, runs=0)
-            while jobs or ex.in_flight():
-                while jobs and ex.in_flight() < ex.capacity():
-                    ex.submit(jobs.popleft())
-                for job, out in ex.wait(timeout=1.0):
-                    if isinstance(out, BaseException):
-                        if job.attempt <= retries and not isinstance(out, RnnmemError):
-                            jobs.appendleft(Job(job.index, job.task, job.attempt + 1))
-                            continue
-                        failures.append((job, out))
-                    else:
-                        try:
-                            records = _check(job, out, fn)
-                        except RnnmemError as exc:
-                            failures.append((job, exc))
-                            continue
-                        stored += store.put_many(records)
-                    if bar is not None:
-                        bar.update(bar_id, advance=1, runs=stored)
-        finally:
-            ex.close()
-            if bar is not None:
-                bar.stop()
+        with _sigterm_exits_cleanly():
+            try:
+                if bar is not None:
+                    bar.start()
+                    bar_id = bar.add_task(description or tasks[0].study, total=n_jobs, runs=0)
+                while jobs or ex.in_flight():
+                    while jobs and ex.in_flight() < ex.capacity():
+                        ex.submit(jobs.popleft())
+                    for job, out in ex.wait(timeout=1.0):
+                        if isinstance(out, BaseException):
+                            if job.attempt <= retries and not isinstance(out, RnnmemError):
+                                jobs.appendleft(Job(job.index, job.task, job.attempt + 1))
+                                continue
+                            failures.append((job, out))
+                        else:
+                            try:
+                                records = _check(job, out, fn)
+                            except RnnmemError as exc:
+                                failures.append((job, exc))
+                                continue
+                            stored += store.put_many(records)
+                        if bar is not None:
+                            bar.update(bar_id, advance=1, runs=stored)
+            finally:
+                ex.close()
+                if bar is not None:
+                    bar.stop()
     if failures:
         job, exc = failures[0]
         raise TaskFailed(

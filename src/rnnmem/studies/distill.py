@@ -32,6 +32,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from ..errors import ConfigError  # noqa: E402
+from ..devices import resolve_device
 from ..report.document import Document  # noqa: E402
 from ..tasks.autocomplete import build_dataset, check_corpus, default_cache_dir, dependency_positions  # noqa: E402
 from ..tasks.synthetic_text import planted_dependency_text  # noqa: E402
@@ -218,6 +219,164 @@ class _Bars:
             self.progress.console.print(text)
 
 
+# --------------------------------------------------------------------------- connectivity
+CONN_DECADES = 4  # the log colour scale's floor: 1e-4 of the max and below share the darkest colour
+N_TEST_TEXTS = 4  # test observations offered in the explorer and pooled into the profile
+
+
+def explorer_texts(data, synthetic, n_test: int = N_TEST_TEXTS) -> list[dict]:
+    """The texts the connectivity section and the explorer show, first the sample text.
+
+    With the synthetic corpus: for each planted gap the longest-gap test observation holding an
+    episode of that gap (longest gap first), with the positions of the key word and of the space
+    before the response word (k = 0, where the response is predicted from the key alone); then the
+    first ``n_test`` test observations. Each entry: ``group``, ``label``, ``text``, ``targets``
+    (positions chosen for the static figure) and ``marks`` ({first position: (note, length)}).
+    """
+    test = [int(r) for r in data.split_index("test")]
+    out = []
+    if synthetic is not None:
+        pos = dependency_positions(data, synthetic.dependencies, "test")
+        for gap, eps in sorted(pos.groupby("gap_words"), key=lambda kv: -kv[0]):
+            ep = eps.sort_values("distance_chars", ascending=False).iloc[0]
+            text = data.decode(int(ep["row"]))
+            spaces = [i for i, c in enumerate(text) if c == " "]
+            fw = int(np.asarray(data.first_word)[int(ep["row"])])
+            key_at = spaces[int(ep["key_index"]) - fw] + 1  # first letter of the key word
+            resp_at = int(ep["position"])  # the space before the response word
+            out.append({"group": "planted dependencies (synthetic corpus, test split)",
+                        "label": f"gap {int(gap)} words: key '{ep['key']}' ... response '{ep['response']}', "
+                                 f"{resp_at - key_at} characters apart",
+                        "text": text, "targets": [resp_at, len(text) - 1],
+                        "marks": {key_at: (f"key '{ep['key']}'", len(ep["key"])),
+                                  resp_at: (f"before '{ep['response']}'", 1)}})
+    for row in test[:n_test]:
+        text = data.decode(row)
+        out.append({"group": "test set", "label": f"test observation {row}: {text.strip()[:48]}",
+                    "text": text, "targets": [len(text) // 3, 2 * len(text) // 3, len(text) - 1], "marks": {}})
+    return out
+
+
+def connectivity_profile(analyses: list[dict], model: str) -> pd.DataFrame:
+    """Mean normalised connectivity by distance t~ - t for one model, pooled over every target
+    position t~ of every analysed text (``report.explorer.analyze`` results); columns of
+    ``probes.connectivity.decay_profile`` (lag, mean, std, sem, n)."""
+    from ..probes.connectivity import decay_profile
+
+    frames = []
+    for a in analyses:
+        m = next(x for x in a["models"] if x["name"] == model)
+        rows = [(t_out - t, v) for t_out, row in enumerate(m["conn"]) for t, v in enumerate(row)]
+        frames.append(pd.DataFrame(rows, columns=["lag", "connectivity"]))
+    return decay_profile(frames)
+
+
+def half_life_text(hl: dict, unit: str = "characters") -> str:
+    """``"3.1 characters"``, or ``"> 79 characters (censored)"`` when the profile never halves."""
+    if hl["censored"]:
+        return f"> {hl['at_least']:.0f} {unit} (censored: never falls to half within the texts)"
+    return f"{hl['half_life']:.3g} {unit}"
+
+
+def plot_connectivity_text(analysis: dict, model: str, targets: list[int], path, marks: dict | None = None,
+                           decades: int = CONN_DECADES, width: int = 56) -> Path:
+    """The study's figure: the text, once per chosen target position t~, each earlier character
+    coloured by its normalised connectivity to t~ on a log colour scale (viridis, floor
+    ``decades`` decades below the max; the explorer's colours), the target outlined in red, later
+    characters grey. ``marks`` ({first position: (note, length)}) are underlined and their
+    largest value is noted in the panel's title."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+
+    from ..report.explorer import colour_level
+
+    m = next(x for x in analysis["models"] if x["name"] == model)
+    tokens = analysis["tokens"]
+    T = len(tokens)
+    cols = min(width, T)
+    lines = -(-T // cols)
+    marks = marks or {}
+    cmap = matplotlib.colormaps["viridis"]
+    block = lines + 2.4  # rows per panel: two title rows, the text, a gap
+    n_rows = block * len(targets)
+    H = 0.32 * n_rows + 1.25  # inches: the panels, then 1.25 in for the colour bar and its label
+    fig = plt.figure(figsize=(0.17 * cols + 0.6, H))
+    ax = fig.add_axes([0.01, 1.2 / H, 0.98, 1 - 1.25 / H])
+    ax.set_xlim(0, cols)
+    ax.set_ylim(n_rows, 0)
+    ax.axis("off")
+    for p, t_out in enumerate(targets):
+        top = p * block
+        row = np.asarray(m["conn"][t_out], float)
+        scale = 1.0 if analysis["normalize"] else (m["max"] or 1.0)
+        level = colour_level(row / scale, "log", decades)
+        word = m["targets"][t_out]
+        far = [j for j in range(t_out + 1) if level[j] > 0 and t_out - j > 10]
+        notes = []
+        for k in sorted(marks):
+            label, n = marks[k]
+            if k + n - 1 <= t_out:
+                where = f"{t_out - k}" if n == 1 else f"{t_out - k - n + 1}-{t_out - k}"
+                notes.append(f"{label} at distance {where}: {'max ' if n > 1 else ''}{row[k:k + n].max():.2g}")
+        note = "; ".join(notes)
+        ax.text(0, top + 0.5, f"target t~ = {t_out} ('{tokens[t_out]}', logit of '{word}'): {len(far)} characters "
+                f"more than 10 back are above the 1e-{decades} floor", fontsize=10, va="center", ha="left", color="#222")
+        if note:
+            ax.text(0, top + 1.3, note, fontsize=10, va="center", ha="left", color="#9a3412")
+        for j, ch in enumerate(tokens):
+            x, y = j % cols, top + 1.8 + j // cols
+            if j <= t_out:
+                c = cmap(level[j])
+                ax.add_patch(Rectangle((x, y), 1, 1, facecolor=c, edgecolor="none"))
+                lum = 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+                ink = "#111" if lum > 0.5 else "white"
+            else:
+                ink = "#b1b8c0"
+            ax.text(x + 0.5, y + 0.52, ch if ch != " " else "\u2423" if j == t_out else " ", fontsize=11,
+                    family="monospace", ha="center", va="center", color=ink)
+            if j == t_out:
+                ax.add_patch(Rectangle((x, y), 1, 1, facecolor="none", edgecolor="#d1495b", lw=2))
+            if any(k <= j < k + n for k, (_, n) in marks.items()):
+                ax.plot([x + 0.08, x + 0.92], [y + 0.97, y + 0.97], color="#d1495b", lw=1.5)
+    cax = fig.add_axes([0.25, 0.72 / H, 0.5, 0.16 / H])
+    sm = matplotlib.cm.ScalarMappable(norm=LogNorm(vmin=10.0 ** -decades, vmax=1.0), cmap=cmap)
+    cb = fig.colorbar(sm, cax=cax, orientation="horizontal", extend="min")
+    cb.set_label(f"{model}: connectivity / max over earlier characters (log; below 1e-{decades}: darkest)",
+                 fontsize=10)
+    cb.ax.tick_params(labelsize=9)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_connectivity_profiles(profiles: dict[str, pd.DataFrame], half_lives: dict[str, dict], path,
+                               min_pairs: int = 5) -> Path:
+    """Mean normalised connectivity against the distance t~ - t (log y), one line per model, with
+    the half-life marked (a dotted vertical line; censored: an arrow at the last distance).
+    Distances with fewer than ``min_pairs`` (t, t~) pairs are not drawn."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    marks = ["o-", "s--", "^:", "D-."]
+    for i, (name, prof) in enumerate(profiles.items()):
+        p = prof[(prof["n"] >= min_pairs) & (prof["mean"] > 0)]
+        hl = half_lives[name]
+        label = f"{name}: half-life {half_life_text(hl)}"
+        if len(label) > 60:
+            label = f"{name}: half-life > {hl['at_least']:.0f} (censored)"
+        ax.semilogy(p["lag"], p["mean"], marks[i % 4], color=f"C{i}", ms=3, lw=1.2, label=label)
+        if hl["half_life"] is not None:
+            ax.axvline(hl["half_life"], color=f"C{i}", ls=":", lw=1)
+        ax.axhline(hl["reference_value"] / 2, color=f"C{i}", ls="-", lw=0.5, alpha=0.5)
+    ax.set_xlabel("distance t~ - t (characters back from the target)")
+    ax.set_ylabel("mean connectivity / max over earlier characters")
+    ax.set_title("Connectivity against distance (thin lines: half of the value at distance 0)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return Path(path)
+
+
 # --------------------------------------------------------------------------- study
 def reproduce(out, corpus=None, quick: bool = False, device="cpu", steps: int | None = None,
               epochs: float | None = None, hidden: int | None = None, models=("gru", "lstm", "nlstm"),
@@ -236,10 +395,10 @@ def reproduce(out, corpus=None, quick: bool = False, device="cpu", steps: int | 
     if unknown or not models:
         raise ConfigError(f"unknown model(s) {unknown}; choose from {', '.join(STUDY_MODELS)}")
     if corpus is not None:
-        corpus = check_corpus(corpus)
+        corpus = check_corpus(corpus, synthetic_hint="--quick")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = str(torch.device(device))
+    device = str(resolve_device(device))
     hidden = hidden or (QUICK["hidden"] if quick else STUDY_HIDDEN)
     max_length = max_length or (QUICK["max_length"] if quick else 200)
     lr = lr or (QUICK["lr"] if quick else 1e-3)
@@ -307,16 +466,41 @@ def reproduce(out, corpus=None, quick: bool = False, device="cpu", steps: int | 
         dep_df.to_csv(out / "dependencies.csv", index=False)
         dplot = plot_dependencies(dep_df, 1.0 / synthetic.config["n_keys"], fig_dir / "dependencies.png")
 
-    explorer_path = None
-    sample = _sample_text(data, synthetic)
-    if explorer:
-        from ..report.explorer import write_explorer
+    # ---- connectivity: the explorer's texts, the static figures, the profile and its half-life ----
+    from ..probes.connectivity import half_life
+    from ..report.explorer import analyze, explorer_html
 
-        with _Bars(progress) as bars:
-            bar = bars.task("explorer (connectivity)", 1)
-            explorer_path = write_explorer(trained, sample, out / "explorer.html", device=device,
-                                           title="Connectivity explorer: " + ", ".join(trained),
-                                           progress=(lambda stage, d, t: bar(d, t)) if bar else None)
+    texts = explorer_texts(data, synthetic)
+    sample = texts[0]["text"]
+    with _Bars(progress) as bars:
+        bar = bars.task("connectivity (explorer texts)", len(texts))
+        analyses = []
+        for i, t in enumerate(texts):
+            analyses.append(analyze(trained, t["text"], device=device, max_chars=None))
+            if bar:
+                bar(i + 1, len(texts))
+    conn_figs, profiles, half_lives = {}, {}, {}
+    for name in trained:
+        slug = name.lower().replace(" ", "_")
+        conn_figs[name] = plot_connectivity_text(analyses[0], name, texts[0]["targets"],
+                                                 fig_dir / f"connectivity_{slug}.png", marks=texts[0]["marks"])
+        profiles[name] = connectivity_profile(analyses, name)
+        half_lives[name] = half_life(profiles[name]["lag"], profiles[name]["mean"], reference=0)
+    pd.concat([p.assign(model=n) for n, p in profiles.items()], ignore_index=True).to_csv(
+        out / "connectivity_profile.csv", index=False)
+    prof_fig = plot_connectivity_profiles(profiles, half_lives, fig_dir / "connectivity_profile.png")
+    results["connectivity"] = {"texts": len(texts), "decades": CONN_DECADES,
+                               "half_life_definition": "first distance at which the mean normalised connectivity "
+                                                       "falls to half of its value at distance 0 (geometric "
+                                                       "interpolation; censored if never)",
+                               "half_life": half_lives}
+    explorer_path = None
+    if explorer:
+        menu = [{"group": t["group"], "label": t["label"], "text": t["text"], "main": i == 0,
+                 "data": None if i == 0 else a} for i, (t, a) in enumerate(zip(texts, analyses))]
+        explorer_path = out / "explorer.html"
+        explorer_path.write_text(explorer_html(analyses[0], title="Connectivity explorer: " + ", ".join(trained),
+                                               examples=menu, decades=CONN_DECADES), encoding="utf-8")
     for model in trained.values():
         model.to("cpu")
 
@@ -343,7 +527,7 @@ def reproduce(out, corpus=None, quick: bool = False, device="cpu", steps: int | 
     results["config"] = config
     (out / "results.json").write_text(json.dumps(results | {"comparison": comp}, indent=1, default=_json_default))
     md, html = _report(out, config, data, summary, comp_df, params, known_df, dep_df, curves, kplot, dplot,
-                       explorer_path, sample, results)
+                       explorer_path, sample, results, conn=(texts, conn_figs, half_lives, prof_fig))
     return {"summary": summary, "comparison": comp_df, "known_chars": known_df, "parameters": params,
             "dependencies": dep_df, "markdown": md, "html": html, "explorer": explorer_path, "models": trained,
             "data": data, "wall_s": config["wall_s"]}
@@ -361,18 +545,8 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
-def _sample_text(data, synthetic) -> str:
-    """A test observation for the explorer: for the synthetic corpus one holding a planted episode."""
-    test = data.split_index("test")
-    if synthetic is not None:
-        pos = dependency_positions(data, synthetic.dependencies, "test")
-        if len(pos):
-            return data.decode(int(pos.sort_values("gap_words", ascending=False)["row"].iloc[0]))
-    return data.decode(int(test[0]))
-
-
 def _report(out, config, data, summary, comp_df, params, known_df, dep_df, curves, kplot, dplot, explorer_path,
-            sample, results) -> tuple[Path, Path]:
+            sample, results, conn) -> tuple[Path, Path]:
     quick = config["quick"]
     doc = Document("Visualizing memorization in RNNs (Madsen, Distill 2019): autocomplete reproduction")
     doc.text(f"Study: {CITATION}. Published numbers are transcribed from the article (embedded in "
@@ -435,12 +609,33 @@ def _report(out, config, data, summary, comp_df, params, known_df, dep_df, curve
                  f"1/{sc['n_keys']}. Only episodes with key and response in the same test observation count.")
         doc.table(dep_df[["model", "gap_words", "mean_distance_chars", "episodes", "accuracy"]], floatfmt="{:.3f}")
         doc.figure(dplot, "Accuracy at the planted response word by distance.")
-    doc.heading("Interactive explorer")
+    texts, conn_figs, half_lives, prof_fig = conn
+    doc.heading("Connectivity")
+    doc.text("Connectivity (the study's measure): the squared L2 norm of the gradient of the logit of the word at "
+             "the target position t~ with respect to the one-hot input character at t <= t~, divided by its maximum "
+             "over t. The colour scale is logarithmic (viridis; 1e-" + str(CONN_DECADES) + " of the maximum and "
+             "below share the darkest colour) so that weak long-range links stay visible: on a linear scale a "
+             "1e-2 link is indistinguishable from zero. Text: " + texts[0]["label"] + ".")
     if explorer_path is not None:
-        doc.text(f"Open `{explorer_path.name}` (self-contained, offline): hover a character to colour earlier "
-                 "characters by connectivity and list the top-3 predicted words.")
+        doc.text(f"Interactive version: [{explorer_path.name}]({explorer_path.name}) (self-contained, offline): "
+                 "click a character to select it as the target, hover to read a value, switch between log and "
+                 f"linear colours and between {len(texts)} texts (planted-dependency and test-set observations).")
     else:
-        doc.text("The explorer page was not written (explorer=False). Sample text: `" + sample.strip()[:120] + "`.")
+        doc.text("The explorer page was not written (explorer=False).")
+    for name, path in conn_figs.items():
+        doc.figure(path, f"{name}: the text coloured by connectivity to each target position (outlined in red); "
+                         "underlined: the planted key and the position before the response word.")
+    doc.figure(prof_fig, "Mean normalised connectivity against the distance t~ - t, pooled over every target of the "
+                         f"{len(texts)} texts (log y; distances with fewer than 5 pairs not drawn). The half-life "
+                         "describes the first drop; a plateau further back (long-range links) shows in the curve, "
+                         "not in the half-life.")
+    doc.table(pd.DataFrame([{"model": n, "connectivity at distance 0": h["reference_value"],
+                             "half-life": half_life_text(h), "largest distance": h["max_distance"]}
+                            for n, h in half_lives.items()]), floatfmt="{:.3g}",
+              caption="Half-life: the first distance at which the mean normalised connectivity falls to half of "
+                      "its value at distance 0, interpolated geometrically between the two measured distances "
+                      "around the crossing (`rnnmem.probes.connectivity.half_life`). Censored (never falls to "
+                      "half within the texts) is reported as a lower bound, never extrapolated.")
     doc.heading("Reproducibility")
     doc.bullets([f"command: `{config['command'] or 'rnnmem.studies.distill.reproduce'}`",
                  "versions: " + ", ".join(f"{k} {v}" for k, v in config["versions"].items()),

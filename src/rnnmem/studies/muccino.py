@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -133,7 +134,8 @@ def variant_of(row) -> str:
 
 def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The store's table reduced to the columns the report needs, with a ``variant`` column."""
-    out = pd.DataFrame({k: df[config_column(df, k)] for k in ("cell", "input_size", "units", "convention", "dtype", "layers")})
+    out = pd.DataFrame({k: df[config_column(df, k)] for k in ("cell", "input_size", "units", "convention", "dtype", "layers",
+                                                              "P")})
     out["variant"] = out.apply(variant_of, axis=1)
     out["seed"] = df["seed"].values
     out["status"] = df["status"].values
@@ -144,13 +146,32 @@ def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def aggregate(runs: pd.DataFrame, tolerances=DEFAULT_TOLERANCES) -> pd.DataFrame:
-    """Per (variant, cell, input size, units): runs, mean forgetting steps over the runs that
-    were not censored, the number censored, mean contraction rate and status counts.
+def censored_at(runs: pd.DataFrame) -> pd.Series:
+    """Steps after the prefix each run was followed for: its value at a censored tolerance is
+    larger than this (a right-censored observation). ``floor``: the step the floor was detected;
+    otherwise the last computed step."""
+    end = np.where(runs["status"] == "floor", runs["event_step"].astype(float) + 1,
+                   runs["steps_computed"].astype(float))
+    return pd.Series(end - runs["P"].astype(float), index=runs.index)
 
-    A censored run has no value; it is counted, never averaged as T.
+
+def aggregate(runs: pd.DataFrame, tolerances=DEFAULT_TOLERANCES) -> pd.DataFrame:
+    """Per (variant, cell, input size, units): runs, forgetting steps, the number of censored
+    runs, mean contraction rate and run-status counts.
+
+    A run is *censored* at a tolerance when its value there cannot be measured (still above the
+    tolerance when the run ended at T, or the run ended at the rounding floor and the tolerance
+    is below what the dtype resolves). Per tolerance: ``mean_<tol>`` is the mean over all runs and
+    is NaN as soon as one run is censored (a censored run is never averaged, and a mean over the
+    few measurable runs is not shown as the cell's mean); ``mean_uncensored_<tol>`` is that mean
+    over the measurable runs only (labelled as such wherever shown); ``median_<tol>`` is the
+    Kaplan-Meier median (NaN when more than half the runs are censored); ``censored_<tol>``
+    counts the censored runs.
     """
+    from .muccino_verdicts import km_median
+
     keys = ["variant", "cell", "input_size", "units"]
+    runs = runs.assign(_cens_at=censored_at(runs)) if "P" in runs.columns else runs.assign(_cens_at=np.nan)
     rows = []
     for key, g in runs.groupby(keys, sort=True):
         row = dict(zip(keys, key))
@@ -159,7 +180,9 @@ def aggregate(runs: pd.DataFrame, tolerances=DEFAULT_TOLERANCES) -> pd.DataFrame
             name = tol_name(tol)
             cens = g[f"censored_{name}"].astype(bool)
             vals = g.loc[~cens, f"steps_{name}"].astype(float)
-            row[f"mean_{name}"] = float(vals.mean()) if len(vals) else float("nan")
+            row[f"mean_{name}"] = float(vals.mean()) if len(vals) and not cens.any() else float("nan")
+            row[f"mean_uncensored_{name}"] = float(vals.mean()) if len(vals) else float("nan")
+            row[f"median_{name}"] = km_median(vals.to_numpy(), g.loc[cens, "_cens_at"].to_numpy())
             row[f"std_{name}"] = float(vals.std(ddof=1)) if len(vals) > 1 else float("nan")
             row[f"censored_{name}"] = int(cens.sum())
         row["rate"] = float(g["rate"].astype(float).mean())
@@ -181,10 +204,14 @@ def reproduce(out, quick: bool = False, runs: int | None = None, T: int = 100_00
     import time
     from pathlib import Path
 
+    from ..devices import resolve_device
     from ..store import ResultStore, run_tasks
     from ..store.executors import default_workers
-    from .muccino_report import write_report
+    from .muccino_report import published_frame, write_report
 
+    # every input is checked before the grid runs
+    device = str(resolve_device(device))
+    published_frame(reference)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = tuple(sizes or (QUICK_SIZES if quick else SIZES))

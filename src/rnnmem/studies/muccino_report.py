@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +24,30 @@ def published_frame(reference: str | Path | None = None) -> pd.DataFrame:
     if reference is not None:
         from ..errors import InputError
 
-        path = Path(reference)
+        path = Path(reference).expanduser()
         if not path.is_file():
-            raise InputError(f"reference table {path} not found")
-        df = pd.read_csv(path)
+            raise InputError(f"reference table {path} not found (give a CSV with columns cell,input_size,units,"
+                             "mean_steps, or leave out --reference for the published figures)")
+        try:
+            df = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+            raise InputError(f"cannot read reference table {path} as CSV: {exc}") from None
         missing = {"cell", "input_size", "units", "mean_steps"} - set(df.columns)
         if missing:
-            raise InputError(f"reference table {path} lacks columns {sorted(missing)}")
-        return df[["cell", "input_size", "units", "mean_steps"]]
+            raise InputError(f"reference table {path} lacks columns {sorted(missing)} "
+                             "(expected cell,input_size,units,mean_steps)")
+        if df.empty:
+            raise InputError(f"reference table {path} has no rows")
+        df = df[["cell", "input_size", "units", "mean_steps"]].copy()
+        for col in ("input_size", "units", "mean_steps"):
+            num = pd.to_numeric(df[col], errors="coerce")
+            if num.isna().any():
+                row = int(np.flatnonzero(num.isna().to_numpy())[0])
+                raise InputError(f"reference table {path}: column {col} has a missing or non-numeric value "
+                                 f"{df[col].iloc[row]!r} at line {row + 2}")
+            df[col] = num
+        df["cell"] = df["cell"].astype(str).str.strip().str.lower()
+        return df
     rows = [(cell, i, u, v) for (cell, i), row in MUCCINO2019.items() for u, v in row.items()]
     return pd.DataFrame(rows, columns=["cell", "input_size", "units", "mean_steps"])
 
@@ -41,54 +56,90 @@ def _pivot(df: pd.DataFrame, value: str) -> pd.DataFrame:
     return df.pivot(index="input_size", columns="units", values=value).sort_index().sort_index(axis=1)
 
 
-def _notes(df: pd.DataFrame, tol: str) -> pd.DataFrame:
-    """``c=k/n`` where k of a grid cell's n runs are censored at tolerance ``tol``."""
+CENSORED_DEFINITION = (
+    "**Censored** has one meaning in this report: a run is **censored at a tolerance** when its forgetting "
+    "steps there cannot be measured, either because the run reached T with the outputs still further "
+    "apart than the tolerance, or because it ended at the dtype's rounding floor and the tolerance lies "
+    "below what the dtype resolves (10x the floor level). A censored run is never averaged. A grid cell "
+    "with censored runs shows no mean: in heat maps it shows the Kaplan-Meier median marked `(med) k/n c.` "
+    "(k of its n runs censored), or only `k/n cens.` (grey) when more than half its runs are censored. How a run ended is its "
+    "status: `exact` (the two runs' states became bitwise equal), `floor` (the difference got stuck at "
+    "the rounding floor), `reached T` (stored as status `censored`: still differing at T), `diverging` "
+    "(reached T without contracting)."
+)
+STATUS_LABELS = {"n_exact": "ended exact", "n_floor": "ended at floor", "n_censored": "reached T",
+                 "n_diverging": "diverging", "n_converged": "converged"}
+
+
+def _display(df: pd.DataFrame, tol: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Values and labels of a heat map at tolerance ``tol``: the mean where no run is censored,
+    else the Kaplan-Meier median marked ``(med) k/n c.`` (or only ``k/n cens.``, grey, when more
+    than half the runs are censored); short lines so 8 x 8 grids stay legible."""
     cens, runs = _pivot(df, f"censored_{tol}"), _pivot(df, "runs")
-    cells = [[f"c={int(c)}/{int(r)}" if c > 0 else "" for c, r in zip(crow, rrow)]
-             for crow, rrow in zip(cens.values, runs.values)]
-    return pd.DataFrame(cells, index=cens.index, columns=cens.columns)
+    mean, med = _pivot(df, f"mean_{tol}"), _pivot(df, f"median_{tol}")
+    value = mean.where(cens == 0, med)
+    notes = [[("" if c == 0 else f"(med)\n{int(c)}/{int(r)} c." if np.isfinite(m) else f"{int(c)}/{int(r)}\ncens.")
+              for c, r, m in zip(crow, rrow, mrow)]
+             for crow, rrow, mrow in zip(cens.values, runs.values, value.values)]
+    return value, pd.DataFrame(notes, index=cens.index, columns=cens.columns)
 
 
 def trend_checks(agg: pd.DataFrame, value: str, label: str) -> list[dict]:
-    """The study's stated trends, tested with Spearman correlations on grid means (units >= 2):
-    more units -> longer memory (both cells); larger input -> faster forgetting (LSTM)."""
+    """The study's stated trends, tested with Spearman correlations on grid means over the cells
+    with units >= 2 (stated in the ``cells`` column): more units -> longer memory (both cells);
+    larger input -> faster forgetting (LSTM); no input effect (GRU). Verdict rules:
+    ``muccino_verdicts``."""
+    from .muccino_verdicts import trend_verdict
+
     out = []
-    sub = agg[agg["units"] >= 2].dropna(subset=[value])
+    sub = agg[agg["units"] >= 2].dropna(subset=[value]).rename(columns={value: "mean"})
+    if "mean_steps" not in sub.columns:
+        sub = sub.assign(mean_steps=sub["mean"])
     for cell in sorted(sub["cell"].unique()):
         g = sub[sub["cell"] == cell]
-        if g["units"].nunique() > 1:
-            rho, p = stats.spearmanr(g["units"], g[value])
-            out.append({"source": label, "cell": cell, "trend": "more units -> longer memory",
-                        "spearman": rho, "p": p, "holds": bool(rho > 0 and p < 0.05)})
-        if cell == "lstm" and g["input_size"].nunique() > 1:
-            rho, p = stats.spearmanr(g["input_size"], g[value])
-            out.append({"source": label, "cell": cell, "trend": "larger input -> faster forgetting",
-                        "spearman": rho, "p": p, "holds": bool(rho < 0 and p < 0.05)})
+        claims = [("more units -> longer memory", "units", +1)]
+        claims.append(("larger input -> faster forgetting", "input_size", -1) if cell == "lstm"
+                      else ("no input effect", "input_size", 0))
+        for text, var, sign in claims:
+            if g[var].nunique() > 1:
+                v = trend_verdict(g, var, sign, text)
+                out.append({"source": label, "cell": cell, "cells": f"units >= 2 ({len(g)} cells)", "trend": text,
+                            "spearman": v["ours"], "interval": v["interval"], "p": v["p"], "verdict": v["verdict"]})
     return out
 
 
 def compare_published(agg: pd.DataFrame, pub: pd.DataFrame, tol: str) -> pd.DataFrame:
-    rows = []
-    ours = agg[agg["variant"] == PUBLISHED_VARIANT]
-    merged = ours.merge(pub, on=["cell", "input_size", "units"], how="inner")
-    for cell, g in merged.groupby("cell"):
-        g = g.dropna(subset=[f"mean_{tol}"])
-        g2 = g[g["units"] >= 2]
-        pos = g2[(g2["mean_steps"] > 0) & (g2[f"mean_{tol}"] > 0)]
-        rho = stats.spearmanr(g2[f"mean_{tol}"], g2["mean_steps"])[0] if len(g2) > 2 else math.nan
-        ratio = (pos[f"mean_{tol}"] / pos["mean_steps"]) if len(pos) else pd.Series(dtype=float)
-        rows.append({
-            "cell": cell, "grid cells": len(g), "spearman (units >= 2)": rho,
-            "median ours/published": float(ratio.median()) if len(ratio) else math.nan,
-            "mean |log2 ratio|": float(np.abs(np.log2(ratio)).mean()) if len(ratio) else math.nan,
-            "ours mean": float(g[f"mean_{tol}"].mean()), "published mean": float(g["mean_steps"].mean()),
-        })
-    return pd.DataFrame(rows)
+    """Ours (the published variant) against the published table per cell type and cell set
+    (units >= 2, units = 1, all): every column of a row over the same cells."""
+    from .muccino_verdicts import comparison_table
+
+    ours = agg[agg["variant"] == PUBLISHED_VARIANT][["cell", "input_size", "units", f"mean_{tol}"]]
+    return comparison_table(ours.rename(columns={f"mean_{tol}": "mean"}), pub)
+
+
+def verdicts(runs: pd.DataFrame, pub: pd.DataFrame, tol: str, variant: str = PUBLISHED_VARIANT,
+             n_boot: int = 2000) -> pd.DataFrame:
+    """The verdict table of ``variant`` at tolerance ``tol`` (see ``muccino_verdicts``)."""
+    from .muccino_verdicts import cell_values, verdict_table
+
+    sub = runs[runs["variant"] == variant]
+    return verdict_table(cell_values(sub, f"steps_{tol}", f"censored_{tol}"), pub, n_boot=n_boot)
 
 
 def write_report(runs: pd.DataFrame, agg: pd.DataFrame, out: str | Path, meta: dict, tolerance: float = 1e-4,
                  reference: str | Path | None = None) -> tuple[Path, Path]:
-    """Write heat maps, CSVs and ``report.md`` / ``report.html`` into ``out``."""
+    """Write heat maps, CSVs and ``report.md`` / ``report.html`` into ``out``.
+
+    Parameters
+    ----------
+    runs: one row per run (``muccino.runs_frame``); agg: per grid cell (``muccino.aggregate``).
+    out: the report folder; meta: runs, T, P, tolerances, wall_s, workers, command, db.
+    tolerance: of the main heat map and the verdicts; reference: the published table CSV.
+
+    Returns
+    -------
+    The paths of ``report.md`` and ``report.html``.
+    """
     out = Path(out)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -97,44 +148,63 @@ def write_report(runs: pd.DataFrame, agg: pd.DataFrame, out: str | Path, meta: d
     tols = meta["tolerances"]
     main = tol_name(tolerance)
     pub = published_frame(reference)
+    grid = dict(ncols=2, panel_size=(5.0, 4.2), dpi=100, fontsize=7.5)  # readable at a ~1000 px page
     doc = Document("Memory stability of random LSTM/GRU networks: reproduction of Muccino (2019)")
     doc.text(
         "Two N(0,1) input streams differ for the first P steps and share the rest; the table counts the "
         "shared steps until the outputs agree within a tolerance and stay so (0 = bit-exact). "
         f"Runs: {meta['runs']} per grid cell; T = {meta['T']:,}, P = {meta['P']:,}; tolerances "
         f"{', '.join(tol_name(t) for t in tols)} (element-wise absolute, on the layer output). "
-        "Means are over runs that were not censored; `c=k/n` marks k of n runs censored (the difference "
-        "was still above the tolerance at T, or the dtype's rounding floor lies above it). "
         f"rnnmem {__version__}; wall time {meta['wall_s']:.1f} s on {meta['workers']} worker process(es); "
         f"command: `{meta['command']}`."
     )
-    doc.heading("Main result and the published figures")
+    doc.text(CENSORED_DEFINITION)
     variants = [v for v in VARIANTS if v in set(agg["variant"])]
+    if PUBLISHED_VARIANT in set(agg["variant"]):
+        doc.heading("Verdicts: what was reproduced")
+        vt = verdicts(runs, pub, main)
+        n_rep = int((vt["verdict"] == "reproduced").sum())
+        doc.text(f"Default protocol ({PUBLISHED_VARIANT}, absolute tolerance {main} on the outputs, "
+                 f"{meta['runs']} runs per cell): {n_rep} of {len(vt)} claims reproduced. The `cells` column "
+                 "states the grid cells each row is computed over (the same cells for every column of the row). "
+                 "Rules: magnitudes and the 1-unit column are reproduced when the 95% bootstrap interval "
+                 "of the ratio of sums lies in [0.8, 1.25] and not reproduced when it lies outside; a trend "
+                 "is reproduced when Spearman rho has the claimed sign with p < 0.05 and not reproduced when "
+                 "its 95% interval excludes the published rho; 'no input effect' is not reproduced when "
+                 "p < 0.05 and reproduced when the interval lies within (-0.4, 0.4); anything else is "
+                 "inconclusive. `rnnmem reproduce muccino --explain` searches protocol variants for one "
+                 "that explains the published table.")
+        doc.table(vt, "Published claims against this reproduction (p: Spearman test; interval: 95%).")
+    doc.heading("Main result and the published figures")
     base = agg[agg["variant"] == variants[0]] if variants else agg
     panels, notes = {}, {}
     for cell in ("lstm", "gru"):
         g = base[base["cell"] == cell]
         if len(g):
-            panels[f"rnnmem {cell.upper()} ({variants[0]}, tol {main})"] = _pivot(g, f"mean_{main}")
-            notes[f"rnnmem {cell.upper()} ({variants[0]}, tol {main})"] = _notes(g, main)
+            title = f"rnnmem {cell.upper()} ({variants[0]}, tol {main})"
+            panels[title], notes[title] = _display(g, main)
     for cell in ("lstm", "gru"):
         p = pub[pub["cell"] == cell]
         if len(p):
             panels[f"published {cell.upper()}"] = p.pivot(index="input_size", columns="units", values="mean_steps")
     f = heatmaps(panels, fig_dir / "heatmap_main.png", f"Mean steps to identical outputs (tolerance {main}) "
-                 "beside the published table", "mean steps after the prefix", notes=notes)
-    doc.figure(f, f"Mean forgetting steps, tolerance {main}, laid out like the study's figures.")
+                 "beside the published table", "mean steps after the prefix", notes=notes, **grid)
+    doc.figure(f, f"Mean forgetting steps, tolerance {main}, laid out like the study's figures (top: rnnmem, "
+               "bottom: published).")
     if PUBLISHED_VARIANT in set(agg["variant"]):
         doc.table(compare_published(agg, pub, main), f"Ours ({PUBLISHED_VARIANT}, tolerance {main}) against the "
-                  "published table on the grid cells both have.")
+                  "published table, per cell set: every column of a row is computed over the same grid cells "
+                  "(cells with a censored run are left out and counted). mean |log2 ratio| uses "
+                  "log2((ours + 0.1) / (published + 0.1)).")
     doc.heading("The study's trend checks")
     checks = []
     for v in variants:
         checks += trend_checks(agg[agg["variant"] == v], f"mean_{main}", f"rnnmem {v}")
     pub_agg = pub.rename(columns={"mean_steps": "published"})
-    checks += trend_checks(pub_agg, "published", "published")
-    doc.table(pd.DataFrame(checks), "Spearman correlation over the grid (units >= 2); a trend holds when the "
-              "correlation has the stated sign with p < 0.05.")
+    words = {"reproduced": "holds", "not reproduced": "absent", "inconclusive": "inconclusive"}
+    checks += [{**c, "verdict": words[c["verdict"]]} for c in trend_checks(pub_agg, "published", "published")]
+    doc.table(pd.DataFrame(checks), "Spearman correlation over the grid cells with units >= 2 (verdict rules as "
+              "in the verdict table; for the published rows the published rho is the reference itself).")
     doc.heading("How the answer depends on the definition of 'identical'")
     rows = []
     for v in variants:
@@ -145,11 +215,12 @@ def write_report(runs: pd.DataFrame, agg: pd.DataFrame, out: str | Path, meta: d
             row = {"variant": v, "cell": cell}
             for t in tols:
                 name = tol_name(t)
-                row[f"median of means, tol {name}"] = float(g[f"mean_{name}"].median())
+                row[f"median of cell means, tol {name}"] = float(g[f"mean_{name}"].median())
+                row[f"cells with censored runs, tol {name}"] = int((g[f"censored_{name}"] > 0).sum())
                 row[f"censored runs, tol {name}"] = int(g[f"censored_{name}"].sum())
             rows.append(row)
-    doc.table(pd.DataFrame(rows), "Per tolerance: the median over grid cells of the mean steps, and how many runs "
-              "were censored.")
+    doc.table(pd.DataFrame(rows), "Per tolerance: the median over grid cells of the cell means (over the cells "
+              "without censored runs), how many cells have censored runs and how many runs are censored.")
     for v in variants:
         g = agg[agg["variant"] == v]
         panels, notes = {}, {}
@@ -159,26 +230,30 @@ def write_report(runs: pd.DataFrame, agg: pd.DataFrame, out: str | Path, meta: d
                 gc = g[g["cell"] == cell]
                 if len(gc):
                     title = f"{cell.upper()} tol {name}"
-                    panels[title], notes[title] = _pivot(gc, f"mean_{name}"), _notes(gc, name)
-        f = heatmaps(panels, fig_dir / f"heatmap_tolerances_{v}.png", f"Mean forgetting steps per tolerance ({v})",
-                     "mean steps (log scale)", notes=notes, log=True, fmt="{:.0f}")
-        doc.figure(f, f"Every tolerance, {v}.")
+                    panels[title], notes[title] = _display(gc, name)
+        f = heatmaps(panels, fig_dir / f"heatmap_tolerances_{v}.png", f"Forgetting steps per tolerance ({v})",
+                     "steps (log scale)", notes=notes, log=True, fmt="{:.0f}", **grid)
+        doc.figure(f, f"Every tolerance (rows), LSTM (left) and GRU (right), {v}: the mean where no run is "
+                   "censored, else the Kaplan-Meier median (`(med) k/n c.`: k of n runs censored; grey `k/n cens.`: "
+                   "more than half censored, no median).")
     doc.heading("Precision and convention")
     doc.text("The same grid in float64 and with PyTorch's convention (sigmoid gates, GRU reset-after, "
              "uniform init) shows how much of the answer is the framework's arithmetic rather than the network.")
-    status = agg.groupby(["variant", "cell"])[["n_exact", "n_floor", "n_censored", "n_diverging", "n_converged"]].sum()
-    doc.table(status.reset_index(), "Run status counts: exact (states bitwise equal), floor (difference stuck at "
-              "the dtype's rounding level), censored / diverging (still above tolerance at T).")
+    status = agg.groupby(["variant", "cell"])[list(STATUS_LABELS)].sum().rename(columns=STATUS_LABELS)
+    for t in tols:
+        status[f"censored at tol {tol_name(t)}"] = agg.groupby(["variant", "cell"])[f"censored_{tol_name(t)}"].sum()
+    doc.table(status.reset_index(), "How the runs ended (status) and how many are censored at each tolerance: a "
+              "run that ended at the floor is censored at the tolerances below what the dtype resolves (usually "
+              "only exact); a run that reached T is censored at every tolerance it still exceeded.")
     for v in variants[1:]:
         g = agg[agg["variant"] == v]
         panels, notes = {}, {}
         for cell in ("lstm", "gru"):
             gc = g[g["cell"] == cell]
             if len(gc):
-                panels[f"{cell.upper()} tol {main}"], notes[f"{cell.upper()} tol {main}"] = (
-                    _pivot(gc, f"mean_{main}"), _notes(gc, main))
+                panels[f"{cell.upper()} tol {main}"], notes[f"{cell.upper()} tol {main}"] = _display(gc, main)
         f = heatmaps(panels, fig_dir / f"heatmap_main_{v}.png", f"Mean steps, tolerance {main} ({v})",
-                     "mean steps after the prefix", notes=notes)
+                     "mean steps after the prefix", notes=notes, **grid)
         doc.figure(f, f"Tolerance {main}, {v}.")
     doc.heading("Contraction rate")
     doc.text("Slope of the log L2 distance between the two runs' full states after the prefix (nats per step, "
@@ -190,8 +265,9 @@ def write_report(runs: pd.DataFrame, agg: pd.DataFrame, out: str | Path, meta: d
             gc = agg[(agg["variant"] == v) & (agg["cell"] == cell)]
             if len(gc):
                 panels[f"{cell.upper()} {v}"] = _pivot(gc, "rate")
-    f = heatmaps(panels, fig_dir / "heatmap_rate.png", "Mean contraction rate (nats/step)", "rate", fmt="{:.2f}")
-    doc.figure(f, "Contraction rate per grid cell.")
+    f = heatmaps(panels, fig_dir / "heatmap_rate.png", "Mean contraction rate (nats/step)", "rate", fmt="{:.2f}",
+                 **grid)
+    doc.figure(f, "Contraction rate per grid cell (rows: variants; LSTM left, GRU right).")
     hcol = f"horizon_{main}"
     if hcol in runs.columns:
         ok = runs.dropna(subset=[hcol, f"steps_{main}"])
@@ -202,6 +278,8 @@ def write_report(runs: pd.DataFrame, agg: pd.DataFrame, out: str | Path, meta: d
                      f"{len(ok)} runs.")
     doc.heading("Files")
     doc.bullets(["`runs.csv`: every run with its full configuration, status and metrics",
-                 "`summary.csv`: the aggregated grid", "`figures/`: the heat maps as PNG",
+                 "`summary.csv`: the aggregated grid (`mean_<tol>` only where no run is censored; "
+                 "`mean_uncensored_<tol>` over the measurable runs; `median_<tol>` Kaplan-Meier)",
+                 "`figures/`: the heat maps as PNG",
                  f"`{meta.get('db', 'results.sqlite')}`: the results store (resumable)"])
     return doc.save(out)

@@ -24,6 +24,33 @@ _STUDIES: dict[str, "StudySpec"] = {}
 _imported: set[str] = set()
 
 
+def describe_errors(exc: ValidationError) -> str:
+    """Every problem pydantic found in a config, one clause each, naming the option and its value.
+
+    Parameters
+    ----------
+    exc : pydantic.ValidationError
+        The error raised by a study's config model.
+
+    Returns
+    -------
+    str
+        ``"option units = 0: Input should be greater than or equal to 1; option input_size is
+        required: give it a value (in a sweep file: under grid or fixed)"``. A missing option is
+        named as missing (pydantic's ``input`` for it is the whole config, which says nothing).
+    """
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        if not err["loc"]:  # a check across options: its message names them
+            parts.append(err["msg"])
+        elif err["type"] == "missing":
+            parts.append(f"option {loc} is required: give it a value (in a sweep file: under grid or fixed)")
+        else:
+            parts.append(f"option {loc} = {err.get('input')!r}: {err['msg']}")
+    return "; ".join(parts)
+
+
 @dataclass
 class StudySpec:
     """A study runnable by name: config model, run function, seeds per task, one-line description."""
@@ -64,9 +91,7 @@ class StudySpec:
         try:
             model = self.config_model(**config)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "config"
-            raise ConfigError(f"{where}: option {loc} = {err.get('input')!r}: {err['msg']} (study {self.name!r})") from None
+            raise ConfigError(f"{where}: {describe_errors(exc)} (study {self.name!r})") from None
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         except ValueError as exc:

@@ -21,7 +21,12 @@ Pipeline (``run_study``):
    computed for every n of the prefix grid;
 4. (e) the recommended training length per unit from the thresholds;
 5. synthetic corpus only: the planted-distance check (the memory profile at the cue minus the
-   profile at ordinary positions must peak at the key's lag).
+   profile at ordinary positions must peak at the key's lag, and the unit must answer the key
+   above chance: a trace the unit does not use fails);
+6. steps 1-5 for every seed of ``cfg.seed_list``; then intervals over seeds, paired comparisons
+   and rankings of the units, and the recommendation with its interval (``zhang_stats``).
+   Coverage and the area ratio are computed but dropped from the ranking and the default
+   recommendation (``DROPPED_INDICATORS``, measured by ``dropped_indicators``).
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import binomtest
 
 from ..errors import ConfigError, InputError
+from ..devices import resolve_device
 from ..probes import semantic as S
 from ..tasks import embeddings as E
 from ..tasks.key_recall_text import key_recall_text
@@ -47,6 +54,23 @@ UNITS = ("rnn", "lstm", "gru")
 LABELS = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+#: Indicators the units are ranked on (summary: mean over n <= T at the longest T, per seed).
+RANKED_INDICATORS = {"hull_score": "hull score (a)", "recall_score": "recall score (c)"}
+#: Labels of every ranked measure: the indicators and, on the synthetic corpus, the planted check's
+#: key accuracy above chance (mean over gaps of response - chance accuracy at the longest T, per seed).
+RANKED_LABELS = {**RANKED_INDICATORS, "planted_accuracy": "key accuracy above chance (planted check)"}
+#: Indicators still computed (curves.csv) but dropped from the ranking, the default and strict
+#: recommendation and the report's headline tables, with the reason (docs/semantic.md, "Dropped
+#: indicators"); ``dropped_indicators`` measures the evidence on every run.
+DROPPED_INDICATORS = {
+    "coverage": "the running-mean readout fills what a state forgot with its expected value, which the hull "
+                "reaches with near-uniform weights, so L_q stays near q n for every unit: coverage stays near 1, "
+                "its unit differences are a few hundredths, and it does not bind at its former threshold",
+    "area_ratio": "the recalled words are mostly the last two or three, whose hull has no area, and a 2-D PCA "
+                  "plane keeps only part of the space's variance: the ratio stays near 0 for every unit, far "
+                  "below its former threshold, and its unit differences are a few hundredths",
+}
 
 
 @dataclass
@@ -96,8 +120,11 @@ class ZhangConfig:
     probe_dtype: str = "float64"
     convention: str = "torch"
     seed: int = 0
+    seeds: int = 5
+    level: float = 0.95
     synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
     planted_prefix: int | None = None
+    planted_alpha: float = 0.01
 
     def validate(self) -> "ZhangConfig":
         if not self.units:
@@ -125,6 +152,13 @@ class ZhangConfig:
         for name in ("hidden", "embedding_dim", "windows_fit", "windows_eval"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
+        if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1:
+            raise ConfigError(f"seeds must be a positive integer (seeds {self.seed}..{self.seed}+seeds-1 are run), "
+                              f"got {self.seeds!r}")
+        if not 0 < self.level < 1:
+            raise ConfigError(f"level (interval coverage) must lie in (0, 1), got {self.level}")
+        if not 0 < self.planted_alpha < 1:
+            raise ConfigError(f"planted_alpha must lie in (0, 1), got {self.planted_alpha}")
         if self.windows_fit < 8:
             raise ConfigError("windows_fit must be >= 8 (the readout is a regression over these windows)")
         return self
@@ -136,20 +170,26 @@ class ZhangConfig:
         return sorted(set(self.prefix_lengths) | set(self.train_lengths))
 
     @property
+    def seed_list(self) -> list[int]:
+        """The seeds run: ``seed, seed + 1, ..., seed + seeds - 1``."""
+        return [self.seed + i for i in range(self.seeds)]
+
+    @property
     def max_prefix(self) -> int:
         return max(self.grid)
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["grid"] = self.grid
+        d["seed_list"] = self.seed_list
         return d
 
 
 def quick_config(**overrides) -> ZhangConfig:
-    """CPU-minutes preset: small synthetic corpus, short lengths, small units."""
-    base = ZhangConfig(train_lengths=(10, 20, 40), prefix_lengths=(5, 10, 20, 30, 40), hidden=64,
+    """CPU-minutes preset: small synthetic corpus, short lengths, small units, 3 seeds."""
+    base = ZhangConfig(seeds=3, train_lengths=(10, 20, 40), prefix_lengths=(5, 10, 20, 30, 40), hidden=64,
                        embedding_dim=40, sg_window=3, sg_epochs=3, sg_batch=1024, sg_lr=0.01, sg_subsample=1e-3,
-                       budget_tokens=2_000_000, tokens_per_batch=800, lr=1e-2, windows_fit=1024, windows_eval=256,
+                       budget_tokens=1_200_000, tokens_per_batch=800, lr=1e-2, windows_fit=1024, windows_eval=256,
                        split=(0.7, 0.1, 0.2),
                        synthetic=SyntheticSettings(n_words=100_000, vocab_size=300, n_keys=6, distances=(3, 6, 10),
                                                    rate=0.06, topics=6, topic_share=0.5, doc_length=80.0))
@@ -282,7 +322,8 @@ def indicators_at(n: int, fit: Windows, ev: Windows, vectors: torch.Tensor, plan
         "memory_length": ml["memory_length"].mean(), "memory_length_median": ml["memory_length"].median(),
         "ideal_length": int(ml["ideal_length"].iloc[0]), "coverage": ml["coverage"].mean(),
         "recall": R, "chance": C, "recall_score": (R - C) / (1 - C) if C < 1 else np.nan,
-        "area_ratio": area["area_ratio"].mean(), "qp_iterations": f.iterations, "qp_max_gap": float(f.gap.max()),
+        "area_ratio": area["area_ratio"].mean(), "area_few_retained": float((area["retained_words"] < 3).mean()),
+        "qp_iterations": f.iterations, "qp_max_gap": float(f.gap.max()),
         "qp_converged": f.converged and f0.converged,
     }
     mean_w = prof.groupby("lag")["weight"].mean()
@@ -301,8 +342,16 @@ def planted_check(model: WordLM, data: StudyData, fit: Windows, vectors: torch.T
     ordinary positions outside any episode ("control windows") are mapped by the readout fitted
     for length ``n_c``; the excess profile ``mean lam_k(cue) - mean lam_k(control)`` is computed per
     planted gap D. Recovered: its maximum over lags k >= 1 (lag 0 is the cue word itself) lies at
-    the key's lag ``D + 1`` and exceeds 3 standard errors. ``response_accuracy`` is the LM's top-1
-    accuracy on the word after the cue (chance ``1/n_keys``)."""
+    the key's lag ``D + 1`` and exceeds 3 standard errors (``peak_at_key``).
+
+    That alone does not show that the unit learned the dependency: a rare, distinct input leaves a
+    trace in any state, and an untrained unit's profile can peak at the key too. The check
+    therefore also asks whether the unit *uses* the key: ``response_accuracy`` is the LM's top-1
+    accuracy on the word after the cue, ``chance_accuracy`` the accuracy of the best constant guess
+    on the same episodes (the largest share of one key among them: no memoryless predictor does
+    better), and ``accuracy_p`` the one-sided exact binomial test (``scipy.stats.binomtest``) of
+    ``response_accuracy > chance_accuracy``. ``learned = accuracy_p < cfg.planted_alpha``, and the
+    check passes (``recovered``) only when ``learned`` and ``peak_at_key`` both hold."""
     deps = data.dependencies
     a, b = data.parts["eval"]
     dt = vectors.dtype
@@ -317,7 +366,7 @@ def planted_check(model: WordLM, data: StudyData, fit: Windows, vectors: torch.T
     cand = np.flatnonzero(~busy) + a
     cand = cand[cand >= a + n_c - 1]
     rng = np.random.default_rng([cfg.seed, 7])
-    ctrl = rng.choice(cand, size=min(len(cand), max(4 * len(ep), 200)), replace=False)
+    ctrl = rng.choice(cand, size=min(len(cand), max(len(ep), 200)), replace=False)
     Vf = vectors[torch.as_tensor(fit.ids[:, :n_c], device=vectors.device)]
     ro = S.fit_mean_readout(fit.states[:, n_c - 1], Vf, device=device, dtype=dt)
     solver = {"eps": cfg.eps, "tol": cfg.tol, "max_iter": cfg.max_iter, "dtype": dt, "device": device}
@@ -335,7 +384,11 @@ def planted_check(model: WordLM, data: StudyData, fit: Windows, vectors: torch.T
         wk, st = profiles(g["cue_index"].to_numpy())
         logits = model.head(st[:, -1].to(model.vectors.dtype))
         resp = torch.as_tensor(data.ids[g["response_index"].to_numpy()], device=logits.device)
-        acc = float((logits.argmax(-1) == resp).float().mean())
+        correct = int((logits.argmax(-1) == resp).sum())
+        acc = correct / len(g)
+        chance = float(np.bincount(data.ids[g["response_index"].to_numpy()]).max() / len(g))
+        p_acc = float(binomtest(correct, len(g), chance, alternative="greater").pvalue) if chance < 1 else 1.0
+        learned = p_acc < cfg.planted_alpha
         excess = wk.mean(0) - wc.mean(0)
         se = np.sqrt(wk.var(0, ddof=1) / len(wk) + wc.var(0, ddof=1) / len(wc))
         k = 1 + int(np.argmax(excess[1:]))
@@ -344,7 +397,9 @@ def planted_check(model: WordLM, data: StudyData, fit: Windows, vectors: torch.T
         rows.append({"gap_words": int(D), "planted_distance": planted + 1, "planted_lag": planted,
                      "recovered_lag": k, "recovered_distance": k + 1, "z": float(zscore),
                      "excess_at_planted": float(excess[planted]), "episodes": len(g), "controls": len(wc),
-                     "response_accuracy": acc, "recovered": bool(k == planted and zscore >= 3),
+                     "response_accuracy": acc, "chance_accuracy": chance, "accuracy_p": p_acc,
+                     "learned": bool(learned), "peak_at_key": bool(k == planted and zscore >= 3),
+                     "recovered": bool(learned and k == planted and zscore >= 3),
                      "excess": json.dumps([round(float(x), 6) for x in excess])})
     return pd.DataFrame(rows)
 
@@ -354,6 +409,11 @@ def planted_check(model: WordLM, data: StudyData, fit: Windows, vectors: torch.T
 # ============================================================================================
 @dataclass
 class StudyResult:
+    """Everything ``run_study`` measured. Per-seed tables carry a ``seed`` column; ``space``,
+    ``data`` and ``pca_example`` are those of the first seed; ``intervals`` holds the seed means
+    and t intervals of every indicator, ``recommended`` the recommendation with its interval over
+    seeds (``zhang_stats.recommendation_interval``), ``ranking`` the paired comparisons."""
+
     config: dict
     curves: pd.DataFrame
     profiles: pd.DataFrame
@@ -367,19 +427,21 @@ class StudyResult:
     data: StudyData
     wall_s: float = 0.0
     pca_example: dict = field(default_factory=dict)
+    intervals: pd.DataFrame | None = None
+    summaries: dict = field(default_factory=dict)
+    comparisons: dict = field(default_factory=dict)
+    rankings: dict = field(default_factory=dict)
+    dropped: pd.DataFrame | None = None
 
 
-def run_study(cfg: ZhangConfig, corpus=None, embedding=None, device=None,
-              progress: Progress | None = None) -> StudyResult:
-    """Run the whole study (see the module docstring); no files are written."""
-    cfg.validate()
-    t0 = time.perf_counter()
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    pdt = torch.float64 if cfg.probe_dtype == "float64" else torch.float32
+def _run_seed(cfg: ZhangConfig, corpus, embedding, dev, pdt, progress: Progress | None, counter: list) -> dict:
+    """One seed of the study (``cfg.seed``): corpus, space, every unit x training length."""
     data = load_data(cfg, corpus)
     data, space = build_space(cfg, data, embedding, device=dev, progress=progress)
     vectors = space.tensor(device=dev, dtype=pdt)
     plane = S.pca_plane(space.vectors)
+    sv = np.linalg.svd(space.vectors - space.vectors.mean(0), compute_uv=False) ** 2
+    plane_variance = float(sv[:2].sum() / sv.sum()) if sv.sum() > 0 else float("nan")
     grid = [n for n in cfg.grid]
     n_c = None
     if data.dependencies is not None:
@@ -388,15 +450,14 @@ def run_study(cfg: ZhangConfig, corpus=None, embedding=None, device=None,
             raise ConfigError(f"the planted check needs prefixes of {n_c} words, longer than the longest prefix "
                               f"{cfg.max_prefix}; add a longer prefix length")
     curves, profiles, recalls, planted, logs, runs = [], [], [], [], [], []
-    total = len(cfg.units) * len(cfg.train_lengths)
-    done = 0
     example = {}
     for unit in cfg.units:
         for T in cfg.train_lengths:
             lm_cfg = WordLMConfig(cell=unit, hidden=cfg.hidden, train_length=T, budget_tokens=cfg.budget_tokens,
                                   tokens_per_batch=max(cfg.tokens_per_batch, T), lr=cfg.lr, clip=cfg.clip,
                                   seed=cfg.seed, convention=cfg.convention, dtype=cfg.model_dtype)
-            cb = (lambda s, tot, _l: progress(f"train {unit} T={T}", s, tot)) if progress else None
+            tag = f"seed {cfg.seed} {unit} T={T}"
+            cb = (lambda s, tot, _l: progress(f"train {tag}", s, tot)) if progress else None
             t1 = time.perf_counter()
             model, log = train_word_lm(data.part("train"), space.vectors, lm_cfg, device=dev,
                                        ignore_id=space.unknown_id, progress=cb)
@@ -417,7 +478,7 @@ def run_study(cfg: ZhangConfig, corpus=None, embedding=None, device=None,
                     df.insert(0, "unit", unit)
                     store.append(df)
                 if progress:
-                    progress(f"indicators {unit} T={T}", i + 1, len(grid))
+                    progress(f"indicators {tag}", i + 1, len(grid))
             if n_c is not None:
                 pc = planted_check(model, data, fit, vectors, cfg, dev, n_c)
                 pc.insert(0, "train_length", T)
@@ -431,24 +492,140 @@ def run_study(cfg: ZhangConfig, corpus=None, embedding=None, device=None,
                                                     seed=cfg.seed, ignore_id=space.unknown_id),
                          "parameters": model.describe()["parameters"], "train_s": train_s,
                          "indicators_s": time.perf_counter() - t2})
-            done += 1
+            counter[0] += 1
             if progress:
-                progress("runs", done, total)
-    curves_df = pd.DataFrame(curves)
-    rec = S.recommended_length(curves_df, cfg.thresholds)
-    strict = S.recommended_length(curves_df, {**S.STRICT_THRESHOLDS, **cfg.thresholds})
-    conf = {"study": STUDY, **cfg.as_dict(), "device": str(dev), "corpus": data.config, "space": space.config,
-            "planted_prefix": n_c, "readout": "ridge h_n -> running mean, per prefix length, GCV penalty",
+                progress("runs", counter[0], counter[1])
+
+    def cat(frames):
+        df = pd.concat(frames, ignore_index=True) if frames else None
+        if df is not None:
+            df.insert(0, "seed", cfg.seed)
+        return df
+
+    return {"curves": cat([pd.DataFrame(curves)]), "profiles": cat(profiles), "recall": cat(recalls),
+            "planted": cat(planted), "training": cat(logs), "runs": cat([pd.DataFrame(runs)]), "data": data,
+            "space": space, "example": example, "n_c": n_c, "plane_variance": plane_variance}
+
+
+def run_study(cfg: ZhangConfig, corpus=None, embedding=None, device=None,
+              progress: Progress | None = None) -> StudyResult:
+    """Run the whole study (see the module docstring) for every seed of ``cfg.seed_list`` and
+    summarise over seeds (``zhang_stats``); no files are written.
+
+    Parameters
+    ----------
+    cfg: the settings (validated here).
+    corpus: a text8-format file, or None for the synthetic key-recall corpus.
+    embedding: a word2vec text file or ``Embedding`` to use as the space (None: skip-gram per seed).
+    device: where models and indicators compute.
+    progress: ``progress(stage, done, total)`` callback.
+
+    Returns
+    -------
+    A ``StudyResult``.
+    """
+    from . import zhang_stats as ZS
+
+    cfg.validate()
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    pdt = torch.float64 if cfg.probe_dtype == "float64" else torch.float32
+    counter = [0, cfg.seeds * len(cfg.units) * len(cfg.train_lengths)]
+    per_seed = [_run_seed(replace(cfg, seed=s), corpus, embedding, dev, pdt, progress, counter)
+                for s in cfg.seed_list]
+    first = per_seed[0]
+
+    def cat(key):
+        frames = [r[key] for r in per_seed if r[key] is not None]
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    curves_df = cat("curves")
+    kept = list(RANKED_INDICATORS)
+    intervals = ZS.indicator_intervals(curves_df, [c for c in S.INDICATOR_NAMES + ("readout_r2",)
+                                                   if c in curves_df.columns], cfg.level)
+    rec = ZS.recommendation_interval(curves_df, cfg.thresholds, cfg.level)
+    strict = ZS.recommendation_interval(curves_df, {**S.STRICT_THRESHOLDS, **cfg.thresholds}, cfg.level)
+    summaries, comparisons, rankings = {}, {}, {}
+    for ind in kept:
+        summ = ZS.unit_summary(curves_df, ind)
+        comp = ZS.compare_units(summ, cfg.level)
+        summaries[ind], comparisons[ind] = summ, comp
+        rankings[ind] = ZS.ranking_statement(summ, comp, RANKED_INDICATORS[ind], cfg.level, names=LABELS)
+    planted_df = cat("planted")
+    if planted_df is not None:
+        summ = planted_accuracy_summary(planted_df)
+        comp = ZS.compare_units(summ, cfg.level)
+        summaries["planted_accuracy"], comparisons["planted_accuracy"] = summ, comp
+        rankings["planted_accuracy"] = ZS.ranking_statement(summ, comp, RANKED_LABELS["planted_accuracy"],
+                                                            cfg.level, names=LABELS)
+    n_c = first["n_c"]
+    conf = {"study": STUDY, **cfg.as_dict(), "device": str(dev), "corpus": first["data"].config,
+            "space": first["space"].config, "planted_prefix": n_c,
+            "pca_plane_variance": [r["plane_variance"] for r in per_seed],
+            "readout": "ridge h_n -> running mean, per prefix length, GCV penalty",
             "solver": {"method": "FISTA with restart, simplex projection (Duchi et al. 2008)", "eps": cfg.eps,
                        "tol": cfg.tol if cfg.tol is not None else S.DEFAULT_TOL[pdt], "dtype": cfg.probe_dtype,
                        "max_iter": cfg.max_iter},
             "torch": torch.__version__}
-    return StudyResult(config=conf, curves=curves_df, profiles=pd.concat(profiles, ignore_index=True),
-                       recall=pd.concat(recalls, ignore_index=True), recommended=rec,
-                       recommended_strict=strict,
-                       planted=pd.concat(planted, ignore_index=True) if planted else None,
-                       training=pd.concat(logs, ignore_index=True), runs=pd.DataFrame(runs), space=space, data=data,
-                       wall_s=time.perf_counter() - t0, pca_example=example)
+    return StudyResult(config=conf, curves=curves_df, profiles=cat("profiles"), recall=cat("recall"),
+                       recommended=rec, recommended_strict=strict, planted=planted_df,
+                       training=cat("training"), runs=cat("runs"), space=first["space"], data=first["data"],
+                       wall_s=time.perf_counter() - t0, pca_example=first["example"], intervals=intervals,
+                       summaries=summaries, comparisons=comparisons, rankings=rankings,
+                       dropped=dropped_indicators(curves_df))
+
+
+def planted_accuracy_summary(planted: pd.DataFrame, train_length: int | None = None) -> pd.DataFrame:
+    """One number per (unit, seed) from the planted check: the mean over gaps of
+    ``response_accuracy - chance_accuracy`` of the units trained on ``train_length`` (default the
+    longest): how much better than the best constant guess the unit answers the planted key.
+
+    Returns columns ``unit``, ``seed``, ``value`` (as ``zhang_stats.unit_summary``)."""
+    T = int(planted["train_length"].max()) if train_length is None else int(train_length)
+    g = planted[planted["train_length"] == T].assign(
+        value=lambda d: d["response_accuracy"] - d["chance_accuracy"])
+    out = g.groupby(["unit", "seed"], sort=False)["value"].mean().reset_index()
+    out.attrs.update(indicator="planted_accuracy", train_length=T)
+    return out
+
+
+def dropped_indicators(curves: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The evidence for dropping ``DROPPED_INDICATORS``, measured on this run.
+
+    Parameters
+    ----------
+    curves: the per-seed curves (``run_study``).
+    level: interval coverage of the unit comparison.
+
+    Returns
+    -------
+    One row per dropped indicator: ``low`` / ``high`` (range over every seed, unit, training and
+    prefix length), ``unit_spread`` (largest minus smallest unit mean at the longest training
+    length, over n <= T and seeds), ``below_default`` (share of rows below the indicator's former
+    default threshold, ``semantic.FORMER_THRESHOLDS``), ``separated_pairs`` (unit pairs whose paired
+    t interval excludes 0, of ``pairs``), for ``area_ratio`` the share of prefixes whose recalled
+    words are fewer than 3 (hull of no area) and the ``reason``.
+    """
+    from . import zhang_stats as ZS
+
+    rows = []
+    for ind, reason in DROPPED_INDICATORS.items():
+        if ind not in curves.columns:
+            continue
+        summ = ZS.unit_summary(curves, ind)
+        comp = ZS.compare_units(summ, level)
+        means = summ.groupby("unit")["value"].mean()
+        th = S.FORMER_THRESHOLDS.get(ind)
+        row = {"indicator": ind, "low": float(curves[ind].min()), "high": float(curves[ind].max()),
+               "unit_spread": float(means.max() - means.min()),
+               "below_default": float((curves[ind] < th).mean()) if th is not None else np.nan,
+               "former_threshold": th, "separated_pairs": int((comp["verdict"] != "inconclusive").sum()),
+               "pairs": len(comp),
+               "few_retained": float(curves["area_few_retained"].mean())
+               if ind == "area_ratio" and "area_few_retained" in curves else np.nan,
+               "reason": reason}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _pca_example(fit: Windows, ev: Windows, vectors, cfg: ZhangConfig, device) -> dict:

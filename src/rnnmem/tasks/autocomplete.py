@@ -280,12 +280,25 @@ def _check_options(vocab_size, max_length, fractions, seed) -> tuple[float, floa
     return fr
 
 
-def check_corpus(corpus) -> Path:
-    """The corpus path, or InputError when it is missing, not a file or empty."""
-    path = Path(corpus)
+SYNTHETIC_HINT = "`rnnmem reproduce distill --quick` or `rnnmem train-autocomplete --synthetic`"
+
+
+def check_corpus(corpus, synthetic_hint: str = SYNTHETIC_HINT) -> Path:
+    """The corpus path, or InputError when it is missing, not a file or empty.
+
+    Parameters
+    ----------
+    corpus: path of a text8-format file.
+    synthetic_hint: how the caller's user gets the synthetic corpus instead (named in the error).
+
+    Returns
+    -------
+    The path.
+    """
+    path = Path(corpus).expanduser()
     if not path.exists():
         raise InputError(f"corpus {path} not found; give the path of a text8-format file (e.g. the unzipped "
-                         "http://mattmahoney.net/dc/text8.zip) or use the synthetic corpus (--quick)")
+                         f"http://mattmahoney.net/dc/text8.zip) or use the synthetic corpus ({synthetic_hint})")
     if not path.is_file():
         raise InputError(f"corpus {path} is not a file")
     if path.stat().st_size == 0:
@@ -444,6 +457,47 @@ def load_cached(entry) -> AutocompleteData:
     except (OSError, ValueError) as exc:
         raise InputError(f"autocomplete cache {entry} is unreadable ({exc}); delete the folder to rebuild") from None
     return AutocompleteData(**arrays, splits=splits, words=words, config=config, cache_hit=True, cache_path=entry)
+
+
+def find_dataset(fingerprint: dict | None, corpus=None, cache_dir=None) -> AutocompleteData | None:
+    """The dataset a model was trained on, from the fingerprint its checkpoint records (``data``:
+    ``corpus_sha256`` and the build options ``vocab_size``, ``max_length``, ``split``, ``seed``).
+
+    Without ``corpus``: the cache entry of that corpus and those options under ``cache_dir``
+    (default :func:`default_cache_dir`), or None when it is not there (or the fingerprint is
+    incomplete). With ``corpus`` (a text8-format file): its dataset is built with the recorded
+    options (or loaded from the cache); a file whose sha256 differs from the recorded one is refused.
+
+    Returns
+    -------
+    AutocompleteData or None.
+    """
+    keys = ("corpus_sha256", "vocab_size", "max_length", "split", "seed")
+    if not isinstance(fingerprint, dict) or any(fingerprint.get(k) is None for k in keys):
+        if corpus is not None:
+            raise InputError("the checkpoint does not record the corpus it was trained on (no data fingerprint), "
+                             "so its test split cannot be rebuilt; leave out --corpus")
+        return None
+    fp = fingerprint
+    if corpus is not None:
+        data = build_dataset(corpus, vocab_size=int(fp["vocab_size"]), max_length=int(fp["max_length"]),
+                             split=tuple(fp["split"]), seed=int(fp["seed"]), cache_dir=cache_dir)
+        if data.config.get("corpus_sha256") != fp["corpus_sha256"]:
+            raise InputError(f"corpus {corpus} is not the one the model was trained on (sha256 "
+                             f"{str(data.config.get('corpus_sha256'))[:12]}... vs {fp['corpus_sha256'][:12]}... "
+                             "recorded in the checkpoint); give the training corpus")
+        return data
+    try:
+        fractions = _check_options(int(fp["vocab_size"]), int(fp["max_length"]), tuple(fp["split"]), int(fp["seed"]))
+    except (ConfigError, TypeError, ValueError):
+        return None
+    options = _options(int(fp["vocab_size"]), int(fp["max_length"]), fractions, int(fp["seed"]))
+    key = fp["corpus_sha256"][:16] + "-" + hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:12]
+    entry = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / key
+    if not (entry / "meta.json").is_file():
+        return None
+    data = load_cached(entry)
+    return data if data.config.get("corpus_sha256") == fp["corpus_sha256"] else None
 
 
 def dataset_from_text(text: str, path, **options) -> AutocompleteData:

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from ..devices import resolve_device
 
 UNKNOWN = "<unknown>"
 
@@ -357,7 +358,7 @@ def train_skipgram(corpus: Corpus, config: SkipGramConfig | None = None, device=
     embedding holds every vocabulary word (``<unknown>`` included, trained like any word).
     Same seed and device -> same vectors. ``progress(done, total)`` counts processed words."""
     cfg = config or SkipGramConfig()
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = resolve_device(device)
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     V, d = len(corpus.vocabulary), cfg.dim
     counts = corpus.counts()

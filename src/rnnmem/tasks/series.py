@@ -74,28 +74,45 @@ def load_series(path, column: str = "x", min_length: int = 3) -> np.ndarray:
     """Read one numeric column of a CSV file as a float64 array.
 
     Raises ``InputError`` for a missing or unreadable file, a missing column (the message lists
-    the columns there are), non-numeric or missing values (the first bad row is named) and a
-    series shorter than ``min_length``.
+    the columns there are), a blank line between values, non-numeric or missing values (the first
+    bad one is named by its line in the file, the header being line 1) and a series shorter than
+    ``min_length``. Blank lines at the end of the file are ignored; no other row is ever dropped.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"series file not found: {path} (give the path of a CSV file with a column {column!r})")
     try:
-        frame = pd.read_csv(path)
+        # rows = lines, cells as text: nothing is dropped or converted silently
+        frame = pd.read_csv(path, skip_blank_lines=False, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise InputError(f"cannot read {path} as CSV: {exc}") from None
     if column not in frame.columns:
         cols = ", ".join(map(str, frame.columns)) or "none"
         raise InputError(f"{path} has no column {column!r} (columns: {cols}); pass --column NAME")
-    raw = frame[column]
+    blank = (frame.apply(lambda c: c.str.strip()) == "").all(axis=1).to_numpy()
+    n = len(frame)
+    while n and blank[n - 1]:  # trailing blank lines hold no data
+        n -= 1
+    frame, blank = frame.iloc[:n], blank[:n]
+    if blank.any():
+        line = int(np.flatnonzero(blank)[0]) + 2
+        raise InputError(f"{path} line {line} is blank ({int(blank.sum())} blank line(s) between values); a series "
+                         "must have one value per line: remove the blank lines or fill in the missing values")
+    raw = frame[column].str.strip()
     values = pd.to_numeric(raw, errors="coerce")
     bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
-        kind = "missing/NaN" if pd.isna(raw.iloc[first]) else f"non-numeric value {raw.iloc[first]!r}"
+        cell = raw.iloc[first]
+        if cell.lower() in ("", "nan", "na", "n/a", "null", "none"):
+            kind = "missing/NaN"
+        elif pd.notna(values.iloc[first]):
+            kind = f"infinite value {cell!r}"
+        else:
+            kind = f"non-numeric value {cell!r}"
         raise InputError(
-            f"{path} column {column!r} has {int(bad.sum())} bad value(s), first a {kind} at data row "
-            f"{first + 1}; clean or impute the series first"
+            f"{path} column {column!r} has {int(bad.sum())} bad value(s), first a {kind} at line "
+            f"{first + 2} (data row {first + 1}); clean or impute the series first"
         )
     x = values.to_numpy(dtype=np.float64)
     if x.size < min_length:

@@ -238,3 +238,77 @@ def planted_dependency_text(
         "zipf": {"exponent": 1.0, "offset": 2.7}, "total_words": len(out), "episodes": len(rows),
     }
     return SyntheticCorpus(text=text, dependencies=deps, config=config)
+
+
+def planted_examples(distances=(1, 2, 4, 8), max_chars: int | None = 500, seed: int = 0, context_words: int = 6,
+                     n_words: int = 4_000, **corpus) -> list[dict]:
+    """Short texts with one planted dependency each, one per gap in ``distances``, for showing
+    long-range memory (e.g. the menu of ``rnnmem serve``).
+
+    A corpus is generated with ``planted_dependency_text(n_words, distances=distances, seed=seed,
+    **corpus)`` (so with the options of a model's training corpus, its words are the model's); for
+    each gap D the first episode ``remember K f_1 ... f_D recall R(K)`` whose window (up to
+    ``context_words`` filler words before it and one word after) holds no other episode is cut out.
+    Context words are dropped from the front until the text (cleaned form, leading space not
+    counted) has at most ``max_chars`` characters; a gap whose bare episode does not fit is left out.
+
+    Parameters
+    ----------
+    distances : gaps D (filler words between key and cue), as in ``planted_dependency_text``.
+    max_chars : longest text, in characters after the leading space; None: no limit.
+    seed : the corpus seed (same seed -> same texts).
+    context_words : filler words before the episode.
+    n_words : filler words of the generated corpus (enough to hold an episode of every gap).
+    **corpus : further ``planted_dependency_text`` options (vocab_size, n_keys, rate, kind, markers).
+
+    Returns
+    -------
+    list of dicts, one per gap that fits, in the order of ``distances``: ``label``, ``text`` (leading
+    space), ``gap_words``, ``key``, ``response``, ``distance_chars`` (from the key's first letter to
+    the space before the response word) and ``key_at`` / ``response_at`` (those character positions).
+    """
+    if max_chars is not None and (not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < 1):
+        raise ConfigError(f"max_chars must be a positive integer or None, got {max_chars!r}")
+    if not isinstance(context_words, int) or context_words < 0:
+        raise ConfigError(f"context_words must be an integer >= 0, got {context_words!r}")
+    corpus.setdefault("rate", 0.05)
+    gen = planted_dependency_text(n_words=n_words, distances=distances, seed=seed, **corpus)
+    words = gen.words
+    deps = gen.dependencies
+    spans = list(zip((deps["key_index"] - 1).tolist(), deps["response_index"].tolist()))  # marker .. response
+    out = []
+    for d in dict.fromkeys(int(x) for x in distances):
+        chosen = None
+        for ep in deps[deps["gap_words"] == d].itertuples():
+            lo = max(0, ep.key_index - 1 - context_words)
+            hi = min(len(words), ep.response_index + 2)
+            if not any(a < hi and b >= lo for a, b in spans if a != ep.key_index - 1):  # no other episode inside
+                chosen = (ep, lo, hi)
+                break
+        if chosen is None:
+            continue
+        ep, lo, hi = chosen
+        window = words[lo:hi]
+        while True:
+            text = " " + " ".join(window)
+            if max_chars is None or len(text) - 1 <= max_chars:
+                break
+            if lo < ep.key_index - 1:
+                window, lo = window[1:], lo + 1
+            elif hi > ep.response_index + 1:
+                window, hi = window[:-1], hi - 1
+            else:
+                window = None
+                break
+        if window is None:
+            continue
+        offsets = [0]
+        for w in window[:-1]:
+            offsets.append(offsets[-1] + len(w) + 1)
+        key_at = offsets[ep.key_index - lo] + 1
+        resp_at = offsets[ep.response_index - lo]
+        out.append({"label": f"gap {d} words: key '{ep.key}' ... response '{ep.response}', "
+                             f"{resp_at - key_at} characters apart",
+                    "text": text, "gap_words": d, "key": ep.key, "response": ep.response,
+                    "distance_chars": resp_at - key_at, "key_at": key_at, "response_at": resp_at})
+    return out

@@ -45,6 +45,7 @@ from .. import cells
 from ..cells import init as winit
 from ..cells.base import resolve_dtype
 from ..errors import ConfigError, InputError
+from ..devices import resolve_device
 from ..tasks.autocomplete import CHARS, PAD, UNKNOWN, AutocompleteData, batch_order, known_characters
 from .checkpoint import atomic_save, load_dict
 
@@ -210,7 +211,7 @@ def load_checkpoint(path, device="cpu") -> AutocompleteModel:
         model.load_state_dict(obj["state_dict"])
     except RuntimeError as exc:
         raise InputError(f"{path}: weights do not fit the stored config: {exc}") from None
-    return model.to(device).eval()
+    return model.to(resolve_device(device)).eval()
 
 
 # =========================================================================== training
@@ -348,7 +349,7 @@ def train_autocomplete(model: AutocompleteModel, data: AutocompleteData, config:
         raise ConfigError(f"model has {model.n_words} word classes but the data has {data.n_words}")
     if model.chars != list(data.chars_vocabulary):
         raise ConfigError("model and data use different character alphabets")
-    device = torch.device(device)
+    device = resolve_device(device)
     model.to(device)
     train_idx = data.split_index("train")
     if len(train_idx) == 0:
@@ -469,7 +470,7 @@ def evaluate(model: AutocompleteModel, data: AutocompleteData, split: str = "tes
     ``summary``: ``cross_entropy`` (token mean, masked), ``cross_entropy_study`` (mean over
     observations of each one's masked mean), ``accuracy`` / ``top2`` / ``top3`` (masked),
     ``accuracy_study`` (argmax == target over non-padding characters), counts."""
-    device = torch.device(device)
+    device = resolve_device(device)
     model.to(device)
     was_training = model.training
     model.eval()
@@ -545,7 +546,7 @@ def dependency_accuracy(model: AutocompleteModel, data: AutocompleteData, positi
     cols = ["gap_words", "episodes", "accuracy", "mean_distance_chars"]
     if len(positions) == 0:
         return pd.DataFrame(columns=cols)
-    device = torch.device(device)
+    device = resolve_device(device)
     model.to(device)
     was_training = model.training
     model.eval()

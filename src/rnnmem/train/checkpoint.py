@@ -33,8 +33,15 @@ def load_dict(path, device="cpu", kind: str = "checkpoint") -> dict:
         raise InputError(f"{kind} {path} not found")
     try:
         obj = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # corrupt, truncated or not a torch file
-        raise InputError(f"cannot read {kind} {path} ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # corrupt, truncated, not a torch file, or pickled objects (never unpickled)
+        from ..model_io import pickled_globals
+
+        names = pickled_globals(path)
+        if names:
+            raise InputError(f"{kind} {path} holds pickled Python objects ({', '.join(sorted(set(names))[:4])}); "
+                             "an rnnmem checkpoint holds only tensors and plain values, and rnnmem never "
+                             "unpickles code: give a checkpoint written by rnnmem") from None
+        raise InputError(f"cannot read {kind} {path} ({type(exc).__name__}: {str(exc)[:300]})") from None
     if not isinstance(obj, dict):
         raise InputError(f"{kind} {path} holds a {type(obj).__name__}, not a checkpoint dict")
     return obj

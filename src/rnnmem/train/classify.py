@@ -50,6 +50,7 @@ from torch import nn
 
 from ..cells import build, resolve_dtype
 from ..errors import ConfigError, InputError
+from ..devices import resolve_device
 from .seed_batch import masked_copy, seed_params
 from .fastseq import fast_forward
 from .timeseries import derive_seed
@@ -273,7 +274,7 @@ def train_classifier(first: str, data: dict[str, SequenceSet], seeds, *, hidden:
     for name in SPLITS:
         if int(data[name].labels.max()) >= n_cls:
             raise InputError(f"split {name!r} has label {int(data[name].labels.max())} >= classes = {n_cls}")
-    device = torch.device(device)
+    device = resolve_device(device)
     dt = resolve_dtype(dtype)
     S = len(seeds)
     t0 = time.perf_counter()

@@ -19,7 +19,7 @@ it alone (tests/test_train_timeseries.py, to 1e-5).
 rnnmem's choices where the paper's code differs (documented in docs/long_memory.md):
 - the kept model is the one whose validation loss was measured (the parameters *before* the
   epoch's update); the published code copies the model after ``optimizer.step()``, i.e. one
-  update later than the validation loss it compares;
+  update later than the validation loss it compares (``keep="after"`` does that);
 - a seed whose loss becomes NaN/inf is frozen and reported with status ``diverged``.
 """
 
@@ -36,6 +36,8 @@ from torch import nn
 
 from ..cells import build, resolve_dtype
 from ..errors import ConfigError, InputError
+from ..devices import resolve_device
+from ..cells.init import glorot_uniform
 from .seed_batch import masked_copy, seed_params
 from .fastseq import fast_forward
 
@@ -52,6 +54,14 @@ MODELS: dict[str, tuple[str, str]] = {
 }
 FILTER_MODELS = ("mrnnf", "mrnn", "mlstmf", "mlstm", "rnn2")   # models with a filter length K
 STATUSES = ("early_stopped", "max_epochs", "diverged")
+#: initialisations: ``torch`` (PyTorch's defaults, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for every
+#: weight and bias: what the published code gets from nn.RNN/nn.LSTMCell/nn.Linear) or ``keras``
+#: (glorot-uniform input kernels, orthogonal recurrent kernels, zero biases; an ablation only)
+INITS = ("torch", "keras")
+#: which parameters are kept at the best validation epoch: ``before`` the epoch's Adam update (the
+#: parameters whose validation loss was measured: rnnmem) or ``after`` it (the published code's
+#: ``deepcopy(model)`` after ``optimizer.step()``)
+KEEPS = ("before", "after")
 
 
 def derive_seed(seed: int, purpose: int) -> int:
@@ -70,14 +80,18 @@ class SeriesModel(nn.Module):
     ``y_t = h_t W_o + b_o`` (rnn, lstm, mlstmf, mlstm, rwa: PyTorch's nn.Linear(H, 1) init,
     U(-1/sqrt(H), 1/sqrt(H)), drawn from a stream derived from the member's seed). Input x
     [T, S, 1, 1] -> prediction [T, S, 1, 1]. Units use the ``torch`` convention (the paper's
-    PyTorch code). ``fast=True`` runs ``rnnmem.train.fastseq`` kernels, else the unit's step loop.
+    PyTorch code); ``init="keras"`` swaps in glorot-uniform / orthogonal kernels and zero biases
+    (unit and readout), for the initialisation ablation of issue 14. ``fast=True`` runs ``rnnmem.train.fastseq`` kernels, else the unit's step loop.
     """
 
     def __init__(self, model: str, seeds: list[int], hidden: int = 1, K: int = 100, dtype="float32",
-                 device=None):
+                 device=None, init: str = "torch"):
         super().__init__()
         if model not in MODELS:
             raise ConfigError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+        if init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+        self.init = init
         if not seeds:
             raise ConfigError("seeds must not be empty")
         cell, readout = MODELS[model]
@@ -89,6 +103,8 @@ class SeriesModel(nn.Module):
             opts["K"] = self.K
         if readout == "identity":
             opts["output_size"] = 1
+        if init != "torch":
+            opts["init"] = init
         self.unit = build(cell, 1, self.hidden, convention="torch", dtype=dtype, seeds=self.seeds, device=device,
                           **opts)
         dt = resolve_dtype(dtype)
@@ -97,8 +113,12 @@ class SeriesModel(nn.Module):
             Ws, bs = [], []
             for s in self.seeds:
                 gen = torch.Generator().manual_seed(derive_seed(s, READOUT_STREAM))
-                Ws.append((torch.rand(self.hidden, 1, generator=gen, dtype=dt) * 2 - 1) * bound)
-                bs.append((torch.rand(1, 1, generator=gen, dtype=dt) * 2 - 1) * bound)
+                if init == "torch":
+                    Ws.append((torch.rand(self.hidden, 1, generator=gen, dtype=dt) * 2 - 1) * bound)
+                    bs.append((torch.rand(1, 1, generator=gen, dtype=dt) * 2 - 1) * bound)
+                else:                                  # Keras Dense: glorot_uniform kernel, zero bias
+                    Ws.append(glorot_uniform((self.hidden, 1), gen, dt))
+                    bs.append(torch.zeros(1, 1, dtype=dt))
             self.W_o = nn.Parameter(torch.stack(Ws))      # [S, H, 1]
             self.b_o = nn.Parameter(torch.stack(bs))      # [S, 1, 1]
         if device is not None:
@@ -167,27 +187,34 @@ def _tensor(a: np.ndarray, S: int, dtype, device) -> torch.Tensor:
 def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int = 1, K: int = 100,
                  dtype="float32", device="cpu", settings: TrainSettings | None = None,
                  progress: Callable[[int, int], None] | None = None, keep_predictions: bool = False,
-                 fast: bool = True) -> TrainResult:
+                 fast: bool = True, keep: str = "before", init: str = "torch") -> TrainResult:
     """Train ``model`` on ``split`` (a ``rnnmem.tasks.series.SeriesSplit``) for every seed in
     ``seeds`` at once; returns per-seed metrics on the original scale.
 
     ``progress(epoch, active_seeds)`` is called after every epoch. ``fast=False`` trains through
     the units' autograd step loop instead of the hand-written kernels (same numbers, slower).
+    ``keep`` (``KEEPS``): at an epoch whose validation loss is the best so far, keep the parameters
+    ``before`` that epoch's Adam update (those whose validation loss was measured; rnnmem's default)
+    or ``after`` it (the published code). With ``after`` a seed also takes the update of the epoch
+    at which it stops, as in the published loop (which breaks after ``optimizer.step()``).
+    ``init`` (``INITS``): ``torch`` (the published code's PyTorch defaults) or ``keras``.
     """
     from ..tasks.series import fit_scaler
 
     settings = settings or TrainSettings()
+    if keep not in KEEPS:
+        raise ConfigError(f"keep must be one of {', '.join(KEEPS)}, got {keep!r}")
     seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct, got {seeds}")
     if len(split.val) < 1 or len(split.test) < 1:
         raise InputError("the split needs at least one validation and one test pair")
-    device = torch.device(device)
+    device = resolve_device(device)
     dt = resolve_dtype(dtype)
     sc = fit_scaler(split, scaler)
     S = len(seeds)
     t0 = time.perf_counter()
-    net = SeriesModel(model, seeds, hidden=hidden, K=K, dtype=dtype, device=device)
+    net = SeriesModel(model, seeds, hidden=hidden, K=K, dtype=dtype, device=device, init=init)
     blocks = {name: (_tensor(sc.transform(b.inputs), S, dt, device), _tensor(sc.transform(b.targets), S, dt, device))
               for name, b in split.blocks().items()}
     (x_tr, y_tr), (x_va, y_va) = blocks["train"], blocks["val"]
@@ -231,24 +258,26 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
         curve_val[epoch, active] = va[active]
         epochs_run[active] += 1
         better_val = active & (va < best_val)
-        if better_val.any():                  # keep the parameters whose validation loss this is
+        if keep == "before" and better_val.any():   # keep the parameters whose validation loss this is
             mask = torch.as_tensor(better_val, device=device)
             with torch.no_grad():
                 for p, b in zip(params, best):
                     masked_copy(b, p.detach(), mask)
-            best_val[better_val] = va[better_val]
-            best_epoch[better_val] = epoch
+        best_val[better_val] = va[better_val]
+        best_epoch[better_val] = epoch
         better_train = active & (best_train - lo > settings.min_delta)
         best_train[better_train] = lo[better_train]
         wait[better_train] = 0
         wait[active & ~better_train] += 1
         stopped = active & (wait >= settings.patience)
         status[stopped] = "early_stopped"
+        # "after": the published loop steps before it checks for stopping, so stopping seeds step too
+        stepping = active.copy() if keep == "after" else active & ~stopped
         active &= ~stopped
-        if active.all():
+        if stepping.all():
             opt.step()
-        elif active.any():                    # frozen seeds keep their parameters
-            mask = torch.as_tensor(active, device=device)
+        elif stepping.any():                  # frozen seeds keep their parameters
+            mask = torch.as_tensor(stepping, device=device)
             with torch.no_grad():
                 before = [p.detach().clone() for p in params]
             opt.step()
@@ -256,6 +285,11 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
                 for p, b in zip(params, before):
                     masked_copy(b, p.detach(), mask)   # b: updated where active, old elsewhere
                     p.copy_(b)
+        if keep == "after" and better_val.any():    # the published code: deepcopy after optimizer.step()
+            mask = torch.as_tensor(better_val, device=device)
+            with torch.no_grad():
+                for p, b in zip(params, best):
+                    masked_copy(b, p.detach(), mask)
         if progress is not None:
             progress(epoch + 1, int(active.sum()))
     epochs_total = int(epochs_run.max()) if S else 0
@@ -293,7 +327,9 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
         "device": str(device), "scaler": sc.as_dict(), "settings": asdict(settings),
         "loss": "MSE on the MinMax-scaled series; sum over seeds of per-seed means",
         "metrics": "RMSE and MAE on the original scale, train -> val -> test continuing the state",
-        "kept_model": "parameters with the best validation loss (before that epoch's update)",
+        "kept_model": ("parameters with the best validation loss (before that epoch's update)" if keep == "before"
+                       else "parameters one Adam update after the best validation loss (the published code)"),
+        "keep": keep, "init": init,
         "seeds": seeds, "kernels": "fastseq" if fast else "step loop", "unit": net.unit.describe(),
         "pairs": {k: len(b) for k, b in split.blocks().items()},
     }
@@ -304,4 +340,5 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
     return result
 
 
-__all__ = ["MODELS", "FILTER_MODELS", "SeriesModel", "TrainSettings", "TrainResult", "train_series", "derive_seed"]
+__all__ = ["MODELS", "FILTER_MODELS", "INITS", "KEEPS", "SeriesModel", "TrainSettings", "TrainResult", "train_series",
+           "derive_seed"]
