@@ -91,7 +91,8 @@ def test_study_end_to_end(tmp_path):
         np.testing.assert_allclose(iv.set_index(["unit", "train_length", "n"])[col].loc[pair.index], pair)
     assert (iv["hull_score_high"] > iv["hull_score_low"]).any()
     comp = pd.read_csv(out / "comparisons.csv")
-    assert set(comp["indicator"]) == {"hull_score", "recall_score"} and (comp["seeds"] == 2).all()
+    assert set(comp["indicator"]) == {"hull_score", "recall_score", "planted_accuracy"}
+    assert (comp["seeds"] == 2).all()
     assert np.isfinite(comp["low"]).all() and (comp["low"] <= comp["difference"]).all()
     assert sorted(curves["n"].unique()) == [4, 6, 8, 12]  # the grid includes the training lengths
     assert curves["qp_converged"].all()

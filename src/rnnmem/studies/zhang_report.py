@@ -460,6 +460,8 @@ def write_report(res, out: Path, quick: bool = False, command: str = "") -> dict
         else:
             head = (f"{RANKED_LABELS[ind]}: **{r['order']}**, inconclusive: the paired {pct} interval of at "
                     "least one pair includes 0.")
+        if ind == "planted_accuracy":
+            head += f" (Summary: mean over gaps of response minus chance accuracy at T = {Tmax}, per seed.)"
         concl.append(f"{head} {r['text']}.")
     concl.append(f"Recommended training length: {_rec_sentence(res.recommended)}.")
     doc.text(f"Ranking ({summary_of}):")
