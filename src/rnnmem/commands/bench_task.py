@@ -1,5 +1,5 @@
-"""``rnnmem bench-task``: train a unit on the copy or adding task for several T and report the
-largest T solved (held-out loss under 10% of the memoryless baseline)."""
+"""``rnnmem bench-task``: train a unit on the copy, adding, selective-copying or MQAR task for several
+T and report the largest T solved (held-out loss under 10% of the memoryless baseline)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ def _parse_Ts(text: str) -> list[int]:
 def bench_task_command(
     cell: str = typer.Option("lstm", "--cell", help="Unit name (see `rnnmem cells`)."),
     units: int = typer.Option(64, "--units", help="Hidden units per layer."),
-    task: str = typer.Option("copy", "--task", help="copy | adding"),
-    T: str = typer.Option("10,20,50", "--T", help="Comma-separated list of T (copy: blank time; adding: length)."),
+    task: str = typer.Option("copy", "--task", help="copy | adding | selective_copy | mqar"),
+    T: str = typer.Option("10,20,50", "--T", help="Comma-separated list of T (copy: blank time; adding: length; "
+                                                  "selective_copy: noise tokens; mqar: sequence length)."),
     steps: int = typer.Option(2000, "--steps", help="Training steps (Adam updates) per T."),
     batch: int = typer.Option(32, "--batch", help="Batch size."),
     lr: float = typer.Option(1e-2, "--lr", help="Adam learning rate."),
@@ -42,11 +43,19 @@ def bench_task_command(
     ),
     variant: str = typer.Option("tcn", "--copy-variant", help="copy: tcn (9s after the delimiter) | blank"),
     markers: str = typer.Option("halves", "--adding-markers", help="adding: halves | anywhere"),
+    memorize: int = typer.Option(4, "--memorize", help="selective_copy: data tokens to memorise (paper: 16)."),
+    vocab: Optional[int] = typer.Option(
+        None, "--vocab",
+        help="selective_copy / mqar: token ids incl. noise/filler (default 8 / 32; papers: 16 / 8192)."),
+    pairs: int = typer.Option(4, "--pairs", help="mqar: key-value pairs."),
+    queries: Optional[int] = typer.Option(None, "--queries", help="mqar: queries per sequence (default: --pairs)."),
+    query_distance: str = typer.Option("power", "--query-distance", help="mqar: power (Zoology, a=0.01) | uniform"),
     device: str = opt.device_option(),
     threads: Optional[int] = opt.threads_option(),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the table to this CSV file."),
 ) -> None:
-    """Train a unit on copy/adding for each T; report final loss, baseline and the largest T solved."""
+    """Train a unit on copy/adding/selective_copy/mqar for each T; report final loss, baseline and the
+    largest T solved."""
     device = opt.setup(device, threads)
     import pandas as pd
     from rich.console import Console
@@ -59,7 +68,13 @@ def bench_task_command(
     from ..train.sequence_tasks import largest_solved, train_on_task
 
     Ts = _parse_Ts(T)
-    options = {"variant": variant} if task == "copy" else {"markers": markers} if task == "adding" else {}
+    task = "selective_copy" if task == "selective-copy" else task
+    vocab_opt = {} if vocab is None else {"vocab_size": vocab}
+    options = {"copy": {"variant": variant}, "adding": {"markers": markers},
+               "selective_copy": {"n_memorize": memorize, **vocab_opt},
+               "mqar": {"n_pairs": pairs, "n_queries": queries, "query_distance": query_distance, **vocab_opt},
+               }.get(task, {})
+    tokens = task in ("selective_copy", "mqar")
     tasks = [make_task(task, t, **options) for t in Ts]
     if eval_every < 0:
         raise ConfigError(f"--eval-every must be >= 0, got {eval_every}")
@@ -88,17 +103,29 @@ def bench_task_command(
         table.add_column(col, justify="right")
     if task == "copy":
         table.add_column("answer accuracy", justify="right")
+    if tokens:
+        for col in ("accuracy", "seq. accuracy"):
+            table.add_column(col, justify="right")
     for r in results:
         cells_ = [str(r.task["T"]), f"{r.final_loss:.4g}", f"{r.baseline:.4g}", f"{r.ratio:.3f}",
                   "yes" if r.solved else "no", str(r.steps_run), f"{r.wall_s:.1f}"]
         if task == "copy":
             cells_.append(f"{r.metrics['answer_accuracy']:.3f}")
+        if tokens:
+            cells_ += [f"{r.metrics[k]:.3f}" for k in ("token_accuracy", "sequence_accuracy")]
         table.add_row(*cells_)
     console.print(table)
     best = largest_solved(results)
     rule = "solved = held-out loss < 10% of the memoryless baseline"
     if task == "copy":
         rule += "; copy baseline = 10 ln 8 / (T + 20)"
+    elif task == "selective_copy":
+        rule += (f"; baseline = ln(V - 2), memoryless accuracy 1/(V - 2) = {tasks[0].baseline_accuracy:.4g} per token, "
+                 f"{tasks[0].baseline_sequence_accuracy:.3g} per sequence (the data symbols are uniform)")
+    elif task == "mqar":
+        rule += (f"; baseline = ln(V - V//2), memoryless accuracy 1/(V - V//2) = {tasks[0].baseline_accuracy:.4g} "
+                 f"per query, <= {tasks[0].baseline_sequence_accuracy:.3g} per sequence (values are uniform, "
+                 "unbound to keys)")
     else:
         rule += "; adding baseline = 1/6"
     console.print(f"largest T solved: {best if best is not None else 'none'}  ({rule})")

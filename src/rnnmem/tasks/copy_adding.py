@@ -210,14 +210,30 @@ class AddingTask:
 
 
 TASKS = {"copy": CopyTask, "adding": AddingTask}
+TASK_NAMES = ("copy", "adding", "selective_copy", "mqar")
+
+
+def _task_class(name: str):
+    if name in TASKS:
+        return TASKS[name]
+    if name in ("selective_copy", "selective-copy"):
+        from .selective_copy import SelectiveCopyTask
+
+        return SelectiveCopyTask
+    if name == "mqar":
+        from .mqar import MQARTask
+
+        return MQARTask
+    raise ConfigError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
 
 
 def make_task(name: str, T: int, **options):
-    """Build a task by name: ``copy`` (options memory, variant, encoding) or ``adding`` (markers)."""
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    """Build a task by name: ``copy`` (options memory, variant, encoding), ``adding`` (markers),
+    ``selective_copy`` (n_memorize, vocab_size; :mod:`rnnmem.tasks.selective_copy`) or ``mqar``
+    (n_pairs, vocab_size, n_queries, query_distance, power_a, filler; :mod:`rnnmem.tasks.mqar`)."""
+    cls = _task_class(name)
     try:
-        return TASKS[name](T, **options)
+        return cls(T, **options)
     except TypeError as exc:
         raise ConfigError(f"bad option for task {name!r}: {exc}") from None
 

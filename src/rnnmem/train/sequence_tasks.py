@@ -1,7 +1,10 @@
-"""Train any rnnmem unit plus a linear readout on a sequence task (copy memory, adding).
+"""Train any rnnmem unit plus a linear readout on a sequence task (copy memory, adding, selective
+copying, multi-query associative recall).
 
-Model: the unit's top-layer output ``h_t`` feeds a linear readout, at every step for the copy
-task (logits over 10 classes) and at the last step for the adding task (one number). Training:
+Model: the unit's top-layer output ``h_t`` feeds a linear readout, at every step for the
+classification tasks (copy: logits over 10 classes; selective copying and MQAR: logits over the
+task's token ids, scored only at the answer positions) and at the last step for the adding task
+(one number). Training:
 Adam (Kingma & Ba 2015) on fresh batches drawn each step, gradient-norm clipping, fixed number of
 steps. Evaluation: the task loss on a held-out set drawn once from its own seed. A task counts
 as *solved* when the final held-out loss is below ``solve_ratio`` (default 0.1) times the task's
@@ -126,8 +129,9 @@ def train_on_task(
     progress=None,
 ) -> TrainResult:
     """Train a copy of ``model_or_unit`` (an rnnmem unit, torch.nn.RNN/LSTM/GRU or CallableUnit)
-    with a linear readout on ``task`` (a :class:`~rnnmem.tasks.copy_adding.CopyTask` or
-    ``AddingTask``) and return the held-out loss against the baseline.
+    with a linear readout on ``task`` (a :class:`~rnnmem.tasks.copy_adding.CopyTask`, ``AddingTask``,
+    :class:`~rnnmem.tasks.selective_copy.SelectiveCopyTask` or :class:`~rnnmem.tasks.mqar.MQARTask`)
+    and return the held-out loss against the baseline.
 
     ``eval_every``: also evaluate every that many steps (recorded in ``history``); with
     ``stop_when_solved`` training stops at the first evaluation below ``solve_ratio * baseline``.
