@@ -105,6 +105,10 @@ def muccino_command(
     threads: Optional[int] = opt.threads_option(),
 ) -> None:
     """Reproduce Muccino (2019): forgetting steps over input size x units for LSTM and GRU."""
+    if reference is not None:  # checked first: a bad table fails before torch is even imported
+        from ..studies.published import read_muccino_reference
+
+        read_muccino_reference(reference)
     device = opt.setup(device, threads, opt.pool_processes(workers))
     from rich.console import Console
 

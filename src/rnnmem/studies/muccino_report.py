@@ -13,7 +13,7 @@ from ..probes.forgetting import tol_name
 from ..report.document import Document
 from ..report.heatmap import heatmaps
 from .muccino import VARIANTS
-from .published import MUCCINO2019
+from .published import MUCCINO2019, read_muccino_reference
 
 PUBLISHED_VARIANT = "keras-float32"
 
@@ -22,32 +22,7 @@ def published_frame(reference: str | Path | None = None) -> pd.DataFrame:
     """The published table as (cell, input_size, units, mean_steps); from ``reference`` (a CSV with
     those columns) when given, else the figures embedded in rnnmem."""
     if reference is not None:
-        from ..errors import InputError
-
-        path = Path(reference).expanduser()
-        if not path.is_file():
-            raise InputError(f"reference table {path} not found (give a CSV with columns cell,input_size,units,"
-                             "mean_steps, or leave out --reference for the published figures)")
-        try:
-            df = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-            raise InputError(f"cannot read reference table {path} as CSV: {exc}") from None
-        missing = {"cell", "input_size", "units", "mean_steps"} - set(df.columns)
-        if missing:
-            raise InputError(f"reference table {path} lacks columns {sorted(missing)} "
-                             "(expected cell,input_size,units,mean_steps)")
-        if df.empty:
-            raise InputError(f"reference table {path} has no rows")
-        df = df[["cell", "input_size", "units", "mean_steps"]].copy()
-        for col in ("input_size", "units", "mean_steps"):
-            num = pd.to_numeric(df[col], errors="coerce")
-            if num.isna().any():
-                row = int(np.flatnonzero(num.isna().to_numpy())[0])
-                raise InputError(f"reference table {path}: column {col} has a missing or non-numeric value "
-                                 f"{df[col].iloc[row]!r} at line {row + 2}")
-            df[col] = num
-        df["cell"] = df["cell"].astype(str).str.strip().str.lower()
-        return df
+        return read_muccino_reference(reference)
     rows = [(cell, i, u, v) for (cell, i), row in MUCCINO2019.items() for u, v in row.items()]
     return pd.DataFrame(rows, columns=["cell", "input_size", "units", "mean_steps"])
 

@@ -25,3 +25,51 @@ MUCCINO2019 = {
     ("gru", 64): {1: 0.6, 2: 9.4, 4: 13.4, 8: 16.8, 16: 14.0, 32: 16.8, 64: 16.6, 128: 19.0},
     ("gru", 128): {1: 2.0, 2: 7.0, 4: 12.6, 8: 14.4, 16: 14.2, 32: 15.0, 64: 15.0, 128: 15.2},
 }
+
+
+def read_muccino_reference(path):
+    """A user's table in place of ``MUCCINO2019``: a CSV with columns cell, input_size, units,
+    mean_steps, checked completely (light: pandas only, so commands check it before anything else).
+
+    Parameters
+    ----------
+    path: the CSV file.
+
+    Returns
+    -------
+    DataFrame (cell lower-case, numeric input_size, units, mean_steps).
+
+    Raises ``InputError`` naming the file and the problem (missing, unreadable, a missing column, no
+    rows, a missing or non-numeric value with its line).
+    """
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from ..errors import InputError
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"reference table {path} not found (give a CSV with columns cell,input_size,units,"
+                         "mean_steps, or leave out --reference for the published figures)")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"cannot read reference table {path} as CSV: {exc}") from None
+    missing = {"cell", "input_size", "units", "mean_steps"} - set(df.columns)
+    if missing:
+        raise InputError(f"reference table {path} lacks columns {sorted(missing)} "
+                         "(expected cell,input_size,units,mean_steps)")
+    if df.empty:
+        raise InputError(f"reference table {path} has no rows")
+    df = df[["cell", "input_size", "units", "mean_steps"]].copy()
+    for col in ("input_size", "units", "mean_steps"):
+        num = pd.to_numeric(df[col], errors="coerce")
+        if num.isna().any():
+            row = int(np.flatnonzero(num.isna().to_numpy())[0])
+            raise InputError(f"reference table {path}: column {col} has a missing or non-numeric value "
+                             f"{df[col].iloc[row]!r} at line {row + 2}")
+        df[col] = num
+    df["cell"] = df["cell"].astype(str).str.strip().str.lower()
+    return df
