@@ -111,8 +111,11 @@ def test_pip_install_in_fresh_venv(tmp_path):
     where = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                            capture_output=True, text=True, timeout=120, check=True)
     (Path(where.stdout.strip()) / "zz_rnnmem_test_deps.pth").write_text("\n".join(_site_dirs()) + "\n")
-    install = subprocess.run([py, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
-                              "--disable-pip-version-check", str(wheel[0])],
+    # --ignore-installed: where the running environment has rnnmem installed (not editable), the .pth
+    # makes it visible here and pip would call it "already satisfied" and install nothing (no script);
+    # nor may pip ever uninstall it from the running environment.
+    install = subprocess.run([py, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
+                              "-q", "--disable-pip-version-check", str(wheel[0])],
                              capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert install.returncode == 0, install.stdout + install.stderr
     exe = bindir / "rnnmem"
