@@ -153,3 +153,19 @@ def test_native_nlstm_matches_python_loop(conv, seeds, dtype, monkeypatch):
     for a, b in zip((fast[0],) + fast[1] + fast[2], (slow[0],) + slow[1] + slow[2]):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, atol=TOL[dtype], rtol=0)
+
+
+@needs_native
+def test_forgetting_records_which_kernel_ran():
+    """Results at exact tolerance depend on the arithmetic, so the probe says which path computed
+    them: the compiled loop, the Python loop, or torch's fused kernel."""
+    from rnnmem.probes.forgetting import forgetting
+
+    unit = cells.build("lstm", 4, 8, convention="keras", seeds=[0, 1])
+    assert forgetting(unit, T=400, P=50).notes["kernel"] == "compiled"
+    unit.use_native = False
+    assert forgetting(unit, T=400, P=50).notes["kernel"] == "python"
+    fused = cells.build("lstm", 4, 8, convention="torch", seed=0)
+    with torch.no_grad():
+        fused(torch.randn(20, 2, 4))
+    assert fused.last_path == "fused"  # a plain forward of an exact torch configuration

@@ -253,6 +253,7 @@ class RecurrentUnit(nn.Module):
         else:
             state = tuple(s.to(device=ref.device, dtype=ref.dtype) for s in state)
         if self.use_fused and not return_all_states and self.fusable():
+            self.last_path = "fused"
             return self._forward_fused(x, state)
         return self._forward_loop(x, state, return_all_states)
 
@@ -266,9 +267,11 @@ class RecurrentUnit(nn.Module):
         new_state = [[] for _ in self.state_names]
         all_states = [[] for _ in self.state_names] if return_all_states else None
         native = self._native_ok(inputs, state)
+        paths = set()
         for layer in range(self.num_layers):
             st = tuple(s[layer] for s in state)
             block = self._native_layer(layer, inputs, st, return_all_states) if native else None
+            paths.add("compiled" if block is not None else "python")
             if block is not None:  # the compiled loop ran all steps of this layer (see _native.py)
                 inputs, st, seq = block
                 for k, s in enumerate(st):
@@ -295,6 +298,8 @@ class RecurrentUnit(nn.Module):
             if all_states is not None:
                 for k in range(len(self.state_names)):
                     all_states[k].append(torch.stack([s[k] for s in per_step]))
+        # which arithmetic ran (results at exact tolerance depend on it): fused | compiled | python
+        self.last_path = paths.pop() if len(paths) == 1 else "+".join(sorted(paths))
         final = tuple(torch.stack(s) for s in new_state)
         if all_states is not None:
             return inputs, final, tuple(torch.stack(s, dim=1) for s in all_states)

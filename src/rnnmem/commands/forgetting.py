@@ -67,6 +67,7 @@ def forgetting_command(
                             early_stop=not no_early_stop, progress=lambda n: bar.advance(task, n))
     table = result.table
     out = Table(title=f"Forgetting steps ({result.unit.get('cell')}, {table['dtype'][0]}, "
+                      f"{result.notes.get('kernel')} kernel, "
                       f"{result.steps_computed:,} of {T:,} steps computed in {result.wall_s:.2f} s)")
     for col in ["run", "status"] + [f"steps_{tol_name(t)}" for t in tols] + ["rate"]:
         out.add_column(col)

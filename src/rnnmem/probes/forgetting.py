@@ -400,7 +400,8 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
     if crit_tracker is not None:
         table = pd.concat([table, pd.DataFrame(crit_tracker.columns(tracker, s))], axis=1)
     return ForgettingResult(table, curves, s, describe, wall, tracker.t,
-                            notes={"eps_mach": eps, "custom": isinstance(unit, CallableUnit)})
+                            notes={"eps_mach": eps, "custom": isinstance(unit, CallableUnit),
+                                   "kernel": getattr(unit, "last_path", "custom")})
 
 
 def _fit_rate(d: np.ndarray, scale: np.ndarray, P: int, stop: int, eps: float, factor: float, skip: int = 0):
