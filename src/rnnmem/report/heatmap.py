@@ -56,8 +56,7 @@ def heatmaps(panels: dict[str, pd.DataFrame], path: str | Path, title: str, cbar
                              squeeze=False, constrained_layout=True)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("#dddddd")
+    cm = plt.get_cmap(cmap).with_extremes(bad="#dddddd")
     im = None
     for ax, (name, df) in zip(axes.ravel(), panels.items()):
         data = np.asarray(df.values, dtype=float)
