@@ -265,21 +265,15 @@ def _study_model(small: bool, words=None):
     return AutocompleteModel("gru", 600, 2, 600, "tf1", seed=0, words=words)
 
 
-def random_text(T: int, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
-    out = ""
-    while len(out) < T:
-        out += " " + "".join(rng.choice(letters, size=int(rng.integers(1, 9))))
-    return out[:T]
-
-
 def check_connectivity(device: torch.device, small: bool = False) -> list[Row]:
     """Connectivity matrix of the study's GRU 2x600 model (float32): CPU sweep vs device sweep and vmap."""
     from rnnmem.probes.connectivity import connectivity_matrix
 
     T = 40 if small else 100
     model = _study_model(small)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_connectivity import random_text  # the connectivity benchmark's text, one definition
+
     text = random_text(T)
     connectivity_matrix(model, text[:6], chunk=4)  # warm-up
     rc, t_cpu = timed(lambda: connectivity_matrix(model, text), torch.device("cpu"))
