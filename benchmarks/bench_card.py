@@ -14,7 +14,7 @@ import time
 
 from rnnmem import cells
 from rnnmem.devices import set_threads, thread_report
-from rnnmem.studies.card import compute_card
+from rnnmem.probes.card import compute_card
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ from rnnmem.errors import InputError
 from rnnmem.report import card_page
 from rnnmem.report.card_page import (HEADLINE, divergence_x_end, fmt, headline_rows, headline_text, lookup, render,
                                      write_card_page)
-from rnnmem.studies.card import (compute_card, fit_checks, fit_half_life, forgetting_summary, load_card,
+from rnnmem.probes.card import (compute_card, fit_checks, fit_half_life, forgetting_summary, load_card,
                                  long_memory_fields, save_card)
 
 FAST = {"forgetting": {"T": 4000, "P": 200, "input_pairs": 2}, "lyapunov": {"steps": 300, "washout": 100, "k": 4},

@@ -98,7 +98,7 @@ def test_semantic_refuses_non_finite_states():
 
 
 def test_card_refuses_nan_weights_before_any_measure():
-    from rnnmem.studies.card import compute_card
+    from rnnmem.probes.card import compute_card
 
     done = []
     with pytest.raises(InputError, match="NaN or infinite"):

@@ -66,7 +66,7 @@ def test_csv_round_trip(tmp_path):
 
 
 def test_control_study_end_to_end(tmp_path):
-    from rnnmem.studies.zhao_reviews import reproduce_control
+    from rnnmem.studies.zhao_control import reproduce_control
 
     torch.set_num_threads(1)
     spec = RNNGeneratorSpec(length=401, burn_in=50)

@@ -10,12 +10,13 @@ import yaml
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
+import rnnmem.studies  # noqa: F401  (declares the built-in studies, e.g. forgetting, to the store's registry)
 from rnnmem.cli import app
 from rnnmem.errors import ConfigError, InputError
 from rnnmem.store import ResultStore, run_key
 from rnnmem.store.sweep import calibrate, expand_range, load_sweep, plan_sweep
 from rnnmem.store.testing import ENV, ToyConfig, calls
-from rnnmem.studies.registry import StudySpec, canonical_config, get_study, list_studies, register_study
+from rnnmem.store.registry import StudySpec, canonical_config, get_study, list_studies, register_study
 
 
 def write(tmp_path, data, name="sweep.yaml"):
@@ -171,7 +172,7 @@ def test_registry(monkeypatch):
         with pytest.raises(ConfigError, match="unknown option c"):
             canonical_config("tmp_study", {"c": 5})
     finally:
-        from rnnmem.studies import registry
+        from rnnmem.store import registry
 
         registry._STUDIES.pop("tmp_study")
     assert canonical_config("unregistered", {"z": 1}) == {"z": 1}
@@ -183,6 +184,32 @@ def test_registry(monkeypatch):
             StudySpec(**kw)
     with pytest.raises(ConfigError, match="unknown study"):
         get_study("does-not-exist")
+
+
+def test_store_gets_studies_by_registration_never_by_importing_them():
+    """Issue 12: the registry lives in the store, which imports no study. In a fresh process the store
+    knows only its own toy study and says how to get rnnmem's; importing rnnmem.studies declares the
+    built-in study modules, imported lazily on lookup."""
+    code = """
+import sys
+from rnnmem.errors import ConfigError
+from rnnmem.store import registry, sweep, runner
+assert not any(m.startswith('rnnmem.studies') for m in sys.modules), sorted(sys.modules)
+try:
+    registry.get_study('forgetting')
+except ConfigError as exc:
+    assert "unknown study 'forgetting'" in str(exc) and 'import rnnmem.studies' not in str(exc)
+    assert 'register when rnnmem.studies is imported' in str(exc), str(exc)
+else:
+    raise AssertionError('forgetting found without rnnmem.studies')
+import rnnmem.studies
+assert 'rnnmem.studies.muccino' not in sys.modules   # declared, not imported
+assert registry.get_study('forgetting').run == 'rnnmem.studies.muccino:run_cell'
+assert 'rnnmem.studies.muccino' in sys.modules
+print('ok')
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
 def test_ray_executor_without_ray_says_how_to_install(tmp_path, monkeypatch):

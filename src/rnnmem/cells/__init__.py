@@ -65,3 +65,24 @@ __all__ = [
     "OPTION_DOCS", "UNITS", "RNN", "LSTM", "GRU", "NestedLSTM", "hard_sigmoid", "resolve_dtype",
 ]
 from . import memory  # noqa: E402,F401  (registers mrnnf, mrnn, mlstmf, mlstm, rnn2, rwa)
+from . import mamba  # noqa: E402,F401  (registers mamba)
+from . import xlstm  # noqa: E402,F401  (registers xlstm_s, xlstm_m)
+from . import minrnn  # noqa: E402,F401  (registers mingru, minlstm)
+from . import lru  # noqa: E402,F401  (registers lru)
+from . import s4d  # noqa: E402,F401  (registers s4d)
+
+
+def from_hf(model):
+    """Wrap a Hugging Face recurrent model (Mamba, Mamba2, RWKV, xLSTM) as a unit; needs the
+    ``hf`` extra. See ``rnnmem.cells.adapters`` (imported only when called)."""
+    from .adapters import from_hf as _from_hf
+
+    return _from_hf(model)
+
+
+def from_mambapy(model):
+    """Wrap a ``mambapy.mamba.Mamba`` as a unit; needs the ``mambapy`` extra. See
+    ``rnnmem.cells.adapters`` (imported only when called)."""
+    from .adapters import from_mambapy as _from_mambapy
+
+    return _from_mambapy(model)

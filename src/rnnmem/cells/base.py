@@ -15,8 +15,11 @@ for conventions with two biases, ``b_h[G*H]``. Gate order is PyTorch's (LSTM i,f
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import math
+import threading
 import numbers
 from typing import Callable, Iterable
 
@@ -29,6 +32,20 @@ from . import init as winit
 from .conventions import Convention
 
 State = tuple[torch.Tensor, ...]
+
+_LOCAL = threading.local()
+
+
+@contextlib.contextmanager
+def python_loop():
+    """Within this block units run their Python step loop (never the fused kernel nor the compiled
+    loop): what ``torch.func`` transforms (``jacrev``, ``vmap``) need to trace a step."""
+    before = getattr(_LOCAL, "python_only", False)
+    _LOCAL.python_only = True
+    try:
+        yield
+    finally:
+        _LOCAL.python_only = before
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -184,6 +201,112 @@ class RecurrentUnit(nn.Module):
             for _ in self.state_names
         )
 
+    # ----------------------------------------------------------------- protocol: flat state
+    def _state_batch_dim(self) -> int:
+        """Index of the batch dimension in every state component: ``[layers, (E,) B, ...]``."""
+        return 2 if self.ensemble else 1
+
+    def state_vector(self, state: State) -> torch.Tensor:
+        """The full state flattened per sequence: ``[(E,) B, D]``.
+
+        Components in ``state_names`` order, each laid out as (layer, features); the inverse is
+        :meth:`state_from_vector`. Probes that need the whole state as one vector (divergence,
+        Jacobians of the step map) use this pair, never the components' layout.
+
+        Parameters
+        ----------
+        state : tuple of tensors, each ``[layers, (E,) B, *features]``.
+
+        Returns
+        -------
+        Tensor ``[(E,) B, D]`` with ``D = sum_k layers * prod(features_k)``.
+        """
+        b = self._state_batch_dim()
+        parts = []
+        for s in state:
+            moved = s.movedim(0, b)  # [(E,) B, layers, *features]
+            parts.append(moved.reshape(*moved.shape[: b], -1))
+        return torch.cat(parts, dim=-1)
+
+    def state_from_vector(self, z: torch.Tensor) -> State:
+        """Inverse of :meth:`state_vector`: ``z[(E,) B, D]`` back to the component tuple.
+
+        Parameters
+        ----------
+        z : Tensor ``[(E,) B, D]``.
+
+        Returns
+        -------
+        tuple of tensors shaped like ``init_state(B)``'s components.
+        """
+        b = self._state_batch_dim()
+        batch = z.shape[b - 1]
+        template = self.init_state(batch, device=z.device, dtype=z.dtype)
+        out, off = [], 0
+        for s in template:
+            moved_shape = s.movedim(0, b).shape
+            size = math.prod(moved_shape[b:])
+            out.append(z[..., off: off + size].reshape(moved_shape).movedim(b, 0))
+            off += size
+        if off != z.shape[-1]:
+            raise InputError(f"state vector has {z.shape[-1]} entries, this unit's state has {off}")
+        return tuple(out)
+
+    def state_size(self) -> int:
+        """``D``, the length of :meth:`state_vector` for one sequence."""
+        z = self.state_vector(self.init_state(1))
+        return int(z.shape[-1])
+
+    def member(self, e: int) -> "RecurrentUnit":
+        """Network ``e`` of an ensemble as a single unit (a copy): its parameters are slice ``e`` of
+        the ensemble's, so it computes exactly what member ``e`` computes. Units whose ensemble
+        parameters are not stacked the way ``__init__`` stacks them (a leading E dimension, biases
+        named ``b*`` with a broadcast dimension before the last) override this.
+
+        Parameters
+        ----------
+        e : int, 0 <= e < ensemble.
+
+        Returns
+        -------
+        RecurrentUnit with ``ensemble=None`` and ``seed = seeds[e]``.
+        """
+        if not self.ensemble:
+            raise ConfigError("member() takes an ensemble unit (built with seeds=[...])")
+        if not isinstance(e, int) or not 0 <= e < self.ensemble:
+            raise ConfigError(f"member index must be 0..{self.ensemble - 1}, got {e!r}")
+        one = copy.deepcopy(self)
+        for holder in one.layer_params:
+            for name, p in list(holder._parameters.items()):
+                value = p.detach()[e]
+                if name.startswith("b") and value.dim() >= 2 and value.shape[-2] == 1:
+                    value = value.squeeze(-2)
+                holder._parameters[name] = nn.Parameter(value.clone().contiguous(), requires_grad=p.requires_grad)
+        one.ensemble, one.seed, one.seeds = None, self.seeds[e], None
+        return one
+
+    def capabilities(self) -> frozenset:
+        """What this unit can do beyond the protocol, for probes to query instead of testing
+        ``kind`` strings: ``"ensemble"`` (built with ``seeds=``: inputs carry an E dimension),
+        ``"fused"`` (torch's fused kernel computes it), ``"native"`` (a compiled step loop),
+        ``"cell_step"`` (one layer's step on ``[layers, B, H]`` states via ``_cell_step``),
+        ``"scan"`` (an exact parallel scan for the sequence form)."""
+        caps = set()
+        if self.ensemble:
+            caps.add("ensemble")
+        try:
+            if self.fusable():
+                caps.add("fused")
+        except Exception:  # noqa: BLE001 - a unit whose convention cannot fuse
+            pass
+        if type(self)._native_layer is not RecurrentUnit._native_layer:
+            caps.add("native")
+        if type(self)._cell_step is not RecurrentUnit._cell_step:
+            caps.add("cell_step")
+        if getattr(self, "has_scan", False):
+            caps.add("scan")
+        return frozenset(caps)
+
     def describe(self) -> dict:
         """Full configuration of this unit, JSON-serialisable (recorded with every run)."""
         return {
@@ -252,7 +375,8 @@ class RecurrentUnit(nn.Module):
             state = self.init_state(x.shape[-2])
         else:
             state = tuple(s.to(device=ref.device, dtype=ref.dtype) for s in state)
-        if self.use_fused and not return_all_states and self.fusable():
+        if self.use_fused and not return_all_states and not getattr(_LOCAL, "python_only", False) \
+                and self.fusable():
             self.last_path = "fused"
             return self._forward_fused(x, state)
         return self._forward_loop(x, state, return_all_states)
@@ -317,6 +441,8 @@ class RecurrentUnit(nn.Module):
         enough (``native_max_work``), the step not patched on the instance, and the library built
         (``_native.library()``)."""
         if not getattr(self, "use_native", True) or x.device.type != "cpu":
+            return False
+        if getattr(_LOCAL, "python_only", False):
             return False
         if "_layer_stepper" in self.__dict__ or "_cell_step" in self.__dict__:
             return False  # patched on the instance (e.g. float16 emulation): its own loop runs

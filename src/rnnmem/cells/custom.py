@@ -73,5 +73,59 @@ class CallableUnit(nn.Module):
         return torch.cat(ys), state, stacked
 
     def step(self, x_t, state=None):
+        """One time step: ``x_t[B, I] -> (y_t[B, H], state)``."""
         y, st = self.forward(x_t.unsqueeze(0), state)
         return y[0], st
+
+    # ----------------------------------------------------------------- protocol: flat state
+    def template_state(self, batch: int, device=None, dtype=None) -> tuple:
+        """The state after no input: ``init_state(batch)`` when given, else what the module returns
+        after one zero step from ``None`` (its own initial state, one step on)."""
+        st = self.init_state(batch, device=device, dtype=dtype)
+        if st is None:
+            dev = device or next((p.device for p in self.module.parameters()), torch.device("cpu"))
+            with torch.no_grad():
+                x0 = torch.zeros(1, batch, self.input_size, dtype=dtype or self.dtype, device=dev)
+                _, st = self._call(x0, None)
+        return tuple(s.to(device=device or s.device, dtype=dtype or s.dtype) for s in st)
+
+    def _layout(self):
+        """Per state component: (batch dim, shape without it), found by comparing the state
+        shapes for batch 1 and 2 (exactly one dimension must grow with the batch)."""
+        if getattr(self, "_layout_cache", None) is None:
+            layout = []
+            for a, b in zip(self.template_state(1), self.template_state(2)):
+                diff = [i for i, (m, n) in enumerate(zip(a.shape, b.shape)) if m != n]
+                if a.dim() != b.dim() or len(diff) != 1:
+                    raise ConfigError(
+                        "cannot find the batch dimension of the wrapped module's state: each component "
+                        "must have exactly one dimension that grows with the batch")
+                bd = diff[0]
+                layout.append((bd, tuple(n for i, n in enumerate(a.shape) if i != bd)))
+            self._layout_cache = layout
+        return self._layout_cache
+
+    def state_vector(self, state) -> torch.Tensor:
+        """The full state flattened per sequence: ``[B, D]`` (components in order)."""
+        state = state if isinstance(state, tuple) else (state,)
+        return torch.cat([s.movedim(bd, 0).reshape(s.shape[bd], -1) for s, (bd, _) in zip(state, self._layout())],
+                         dim=1)
+
+    def state_from_vector(self, z: torch.Tensor) -> tuple:
+        """Inverse of :meth:`state_vector`: ``z[B, D]`` back to the component tuple."""
+        out, off = [], 0
+        for bd, shape in self._layout():
+            size = int(torch.tensor(shape).prod().item()) if shape else 1
+            out.append(z[:, off: off + size].reshape(z.shape[0], *shape).movedim(0, bd))
+            off += size
+        if off != z.shape[-1]:
+            raise InputError(f"state vector has {z.shape[-1]} entries, the module's state has {off}")
+        return tuple(out)
+
+    def state_size(self) -> int:
+        """``D``, the length of :meth:`state_vector` for one sequence."""
+        return int(self.state_vector(self.template_state(1)).shape[-1])
+
+    def capabilities(self) -> frozenset:
+        """A wrapped module offers only the protocol (see ``RecurrentUnit.capabilities``)."""
+        return frozenset()

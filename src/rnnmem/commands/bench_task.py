@@ -9,18 +9,7 @@ from typing import Optional
 import typer
 
 from . import options as opt
-
-
-def _parse_Ts(text: str) -> list[int]:
-    from ..errors import ConfigError
-
-    try:
-        Ts = [int(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise ConfigError(f"--T must be a comma-separated list of integers, got {text!r}") from None
-    if not Ts or any(t < 1 for t in Ts):
-        raise ConfigError(f"--T must list positive integers, got {text!r}")
-    return Ts
+from .parsing import ints
 
 
 def bench_task_command(
@@ -51,12 +40,14 @@ def bench_task_command(
     queries: Optional[int] = typer.Option(None, "--queries", help="mqar: queries per sequence (default: --pairs)."),
     query_distance: str = typer.Option("power", "--query-distance", help="mqar: power (Zoology, a=0.01) | uniform"),
     device: str = opt.device_option(),
+    dtype: str = opt.dtype_option("float32 | float64: the unit's, the readout's and the data's precision."),
     threads: Optional[int] = opt.threads_option(),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the table to this CSV file."),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Train a unit on copy/adding/selective_copy/mqar for each T; report final loss, baseline and the
     largest T solved."""
-    device = opt.setup(device, threads)
+    rt = opt.runtime(device, threads, dtype=dtype, quiet=quiet)
     import pandas as pd
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -67,7 +58,7 @@ def bench_task_command(
     from ..tasks.copy_adding import make_task
     from ..train.sequence_tasks import largest_solved, train_on_task
 
-    Ts = _parse_Ts(T)
+    Ts = ints(T, "--T", nonempty=True, minimum=1)
     task = "selective_copy" if task == "selective-copy" else task
     vocab_opt = {} if vocab is None else {"vocab_size": vocab}
     options = {"copy": {"variant": variant}, "adding": {"markers": markers},
@@ -82,23 +73,23 @@ def bench_task_command(
     console = Console()
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Progress(*columns, console=console, transient=True, disable=rt.quiet) as bar:
         overall = bar.add_task(f"{task} with {cell} ({units} units)", total=len(tasks) * steps)
         for tk in tasks:
             unit = cells.build(cell, tk.input_size, units, layers=layers, convention=convention, seed=seed,
-                               device=device)
+                               dtype=rt.dtype, device=rt.device)
             res = train_on_task(
                 unit, tk, steps=steps, batch=batch, lr=lr, clip=clip or None, seed=seed, eval_size=eval_size,
-                eval_every=eval_every or None, stop_when_solved=stop_when_solved, device=device,
+                eval_every=eval_every or None, stop_when_solved=stop_when_solved, device=rt.device,
                 progress=lambda n: bar.advance(overall, n),
             )
             bar.advance(overall, steps - res.steps_run)
             results.append(res)
-    rows = [{**r.row(), "cell": cell, "units": units, "layers": layers, "convention": convention, "seed": seed,
+    rows = [{**r.row(), "cell": cell, "units": units, "layers": layers, "convention": convention, "dtype": rt.dtype, "seed": seed,
              "lr": lr, "batch": batch, "steps": steps} for r in results]
     df = pd.DataFrame(rows)
     table = Table(title=f"{task}: {cell}, {units} units, {layers} layer(s), {convention} convention, "
-                        f"{steps} steps, seed {seed}")
+                        f"{rt.dtype}, {steps} steps, seed {seed}")
     for col in ("T", "final loss", "memoryless baseline", "loss / baseline", "solved", "steps", "time (s)"):
         table.add_column(col, justify="right")
     if task == "copy":

@@ -31,14 +31,15 @@ def card_command(
     out: Path = opt.out_option("memory-card", "Output folder (card.json, card.html)."),
     device: str = opt.device_option(),
     threads: Optional[int] = opt.threads_option(),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Every memory measure of one model on one page (or --compare several cards)."""
-    device = opt.setup(device, threads)
+    rt = opt.runtime(device, threads, dtype=dtype, quiet=quiet)
     from rich.console import Console
 
     from ..errors import ConfigError
     from ..report.card_page import headline_rows, headline_text, write_card_page
-    from ..studies.card import compute_card, load_card, save_card
+    from ..probes.card import compute_card, load_card, save_card
 
     console = Console()
     if compare:
@@ -54,7 +55,7 @@ def card_command(
     if checkpoint is not None:
         from ..model_io import load_recurrent
 
-        given = explicit(ctx, cell=cell, input_size=input_size, units=units, layers=layers, dtype=dtype,
+        given = explicit(ctx, cell=cell, input_size=input_size, units=units, layers=layers, dtype=rt.dtype,
                          convention=convention)
         unit = load_recurrent(checkpoint, cell=given.get("cell"), convention=convention,
                               trust_checkpoint=trust_checkpoint, expect=given)
@@ -62,10 +63,13 @@ def card_command(
     else:
         from ..cells import build
 
-        unit = build(cell, input_size, units, layers=layers, convention=convention, dtype=dtype, seed=seed)
-    with console.status("computing the memory card...") as status:
-        card = compute_card(unit, name=name, tasks=tasks, seed=seed, device=device,
-                            progress=lambda key: status.update(f"done: {key}"))
+        unit = build(cell, input_size, units, layers=layers, convention=convention, dtype=rt.dtype, seed=seed)
+    if rt.quiet:
+        card = compute_card(unit, name=name, tasks=tasks, seed=seed, device=rt.device)
+    else:
+        with console.status("computing the memory card...") as status:
+            card = compute_card(unit, name=name, tasks=tasks, seed=seed, device=rt.device,
+                                progress=lambda key: status.update(f"done: {key}"))
     js = save_card(card, out / "card.json")
     page = write_card_page([card], out / "card.html")
     for path, label, unit_ in headline_rows([card]):

@@ -107,12 +107,12 @@ def serve_examples(models: dict, paths: dict, max_chars: int | None, own=(), cor
     return examples, notes
 
 
-def _progress_bar(console):
+def _progress_bar(console, quiet: bool = False):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("connectivity {task.description}"), BarColumn(),
                     TextColumn("{task.completed}/{task.total} chunks"), TimeElapsedColumn(), console=console,
-                    transient=True)
+                    transient=True, disable=quiet)
 
 
 def connectivity_command(
@@ -132,9 +132,10 @@ def connectivity_command(
     device: str = opt.device_option(),
     threads: Optional[int] = opt.threads_option(),
     title: Optional[str] = typer.Option(None, help="Page title."),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Connectivity of trained autocomplete models on a text: explorer page, table, decay by lag."""
-    device = opt.setup(device, threads)
+    rt = opt.runtime(device, threads, quiet=quiet)
     opt.check_out_file(html, "--html")
     opt.check_out_file(csv, "--csv")
     import pandas as pd
@@ -148,9 +149,9 @@ def connectivity_command(
     if max_chars is not None and max_chars < 1:
         raise ConfigError(f"--max-chars must be a positive integer, got {max_chars}")
     console_only = html is None and csv is None
-    models = load_models(model, device)
+    models = load_models(model, rt.device)
     console = Console(stderr=True)
-    with _progress_bar(console) as bar:
+    with _progress_bar(console, rt.quiet) as bar:
         tasks: dict = {}
 
         def progress(name, done, total):
@@ -158,7 +159,7 @@ def connectivity_command(
                 tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done)
 
-        data = analyze(models, text, target=target, norm=norm, normalize=normalize, chunk=chunk, device=device,
+        data = analyze(models, text, target=target, norm=norm, normalize=normalize, chunk=chunk, device=rt.device,
                        max_chars=max_chars or DEFAULT_MAX_CHARS, progress=progress)
     if not data["tokens"]:
         raise ConfigError("the text has no letters after cleaning; give some words")
@@ -231,19 +232,19 @@ def serve_command(
     verbose: bool = typer.Option(False, help="Log every request."),
 ) -> None:
     """Serve the connectivity explorer on localhost: type text, get suggestions and connectivity live."""
-    device = opt.setup(device, threads)
+    rt = opt.runtime(device, threads)
     from rich.console import Console
     from rich.markup import escape
 
     from ..report.server import serve
 
     paths = model_paths(model)
-    models = load_models(model, device)
+    models = load_models(model, rt.device)
     console = Console(stderr=True)
     examples, notes = serve_examples(models, paths, max_chars, own=example, corpus=corpus)
     for note in notes:
         console.print(f"note: {escape(note)}", highlight=False)
-    serve(models, host=host, port=port, target=target, norm=norm, normalize=normalize, chunk=chunk, device=device,
+    serve(models, host=host, port=port, target=target, norm=norm, normalize=normalize, chunk=chunk, device=rt.device,
           max_chars=max_chars, text=text, examples=examples, quiet=not verbose, allow_hosts=allow_host,
           on_warning=lambda msg: console.print(f"[bold red]WARNING:[/] {escape(msg)}", highlight=False),
           on_ready=lambda url: console.print(f"serving the connectivity explorer at {escape(url)}  (Ctrl-C stops)"))

@@ -3,18 +3,13 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from . import options as opt
-
-
-def _models(text: str) -> list[str]:
-    return [m.strip() for m in text.split(",") if m.strip()]
+from .parsing import ints, names
 
 
 def distill_command(
@@ -35,17 +30,18 @@ def distill_command(
     no_resume: bool = typer.Option(False, "--no-resume", help="Ignore existing checkpoints in --out."),
     threads: Optional[int] = typer.Option(None, "--threads", help=opt.THREADS_HELP + " With --quick the default "
                                           "is 1: its small models gain nothing from more."),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Reproduce Madsen (Distill 2019): autocomplete GRU / LSTM / Nested LSTM, test table, known-chars curve."""
-    device = opt.setup(device, threads or (1 if quick else None))
+    rt = opt.runtime(device, threads or (1 if quick else None), quiet=quiet)
     from rich.console import Console
 
     from ..studies.distill import reproduce
 
-    res = reproduce(out, corpus=corpus, quick=quick, device=device, steps=steps, epochs=epochs, hidden=hidden,
-                    models=_models(models), batch_size=batch_size, lr=lr, seed=seed, cache_dir=cache_dir,
-                    checkpoint_every=checkpoint_every, eval_every=eval_every, resume=not no_resume, progress=True,
-                    command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    res = reproduce(out, corpus=corpus, quick=quick, device=rt.device, steps=steps, epochs=epochs, hidden=hidden,
+                    models=names(models), batch_size=batch_size, lr=lr, seed=seed, cache_dir=cache_dir,
+                    checkpoint_every=checkpoint_every, eval_every=eval_every, resume=not no_resume,
+                    progress=rt.progress, command=opt.command_line())
     from rich.table import Table
 
     table = Table(title="Test split beside the published table" + (" (quick: not comparable)" if quick else ""))
@@ -84,9 +80,10 @@ def train_command(
                                    "log.csv)."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Ignore an existing checkpoint in OUT and start over."),
     threads: Optional[int] = opt.threads_option(),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Train one autocomplete model; writes OUT/model.pt (for `rnnmem connectivity --model`), log.csv, curves."""
-    device = opt.setup(device, threads)
+    rt = opt.runtime(device, threads, quiet=quiet)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -115,13 +112,13 @@ def train_command(
     cfg = TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                       checkpoint_every=checkpoint_every, eval_every=eval_every)
     with Progress(TextColumn(f"train {cell}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                  TimeRemainingColumn(), console=console) as bar:
+                  TimeRemainingColumn(), console=console, disable=rt.quiet) as bar:
         task = bar.add_task("train", total=cfg.total_steps(len(data.split_index("train"))), info="")
-        res = train_autocomplete(model, data, cfg, out_dir=out, device=device, resume=not no_resume,
+        res = train_autocomplete(model, data, cfg, out_dir=out, device=rt.device, resume=not no_resume,
                                  progress=lambda s, t, info: bar.update(task, completed=s, info=f"loss {info['loss']:.3f}"))
     save_checkpoint(model, out / "model.pt", train=res.config["train"], data=res.config["data"])
     plot_training_curves({cell: res.log}, out / "curves.png", title=f"Training curves ({cell}, {hidden} units)")
-    ev = evaluate(model, data, "test", batch_size=batch_size, device=device)
+    ev = evaluate(model, data, "test", batch_size=batch_size, device=rt.device)
     Console().print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in ev.summary.items()})
     Console().print(f"wrote {out / 'model.pt'}, {out / 'log.csv'}, {out / 'curves.png'}")
 
@@ -139,13 +136,9 @@ def synthetic_command(
     """Write a synthetic corpus with planted long-range dependencies of known distance."""
     from rich.console import Console
 
-    from ..errors import ConfigError
     from ..tasks.synthetic_text import planted_dependency_text
 
-    try:
-        dist = [int(d) for d in distances.split(",") if d.strip()]
-    except ValueError:
-        raise ConfigError(f"--distances must be comma-separated integers, got {distances!r}") from None
+    dist = ints(distances, "--distances")
     corpus = planted_dependency_text(n_words=words, vocab_size=vocab, n_keys=keys, distances=dist, rate=rate,
                                      kind=kind, seed=seed)
     text_path, dep_path = corpus.save(path)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from . import options as opt
-from .parsing import TRUST_HELP, explicit, floats, ints
+from .parsing import TRUST_HELP, explicit, floats, ints, names
 
 
 def forgetting_command(
@@ -35,9 +33,10 @@ def forgetting_command(
     device: str = opt.device_option(),
     threads: Optional[int] = opt.threads_option(),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the per-run table here."),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Count the steps a network needs to forget that two inputs ever differed."""
-    device = opt.setup(device, threads)
+    rt = opt.runtime(device, threads, dtype=dtype, quiet=quiet)
     opt.check_out_file(csv, "--csv")
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -51,19 +50,19 @@ def forgetting_command(
     if state_dict is not None:
         from ..model_io import load_recurrent
 
-        given = explicit(ctx, cell=cell, input_size=input_size, units=units, layers=layers, dtype=dtype,
+        given = explicit(ctx, cell=cell, input_size=input_size, units=units, layers=layers, dtype=rt.dtype,
                          convention=convention)
         unit = load_recurrent(state_dict, cell=given.get("cell"), convention=convention,
                               trust_checkpoint=trust_checkpoint, expect=given)
         input_seeds = [derive_input_seed(s) for s in seeds]
     else:
-        unit = build(cell, input_size, units, layers=layers, convention=convention, dtype=dtype, seeds=seeds)
+        unit = build(cell, input_size, units, layers=layers, convention=convention, dtype=rt.dtype, seeds=seeds)
         input_seeds = None
     console = Console(stderr=True)
     with Progress(TextColumn("forgetting"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} steps"),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
+                  TimeRemainingColumn(), console=console, transient=True, disable=rt.quiet) as bar:
         task = bar.add_task("steps", total=T)
-        result = forgetting(unit, input_seeds=input_seeds, device=device, T=T, P=P, tolerances=tols,
+        result = forgetting(unit, input_seeds=input_seeds, device=rt.device, T=T, P=P, tolerances=tols,
                             early_stop=not no_early_stop, progress=lambda n: bar.advance(task, n))
     table = result.table
     out = Table(title=f"Forgetting steps ({result.unit.get('cell')}, {table['dtype'][0]}, "
@@ -104,13 +103,14 @@ def muccino_command(
     device: str = opt.device_option(),
     seed: int = opt.seed_option(),
     threads: Optional[int] = opt.threads_option(),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Reproduce Muccino (2019): forgetting steps over input size x units for LSTM and GRU."""
     if reference is not None:  # checked first: a bad table fails before torch is even imported
         from ..studies.published import read_muccino_reference
 
         read_muccino_reference(reference)
-    device = opt.setup(device, threads, opt.pool_processes(workers))
+    rt = opt.runtime(device, threads, opt.pool_processes(workers), quiet=quiet)
     from rich.console import Console
 
     if explain:
@@ -121,7 +121,7 @@ def muccino_command(
         published_frame(reference)  # a bad --reference fails before computing
         res = search(out, sizes=ints(sizes, "--sizes") if sizes else (QUICK_SIZES if quick else SIZES),
                      runs=runs or 10, T=T, P=P, workers=workers, reference=reference, seed=seed,
-                     command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                     progress=rt.progress, command=opt.command_line())
         best = res["best"]
         Console().print(f"{res['runs']} runs, {res['variants']} protocol variants in {res['wall_s']:.1f} s "
                         f"(+{res['post_s']:.1f} s read-outs); best: {best['model']} / {best['criterion']} / "
@@ -130,10 +130,9 @@ def muccino_command(
         return
     from ..studies.muccino import reproduce as run
 
-    res = run(out, quick=quick, runs=runs, T=T, P=P, variants=[v.strip() for v in variants.split(",") if v.strip()],
+    res = run(out, quick=quick, runs=runs, T=T, P=P, variants=names(variants),
               sizes=ints(sizes, "--sizes") if sizes else None, tolerance=tolerance, workers=workers, db=db,
-              reference=reference, device=device, seed=seed,
-              command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+              reference=reference, device=rt.device, seed=seed, progress=rt.progress, command=opt.command_line())
     Console().print(f"{res['runs']} runs in {res['wall_s']:.1f} s; report: {res['html']} and {res['markdown']}")
 
 

@@ -1,6 +1,8 @@
 """Options shared by the commands, defined once: ``--device``, ``--dtype``, ``--threads``, ``--seed``,
-``--out``, and :func:`setup`, which every computing command calls first so that a device that
-cannot run and a bad thread count are one clear error before anything is computed.
+``--out``, ``--quiet``, and :func:`runtime` (or :func:`setup`), which every computing command calls
+first so that a device that cannot run, an unknown dtype and a bad thread count are one clear error
+before anything is computed; the command then passes the resolved values down. ``SHARED_OPTIONS``
+says which command takes which of them, and why a command leaves one out.
 
 Also the help formatting every command uses (:class:`RnnmemCommand`, :class:`RnnmemGroup`): flags
 show no type (typer would print ``<bool>``), repeatable options and variadic arguments show their
@@ -11,6 +13,7 @@ help is printed so that startup does not import torch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,6 +50,108 @@ def out_option(default: str, help: str = "Output folder.") -> typer.models.Optio
     return typer.Option(Path(default), "--out", "-o", help=help)
 
 
+QUIET_HELP = "No progress bars or status lines; the results and the closing line are still printed."
+
+
+def quiet_option() -> typer.models.OptionInfo:
+    """``--quiet`` / ``-q`` (default off)."""
+    return typer.Option(False, "--quiet", "-q", help=QUIET_HELP)
+
+#: The shared options each command takes. A command leaves one out where it has no such concept:
+#: no ``--dtype`` where the precision is fixed by the study or the model (muccino: its --variants
+#: name the dtype; distill, train-autocomplete: float32 autocomplete models; connectivity, serve: the
+#: checkpoint's own), no ``--out`` where the output is one file (forgetting, bench-task, connectivity:
+#: --csv/--html; sweep: the YAML's db), no ``--seed`` where nothing is random (connectivity, serve)
+#: or the seeds are in the YAML (sweep), no ``--device`` where configs name it (sweep) or nothing
+#: runs on torch (synthetic-text), no ``--quiet`` for serve (its --verbose logs requests); cells and
+#: results compute nothing.
+SHARED_OPTIONS: dict[str, frozenset[str]] = {
+    "cells": frozenset(),
+    "results": frozenset(),
+    "forgetting": frozenset({"device", "dtype", "threads", "seed", "quiet"}),
+    "card": frozenset({"device", "dtype", "threads", "seed", "out", "quiet"}),
+    "bench-task": frozenset({"device", "dtype", "threads", "seed", "quiet"}),
+    "connectivity": frozenset({"device", "threads", "quiet"}),
+    "serve": frozenset({"device", "threads"}),
+    "train-autocomplete": frozenset({"device", "threads", "seed", "out", "quiet"}),
+    "synthetic-text": frozenset({"seed"}),
+    "sweep": frozenset({"threads", "quiet"}),
+    "reproduce muccino": frozenset({"device", "threads", "seed", "out", "quiet"}),
+    "reproduce distill": frozenset({"device", "threads", "seed", "out", "quiet"}),
+    "reproduce zhao": frozenset({"device", "dtype", "threads", "seed", "out", "quiet"}),
+    "reproduce zhao-reviews": frozenset({"device", "dtype", "threads", "seed", "out", "quiet"}),
+    "reproduce zhao-control": frozenset({"device", "dtype", "threads", "seed", "out", "quiet"}),
+    "reproduce zhang": frozenset({"device", "dtype", "threads", "seed", "out", "quiet"}),
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a command resolved once at its entry and passes down.
+
+    Attributes
+    ----------
+    device : str
+        Canonical device (``"cpu"``, ``"cuda"``, ``"cuda:1"``), checked usable.
+    dtype : str or None
+        ``"float32"`` or ``"float64"``; None for a command without a dtype.
+    threads : int
+        Torch CPU threads set for this process.
+    quiet : bool
+        No progress display.
+    """
+
+    device: str
+    dtype: str | None
+    threads: int
+    quiet: bool = False
+
+    @property
+    def progress(self) -> bool:
+        """Whether to show progress (not ``quiet``)."""
+        return not self.quiet
+
+
+def runtime(device: str | None = "cpu", threads: int | None = None, processes: int = 1, *,
+            dtype: str | None = None, quiet: bool = False) -> Runtime:
+    """Check the device and the dtype and set the torch threads: the first call of a computing command.
+
+    Parameters
+    ----------
+    device : str or None
+        The ``--device`` value (None: cpu).
+    threads : int or None
+        The ``--threads`` value (None or 0: :func:`rnnmem.devices.default_threads`).
+    processes : int
+        Computing processes that will share the CPUs (the pool's workers, or 1).
+    dtype : str or None
+        The ``--dtype`` value; None for a command without one.
+    quiet : bool
+        The ``--quiet`` flag.
+
+    Returns
+    -------
+    Runtime
+        The resolved values, to pass down.
+
+    Raises
+    ------
+    ConfigError
+        A device torch cannot use here, an unknown dtype or a negative thread count.
+    """
+    from ..devices import resolve_device, set_threads
+
+    dev = str(resolve_device(device))
+    if dtype is not None:
+        from ..cells.base import DTYPES
+
+        if dtype not in DTYPES:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return Runtime(dev, dtype, set_threads(threads, processes), bool(quiet))
+
+
 def setup(device: str | None = "cpu", threads: int | None = None, processes: int = 1) -> str:
     """Check the device and set the torch threads; the first call of every computing command.
 
@@ -67,6 +172,14 @@ def setup(device: str | None = "cpu", threads: int | None = None, processes: int
     dev = str(resolve_device(device))
     set_threads(threads, processes)
     return dev
+
+
+def command_line() -> str:
+    """The command as typed, for reports: ``"rnnmem " + shell-quoted sys.argv[1:]``."""
+    import shlex
+    import sys
+
+    return "rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def pool_processes(workers: int | None) -> int:

@@ -84,7 +84,9 @@ def pick_columns(df: pd.DataFrame, columns: str | None, width: int) -> tuple[lis
 
     names = run_columns(df)
     if columns is not None:
-        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        from .parsing import names as split_names
+
+        wanted = split_names(columns)
         if not wanted:
             raise ConfigError(f"--columns is empty; give comma-separated names from: {', '.join(names)}")
         for c in wanted:

@@ -20,10 +20,13 @@ def sweep_command(
     calibrate: int = typer.Option(1, help="--dry-run: number of sample tasks timed, spread over the grid."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     threads: Optional[int] = opt.threads_option(),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Run a grid of study configs x seeds into a results database; stored runs are skipped."""
-    opt.setup("cpu", threads, opt.pool_processes(workers))
+    rt = opt.runtime("cpu", threads, opt.pool_processes(workers), quiet=quiet)  # devices: per config, below
     import time
+
+    from .. import studies  # noqa: F401  (declares rnnmem's studies to the store's registry)
 
     from rich.console import Console
     from rich.table import Table
@@ -62,7 +65,8 @@ def sweep_command(
     if not dry_run:
         console.print(info)
         start = time.perf_counter()
-        table = run_sweep(plan, executor=executor, workers=workers, address=address, progress=progress, db=db_path)
+        table = run_sweep(plan, executor=executor, workers=workers, address=address, progress=progress and rt.progress,
+                          db=db_path)
         console.print(f"{len(table)} runs in {db_path} ({time.perf_counter() - start:.1f} s); "
                       f"list them with: rnnmem results --db {db_path}")
         return

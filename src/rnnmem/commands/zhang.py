@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from . import options as opt
-from .parsing import ints
-
-
-def _thresholds(items: list[str]) -> dict[str, float]:
-    from ..errors import ConfigError
-
-    out = {}
-    for it in items:
-        name, sep, val = it.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            out[name.strip()] = float(val)
-        except ValueError:
-            raise ConfigError(f"--threshold must look like NAME=VALUE (e.g. recall_score=0.3), got {it!r}") from None
-    return out
+from .parsing import ints, name_values, names
 
 
 def zhang_command(
@@ -35,7 +18,10 @@ def zhang_command(
                                "(CPU minutes)."),
     out: Path = opt.out_option("rnnmem-zhang", "Output folder (report, figures, CSVs)."),
     device: str = opt.device_option(),
+    dtype: str = opt.dtype_option("float32 | float64: precision of the trained language models (the semantic "
+                                  "indicators are always computed in float64)."),
     threads: Optional[int] = opt.threads_option(),
+    quiet: bool = opt.quiet_option(),
     embedding: Optional[Path] = typer.Option(None, "--embedding", help="Use this word2vec text file as the space "
                                              "instead of training skip-gram."),
     units: Optional[str] = typer.Option(None, "--units", help="Comma-separated units (default rnn,lstm,gru)."),
@@ -60,7 +46,7 @@ def zhang_command(
     """Semantic memory (after Zhang et al., ECAI 2020): train RNN, LSTM and GRU on a corpus under the same
     budget, measure hull distance, memory profile, recall and retained area over prefix and training lengths,
     and recommend a training length per unit."""
-    device = opt.setup(device, threads)
+    rt = opt.runtime(device, threads, dtype=dtype, quiet=quiet)
     from dataclasses import replace
 
     from rich.console import Console
@@ -76,9 +62,9 @@ def zhang_command(
 
         check_corpus(corpus, synthetic_hint="--quick")
     cfg = quick_config() if quick else ZhangConfig()
-    over = {}
+    over = {"model_dtype": rt.dtype}
     if units:
-        over["units"] = tuple(u.strip() for u in units.split(",") if u.strip())
+        over["units"] = tuple(names(units))
     if train_lengths:
         over["train_lengths"] = tuple(ints(train_lengths, "--train-lengths", nonempty=True))
     if prefix_lengths:
@@ -90,11 +76,11 @@ def zhang_command(
                 raise ConfigError(f"--{key.replace('_', '-')} must be a positive integer, got {val}")
             over[key] = val
     if threshold:
-        over["thresholds"] = {**cfg.thresholds, **_thresholds(threshold)}
+        over["thresholds"] = {**cfg.thresholds, **name_values(threshold, "--threshold", "recall_score=0.3")}
     cfg = replace(cfg, seed=seed, **over).validate()
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+                  TimeElapsedColumn(), console=console, transient=True, disable=rt.quiet) as bar:
         tasks: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -104,8 +90,8 @@ def zhang_command(
             if done >= total and stage != "runs":
                 bar.remove_task(tasks.pop(stage))
 
-        res = reproduce(out, quick=quick, corpus=corpus, embedding=embedding, device=device, config=cfg,
-                        progress=progress, command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        res = reproduce(out, quick=quick, corpus=corpus, embedding=embedding, device=rt.device, config=cfg,
+                        progress=None if rt.quiet else progress, command=opt.command_line())
     c = Console()
     for _, r in res["recommended"].iterrows():
         v = r["recommended_length"]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from . import options as opt
-from .parsing import ints, names
+from .parsing import ints, names, split3
 
 #: ``--quick``: few seeds and epochs, no K ablation (a look at the study in minutes; not comparable
 #: with the paper, which trains 100 seeds for up to 1,000 epochs).
@@ -69,9 +67,10 @@ def zhao_command(
     device: str = opt.device_option(),
     dtype: str = opt.dtype_option(),
     threads: Optional[int] = opt.threads_option(),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Reproduce Zhao et al. (2020): memory-augmented RNN/LSTM vs RNN/LSTM on four series."""
-    device = opt.setup(device, threads, opt.pool_processes(workers))
+    rt = opt.runtime(device, threads, opt.pool_processes(workers), dtype=dtype, quiet=quiet)
     from rich.console import Console
 
     from ..errors import ConfigError
@@ -90,29 +89,24 @@ def zhao_command(
         if protocol != "rnnmem":
             raise ConfigError("--protocol applies to the published series and --data; drop it for --dataset "
                               "rnn-generated (its control uses rnnmem's protocol with --scaler)")
-        from ..studies.zhao_reviews import reproduce_control
+        from ..studies.zhao_control import reproduce_control
 
         res = reproduce_control(out, seeds=seeds, seed=seed, models=names(models), max_epochs=max_epochs,
-                                scaler=scaler or "train", hidden=hidden, K=K, db=db, device=device, dtype=dtype,
-                                workers=workers, command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                                scaler=scaler or "train", hidden=hidden, K=K, db=db, device=rt.device, dtype=rt.dtype,
+                                workers=workers, progress=rt.progress, command=opt.command_line())
         Console().print(f"{res['runs']} runs ({res['computed']} computed) in {res['wall_s']:.1f} s; generator: "
                         f"{res['verdict']['verdict']}; report: {res['html']} and {res['markdown']}")
         return
     if dataset is not None:
         datasets = dataset
-    split_t = None
-    if split is not None:
-        parts = ints(split, "--split")
-        if len(parts) != 3:
-            raise ConfigError(f"--split must be TRAIN,VAL,TEST, got {split!r}")
-        split_t = tuple(parts)
+    split_t = split3(split, "--split") if split is not None else None
     res = reproduce(out, data_dir=data_dir, datasets=names(datasets) if datasets else None,
                     data=data, column=column, split=split_t, models=names(models), seeds=seeds,
                     seed=seed, max_epochs=max_epochs, scaler=scaler, protocol=protocol, alpha=alpha, hidden=hidden, K=K,
                     ablation_K=ints(ablation_k, "--ablation-K"),
                     ablation_models=names(ablation_models),
-                    db=db, device=device, dtype=dtype, reference=reference, workers=workers,
-                    command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                    db=db, device=rt.device, dtype=rt.dtype, reference=reference, workers=workers,
+                    progress=rt.progress, command=opt.command_line())
     Console().print(f"{res['runs']} runs ({res['computed']} computed) in {res['wall_s']:.1f} s; "
                     f"report: {res['html']} and {res['markdown']}")
 

@@ -3,15 +3,13 @@ and ``rnnmem reproduce zhao-control`` (their short-memory control on an RNN-gene
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from . import options as opt
-from .parsing import ints
+from .parsing import names, split3
 
 
 def zhao_reviews_command(
@@ -34,23 +32,22 @@ def zhao_reviews_command(
     device: str = opt.device_option(),
     dtype: str = opt.dtype_option(),
     threads: Optional[int] = opt.threads_option(),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Reproduce Zhao et al. (2020), Tables 5-6: 5-class classification of Spanish paper reviews."""
-    device = opt.setup(device, threads, opt.pool_processes(workers))
+    rt = opt.runtime(device, threads, opt.pool_processes(workers), dtype=dtype, quiet=quiet)
     from rich.console import Console
 
     from ..errors import ConfigError
     from ..studies.zhao_reviews import reproduce
 
-    sp = ints(split, "--split")
-    if len(sp) != 3:
-        raise ConfigError(f"--split must be TRAIN,VAL,TEST, got {split!r}")
-    model_list = [t.strip() for t in models.split(",") if t.strip()]
+    sp = split3(split, "--split")
+    model_list = names(models)
     if not model_list:
         raise ConfigError("--models must name at least one of rnn, lstm, mrnnf, mlstmf")
     res = reproduce(out, data, models=model_list, seeds=seeds, seed=seed, epochs=epochs, paper_layout=paper_layout,
-                    split=tuple(sp), seed_chunk=seed_chunk, hidden=hidden, K=K, db=db, device=device, dtype=dtype,
-                    workers=workers, command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                    split=sp, seed_chunk=seed_chunk, hidden=hidden, K=K, db=db, device=rt.device, dtype=rt.dtype,
+                    workers=workers, progress=rt.progress, command=opt.command_line())
     Console().print(f"{res['runs']} runs ({res['computed']} computed) in {res['wall_s']:.1f} s; "
                     f"report: {res['html']} and {res['markdown']}")
 
@@ -73,19 +70,20 @@ def zhao_control_command(
     device: str = opt.device_option(),
     dtype: str = opt.dtype_option(),
     threads: Optional[int] = opt.threads_option(),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Short-memory control of Zhao et al. (2020): every time-series model on an RNN-generated series."""
-    device = opt.setup(device, threads, opt.pool_processes(workers))
+    rt = opt.runtime(device, threads, opt.pool_processes(workers), dtype=dtype, quiet=quiet)
     from rich.console import Console
 
-    from ..studies.zhao_reviews import reproduce_control
+    from ..studies.zhao_control import reproduce_control
     from ..tasks.rnn_generated import RNNGeneratorSpec
 
     spec = RNNGeneratorSpec(hidden=gen_hidden, seed=gen_seed, radius=radius)
-    res = reproduce_control(out, seeds=seeds, seed=seed, models=[t.strip() for t in models.split(",") if t.strip()],
+    res = reproduce_control(out, seeds=seeds, seed=seed, models=names(models),
                             max_epochs=max_epochs, scaler=scaler, hidden=hidden, K=K, generator=spec,
-                            probe_lags=probe_lags, db=db, device=device, dtype=dtype, workers=workers,
-                            command="rnnmem " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                            probe_lags=probe_lags, db=db, device=rt.device, dtype=rt.dtype, workers=workers,
+                            progress=rt.progress, command=opt.command_line())
     Console().print(f"{res['runs']} runs ({res['computed']} computed) in {res['wall_s']:.1f} s; generator: "
                     f"{res['verdict']['verdict']}; report: {res['html']} and {res['markdown']}")
 

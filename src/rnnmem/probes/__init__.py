@@ -1,2 +1,23 @@
 """Probes: each measures one aspect of a recurrent model's memory (forgetting, connectivity,
-long memory, capacity, Lyapunov exponents, semantic retention)."""
+long memory, capacity, Lyapunov exponents, semantic retention).
+
+Every probe has one door, ``PROBES[name](model, *, settings=None, seed=0, device=None, dtype=None,
+progress=None) -> Result`` (see ``contract.py``); the functions underneath (``forgetting``,
+``memory_capacity``, ``lyapunov_spectrum``, ``connectivity_matrix``, ``long_memory_probe``, the
+semantic array functions) stay available for finer control.
+"""
+
+from .contract import PROBES, Probe, ProbeSettings, Result, prepare, register_probe  # noqa: F401
+from . import forgetting, lyapunov, capacity, connectivity, long_memory  # noqa: E402,F401  (register)
+
+
+def probe(name: str, model, **kwargs) -> Result:
+    """``PROBES[name](model, **kwargs)`` with one clear error for an unknown name."""
+    from ..errors import ConfigError
+
+    if name not in PROBES:
+        raise ConfigError(f"unknown probe {name!r}; choose one of {', '.join(PROBES)}")
+    return PROBES[name](model, **kwargs)
+
+
+__all__ = ["PROBES", "Probe", "ProbeSettings", "Result", "prepare", "probe", "register_probe"]

@@ -268,3 +268,48 @@ def memory_capacity(
         n_test=n_test, null_bias=K / (n_test - 1), null_sd=math.sqrt(2 * K) / n_test, config=config,
         unit=describe, wall_s=time.perf_counter() - start, notes=notes,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The probe contract (``probes/contract.py``): PROBES["capacity"]
+# --------------------------------------------------------------------------------------------
+from typing import Literal  # noqa: E402
+
+from pydantic import Field  # noqa: E402
+
+from .contract import ProbeSettings, register_probe  # noqa: E402
+
+
+class CapacityProbeSettings(ProbeSettings):
+    """Settings of ``PROBES["capacity"]`` (defaults: the memory card's): ``steps`` readout steps after
+    a ``washout``; ``input_projection`` for a unit with input_size > 1 ("auto": a fixed random
+    projection of the scalar input, "error" refuses such a unit)."""
+
+    steps: int = Field(10_000, ge=10)
+    washout: int = Field(500, ge=0)
+    input_projection: Literal["auto", "random", "error"] = "auto"
+
+
+def _contract_run(unit, s: CapacityProbeSettings, *, seed, device, dtype, progress):
+    """Jaeger's memory capacity MC = sum_k r^2_k (module docstring)."""
+    projection = s.input_projection
+    if projection == "auto":
+        projection = "random" if unit.input_size > 1 else "error"
+    res = memory_capacity(unit, steps=s.steps, washout=s.washout, seed=seed, input_projection=projection)
+    if progress is not None:
+        progress(s.steps + s.washout, s.steps + s.washout)
+    head = {"mc": res.mc, "mc_raw": res.mc_raw, "state_dim": res.state_dim, "null_sd": res.null_sd,
+            "input_projection": projection}
+    return res.curve.copy(), head, {"lags": res.curve["lag"].to_numpy(), "r2": res.curve["r2_adj"].to_numpy()}, res
+
+
+def _plot(result, ax):
+    ax.plot(result.details["lags"], result.details["r2"], lw=1.2)
+    ax.set_xlabel("lag k")
+    ax.set_ylabel("adjusted r\u00b2 of u(t-k)")
+    ax.set_title(f"memory capacity MC = {result.headline['mc']:.3g}")
+
+
+register_probe("capacity", CapacityProbeSettings, _contract_run,
+               "short-term memory capacity, sum of r^2 of linear readouts of past inputs (Jaeger 2002)",
+               plotter=_plot)

@@ -5,24 +5,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..cells import CallableUnit, RecurrentUnit, from_module
+from ..cells import CallableUnit, RecurrentUnit
+from ..cells.protocol import as_model
 from ..errors import ConfigError
 
 
 def as_unit(model) -> RecurrentUnit | CallableUnit:
-    """Accept a built-in unit, a ``CallableUnit`` or a ``torch.nn.RNN/LSTM/GRU``.
-
-    Other modules must be wrapped with ``rnnmem.cells.CallableUnit(module, input_size,
-    hidden_size)`` so their step signature is explicit.
-    """
-    if isinstance(model, (RecurrentUnit, CallableUnit)):
-        return model
-    if isinstance(model, (nn.RNN, nn.LSTM, nn.GRU)):
-        return from_module(model)
-    raise ConfigError(
-        f"cannot probe a {type(model).__name__}: pass an rnnmem unit, a torch.nn.RNN/LSTM/GRU, or wrap "
-        "your module as rnnmem.cells.CallableUnit(module, input_size, hidden_size)"
-    )
+    """The model protocol's door (``rnnmem.cells.protocol.as_model``): a built-in unit, a
+    ``CallableUnit``, a ``torch.nn.RNN/LSTM/GRU`` (copied into a built-in unit), or an ``nn.Module``
+    with the minimal protocol (``forward(x, state=None) -> (y, state)``, ``input_size``,
+    ``hidden_size``), wrapped in a ``CallableUnit``."""
+    return as_model(model)
 
 
 def unit_device(unit) -> torch.device:

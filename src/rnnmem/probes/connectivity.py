@@ -68,6 +68,7 @@ float64, and against central finite differences.
 from __future__ import annotations
 
 import copy
+import math
 import contextlib
 from dataclasses import dataclass, field
 from typing import Callable
@@ -764,3 +765,90 @@ __all__ = [
     "connectivity", "connectivity_matrix", "connectivity_naive", "decay_profile", "half_life", "ConnectivityResult",
     "top_k", "encode", "is_char_model", "padding_classes", "find_readout", "prepare_model", "NORMS", "ATS",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# The probe contract (``probes/contract.py``): PROBES["connectivity"]
+# --------------------------------------------------------------------------------------------
+from typing import Literal  # noqa: E402
+
+from pydantic import Field  # noqa: E402
+
+from .contract import ProbeSettings, register_probe  # noqa: E402
+
+
+class RandomReadout(nn.Module):
+    """Scalar "logit" of a bare recurrent model: z_t = v . y_t with a fixed, seeded unit vector v
+    (float64 draw), so the connectivity of a model without classes is defined."""
+
+    def __init__(self, unit, seed: int):
+        super().__init__()
+        self.unit = unit
+        g = torch.Generator().manual_seed(seed)
+        v = torch.randn(unit.hidden_size, generator=g, dtype=torch.float64)
+        self.register_buffer("v", v / v.norm())
+
+    def forward(self, x):
+        y = self.unit(x)[0]
+        return (y @ self.v.to(y.dtype)).unsqueeze(-1)
+
+
+def fit_half_life(lags: np.ndarray, values: np.ndarray) -> dict:
+    """Least-squares fit of ln v_k = a - rate * k over the lags where v_k > 1e-12 max(v);
+    half-life = ln 2 / rate.
+
+    Returns
+    -------
+    dict with ``rate``, ``half_life`` (None unless rate > 0), ``r2`` (of the log fit) and ``fit_lags``.
+    """
+    lags, values = np.asarray(lags, float), np.asarray(values, float)
+    ok = np.isfinite(values) & (values > 1e-12 * np.nanmax(values))
+    if ok.sum() < 3:
+        return {"rate": None, "half_life": None, "r2": None, "fit_lags": int(ok.sum())}
+    slope, intercept = np.polyfit(lags[ok], np.log(values[ok]), 1)
+    pred = intercept + slope * lags[ok]
+    ss_res = float(((np.log(values[ok]) - pred) ** 2).sum())
+    ss_tot = float(((np.log(values[ok]) - np.log(values[ok]).mean()) ** 2).sum())
+    rate = -slope
+    return {"rate": rate, "half_life": math.log(2) / rate if rate > 0 else None,
+            "r2": 1 - ss_res / ss_tot if ss_tot > 0 else None, "fit_lags": int(ok.sum())}
+
+
+class ConnectivityProbeSettings(ProbeSettings):
+    """Settings of ``PROBES["connectivity"]`` (defaults: the memory card's): ``sequences`` random
+    N(0, 1) input sequences of ``T`` steps; the gradient of a seeded random unit-norm readout of the
+    output (:class:`RandomReadout`) at t~ with respect to the input at t, reduced with ``norm``, in
+    float64; the decay profile is its mean over t~ per lag k = t~ - t."""
+
+    T: int = Field(150, ge=2)
+    sequences: int = Field(2, ge=1)
+    norm: Literal["l2", "sq_l2"] = "l2"
+
+
+def _contract_run(unit, s: ConnectivityProbeSettings, *, seed, device, dtype, progress):
+    """Connectivity decay against the lag and its half-life ln 2 / rate (Madsen 2019; module docstring)."""
+    model = RandomReadout(unit, seed)
+    g = torch.Generator().manual_seed(seed)
+    results = []
+    for i in range(s.sequences):
+        x = torch.randn(s.T, unit.input_size, generator=g, dtype=torch.float64)
+        results.append(connectivity_matrix(model, x, targets=0, norm=s.norm, normalize=False, dtype="float64"))
+        if progress is not None:
+            progress(i + 1, s.sequences)
+    prof = decay_profile(results)
+    fit = fit_half_life(prof["lag"].to_numpy(), prof["mean"].to_numpy())
+    return prof, fit, {"lags": prof["lag"].to_numpy(), "mean": prof["mean"].to_numpy()}, results
+
+
+def _plot(result, ax):
+    lags, v = np.asarray(result.details["lags"], float), np.asarray(result.details["mean"], float)
+    ok = np.isfinite(v) & (v > 0)
+    ax.semilogy(lags[ok], v[ok])
+    ax.set_xlabel("lag k = t~ - t")
+    ax.set_ylabel("mean gradient norm (log)")
+    hl = result.headline.get("half_life")
+    ax.set_title("connectivity decay" + (f", half-life {hl:.3g} steps" if hl else ""))
+
+
+register_probe("connectivity", ConnectivityProbeSettings, _contract_run,
+               "gradient of the output at t~ w.r.t. the input at t, against the lag (Madsen 2019)", plotter=_plot)

@@ -371,6 +371,10 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
     tracker = _Tracker(R, s, eps)
     crit_tracker = _CriteriaTracker(criteria, R, s.P) if criteria else None
     names = tuple(getattr(unit, "state_names", ("state",)))
+    if isinstance(unit, CallableUnit):
+        bdims = [bd for bd, _ in unit._layout()]
+    else:
+        bdims = [unit._state_batch_dim()] * len(names)
     I = unit.input_size
     start = time.perf_counter()
     state = None
@@ -381,10 +385,13 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
             x = _draw_block(gens, C, I, t, s.P, dtype).to(dev)  # [C, R, 2, I]
             if ens:
                 y, state, all_st = unit(x, state, return_all_states=True)  # y [C, E, 2, H]
+                # components [C, L, E, 2, *features] -> [C, E, 2, L * features]
+                all_st = tuple(c.movedim(2, 1).movedim(3, 2).reshape(C, R, 2, -1) for c in all_st)
             else:
                 y, state, all_st = unit(x.reshape(C, 2 * R, I), state, return_all_states=True)
                 y = y.reshape(C, R, 2, -1)
-                all_st = tuple(c.reshape(*c.shape[:-2], R, 2, c.shape[-1]) for c in all_st)
+                # components [C, *shape with the batch 2R at bdims[k]] -> [C, R, 2, features]
+                all_st = tuple(c.movedim(1 + bd, 1).reshape(C, R, 2, -1) for c, bd in zip(all_st, bdims))
             tracker.update(*_diffs(y, all_st, names))
             if crit_tracker is not None:
                 crit_tracker.update(y, t)
@@ -475,3 +482,133 @@ def _summarise(tr: _Tracker, s: ForgettingSettings, eps: float, input_seeds, see
                     curve[key][np.isnan(curve[key])] = 0.0
         curves.append(curve)
     return pd.DataFrame(rows), curves
+
+
+# --------------------------------------------------------------------------------------------
+# The probe contract (``probes/contract.py``): PROBES["forgetting"]
+# --------------------------------------------------------------------------------------------
+from pydantic import Field, field_validator  # noqa: E402
+
+from .contract import ProbeSettings, register_probe  # noqa: E402
+
+
+class ForgettingProbeSettings(ProbeSettings):
+    """Settings of ``PROBES["forgetting"]`` (defaults: the memory card's).
+
+    ``T`` steps, inputs differing for the first ``P``; ``input_pairs`` runs, run k with input seed
+    ``derive_input_seed(seed + k)``; ``tolerances`` on the outputs' max-abs difference;
+    ``fit_skip`` transient steps left out of the contraction-rate fit, which runs on a float64 copy
+    over ``P + rate_steps`` steps (in float32 the distance reaches the rounding floor within a few
+    dozen steps, too few to fit past the transient). Every other field of :class:`ForgettingSettings`
+    keeps its default.
+    """
+
+    T: int = Field(20_000, ge=2)
+    P: int = Field(1_000, ge=1)
+    input_pairs: int = Field(5, ge=1)
+    tolerances: tuple[float, ...] = (0.0, 1e-6, 1e-4, 1e-2)
+    fit_skip: int = Field(30, ge=0)
+    rate_steps: int = Field(3_000, ge=10)
+
+    @field_validator("tolerances")
+    @classmethod
+    def _tolerances(cls, v):
+        ForgettingSettings(T=2, P=1, tolerances=v)  # its checks: finite, >= 0, distinct, at least one
+        return tuple(float(t) for t in v)
+
+    def model_post_init(self, __context) -> None:
+        if self.P >= self.T:
+            raise ValueError(f"the differing prefix P={self.P} must be shorter than the sequence T={self.T}")
+
+
+def forgetting_summary(finished, runs: int, at_floor: int = 0) -> dict:
+    """Headline statistics of the forgetting steps of ``runs`` runs of which ``finished`` (the
+    steps of the runs that reached the tolerance) ended; the others are censored (the tolerance
+    was not reached within T steps, or it lies below the dtype's rounding floor: ``at_floor``).
+
+    A censored run took longer than every finished one, so the median over *all* runs is known
+    exactly while fewer than half are censored (it is an order statistic of the finished runs);
+    the mean over all runs is known only when none is. A mean over the finished runs alone would
+    be biased low and is not reported.
+
+    Parameters
+    ----------
+    finished : array of float, the steps of the finished runs.
+    runs : int, all runs.
+    at_floor : int, censored runs whose tolerance lies below the rounding floor.
+
+    Returns
+    -------
+    dict with ``runs``, ``finished``, ``censored``, ``at_floor``, ``mean`` and ``std`` (all runs;
+    None if any is censored), ``median`` (all runs, censored counted as longer; None when at least
+    half are censored) and ``median_finished`` (the finished runs only; None if none finished).
+    """
+    v = np.sort(np.asarray(finished, dtype=float))
+    n_cens = runs - v.size
+    full = np.concatenate([v, np.full(n_cens, np.inf)])
+    median = None
+    if v.size and n_cens < runs / 2:  # censored runs sit at +inf: the middle order statistic(s) are finite
+        median = float(np.median(full))
+    return {"runs": int(runs), "finished": int(v.size), "censored": int(n_cens), "at_floor": int(at_floor),
+            "mean": float(v.mean()) if v.size and not n_cens else None,
+            "std": float(v.std(ddof=1)) if v.size > 1 and not n_cens else None,
+            "median": median, "median_finished": float(np.median(v)) if v.size else None}
+
+
+def _contract_run(unit, s: ForgettingProbeSettings, *, seed, device, dtype, progress):
+    """Forgetting steps per tolerance over ``input_pairs`` runs (censored runs counted, never
+    averaged: :func:`forgetting_summary`) and the float64 contraction rate of the state distance."""
+    import copy
+
+    seeds = [derive_input_seed(seed + k) for k in range(s.input_pairs)]
+    total = s.T + s.P + s.rate_steps
+    done = [0]
+
+    def tick(n):
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    res = forgetting(unit, T=s.T, P=s.P, tolerances=s.tolerances, fit_skip=s.fit_skip, input_seeds=seeds,
+                     progress=tick)
+    t = res.table
+    out = {"runs": len(t), "dtype": str(t["dtype"][0]), "steps_computed": res.steps_computed,
+           "bound": s.T - s.P, "kernel": res.notes.get("kernel"), "tolerances": {}}
+    for tol in s.tolerances:
+        name = tol_name(tol)
+        cens = t[f"censored_{name}"].astype(bool)
+        at_floor = int((cens & (t["status"] == "floor")).sum())
+        out["tolerances"][name] = forgetting_summary(t.loc[~cens, f"steps_{name}"].astype(float).to_numpy(),
+                                                     runs=len(t), at_floor=at_floor)
+    done[0] = s.T  # the first run may stop early: count its budget as done
+    u64 = copy.deepcopy(unit).double()
+    if hasattr(u64, "dtype"):
+        u64.dtype = torch.float64
+    res64 = forgetting(u64, T=s.P + s.rate_steps, P=s.P, tolerances=s.tolerances, fit_skip=s.fit_skip,
+                       input_seeds=seeds, progress=tick)
+    rates = res64.table["rate"].astype(float)
+    out["rate"] = {"mean": rates.mean(), "std": rates.std(ddof=1) if len(rates) > 1 else None, "dtype": "float64"}
+    out["statuses"] = t["status"].value_counts().to_dict()
+    curve = res.curves[0]
+    details = {"curve": {"bin_edges": curve["bin_edges"], "out_maxabs": curve["out_maxabs"],
+                         "state_l2": curve["state_l2"]}}
+    frame = t.assign(rate_float64=rates.to_numpy())
+    return frame, out, details, res
+
+
+def _plot(result, ax):
+    c = result.details["curve"]
+    edges = np.asarray(c["bin_edges"], float)
+    mid = np.sqrt(edges[:-1] * edges[1:]) if len(edges) > 1 else edges
+    for key, label in (("out_maxabs", "max |y_a - y_b|"), ("state_l2", "||state_a - state_b||")):
+        v = np.asarray(c[key], float)[: len(mid)]
+        ok = np.isfinite(v) & (v > 0)
+        ax.loglog(mid[ok], v[ok], label=label)
+    ax.set_xlabel("shared steps after the differing prefix")
+    ax.set_ylabel("distance (log)")
+    ax.set_title("forgetting (run 0)")
+    ax.legend(fontsize=8)
+
+
+register_probe("forgetting", ForgettingProbeSettings, _contract_run,
+               "steps until two runs that saw different inputs agree again (Muccino 2019)", plotter=_plot)

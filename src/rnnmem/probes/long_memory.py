@@ -804,3 +804,80 @@ def long_memory_probe(
 
 __all__ = ["long_memory_probe", "definition3_test", "fit_exp_mixture", "hac_slope",
            "LinearRecurrence", "FractionalFilter", "METHODS", "REDUCTIONS", "VERDICTS"]
+
+
+# --------------------------------------------------------------------------------------------
+# The probe contract (``probes/contract.py``): PROBES["long_memory"]
+# --------------------------------------------------------------------------------------------
+from typing import Literal  # noqa: E402
+
+from pydantic import Field  # noqa: E402
+
+from .contract import ProbeSettings, register_probe  # noqa: E402
+
+# What a summary keeps of the Definition-3 verdict (``definition3_test``): the test, then the descriptive AIC numbers
+LONG_MEMORY_KEYS = ("verdict", "reason", "alpha", "alpha_se", "summable", "response_ends", "via_bound",
+                    "extrapolation", "k_end", "k_max_requested", "n_tail", "noise_floor", "level", "filter_length",
+                    "alpha_within_filter", "intercept_tail",
+                    "aic_exp", "aic_power", "delta_aic", "rate", "half_life", "exponent_full", "r2_exp", "r2_power",
+                    "n_fit")
+
+
+def long_memory_fields(verdict: dict) -> dict:
+    """The flat view of a Definition-3 verdict: ``LONG_MEMORY_KEYS`` plus the intervals and the
+    tail range as scalars (``alpha_ci_low``/``_high``, ``alpha_within_filter_ci_low``/``_high``,
+    ``tail_from``/``tail_to``), so every number has a JSON path; the upper bound's verdict, when the
+    verdict came from it, under ``bound``."""
+    out = {k: verdict.get(k) for k in LONG_MEMORY_KEYS}
+    for key in ("alpha_ci", "alpha_within_filter_ci"):
+        ci = verdict.get(key)
+        out[f"{key}_low"], out[f"{key}_high"] = (ci[0], ci[1]) if ci is not None else (None, None)
+    tail = verdict.get("tail")
+    out["tail_from"], out["tail_to"] = (tail[0], tail[1]) if tail is not None else (None, None)
+    if verdict.get("via_bound") and isinstance(verdict.get("bound"), dict):
+        out["bound"] = long_memory_fields(verdict["bound"])
+    return out
+
+
+class LongMemoryProbeSettings(ProbeSettings):
+    """Settings of ``PROBES["long_memory"]`` (defaults: the memory card's): ``n_samples`` random
+    trajectories of ``T`` steps, response coefficients A_k up to ``max_lag``, of the ``output``
+    reduction ("sum" of the output vector, or its "norm"), tested by ``definition3_test``."""
+
+    T: int = Field(1_000, ge=4)
+    max_lag: int = Field(300, ge=2)
+    n_samples: int = Field(12, ge=2)
+    output: Literal["sum", "norm"] = "sum"
+
+    def model_post_init(self, __context) -> None:
+        if self.max_lag >= self.T:
+            raise ValueError(f"max_lag={self.max_lag} must be below the trajectory length T={self.T}")
+
+
+def _contract_run(unit, s: LongMemoryProbeSettings, *, seed, device, dtype, progress):
+    """Definition 3 of Zhao et al. (2020): A_k = E_t[dy_t/dx_{t-k}], long memory iff sum |A_k| diverges;
+    verdict long / short / inconclusive from the tail test (module docstring)."""
+    done = [0]
+
+    def tick(n):
+        done[0] += n
+        if progress is not None:
+            progress(done[0], s.n_samples)
+
+    frame, verdict = long_memory_probe(unit, s.T, max_lag=s.max_lag, n_samples=s.n_samples, output=s.output,
+                                       seed=seed, progress=tick)
+    return frame, long_memory_fields(verdict), {"lags": frame["lag"].to_numpy(),
+                                                "abs_A": frame["fitted"].to_numpy()}, verdict
+
+
+def _plot(result, ax):
+    lags, v = np.asarray(result.details["lags"], float), np.asarray(result.details["abs_A"], float)
+    ok = np.isfinite(v) & (v > 0) & (lags > 0)
+    ax.loglog(lags[ok], v[ok])
+    ax.set_xlabel("lag k")
+    ax.set_ylabel("|A_k| (log)")
+    ax.set_title(f"Definition 3: {result.headline.get('verdict')}")
+
+
+register_probe("long_memory", LongMemoryProbeSettings, _contract_run,
+               "response coefficients A_k and the Definition-3 long-memory verdict (Zhao et al. 2020)", plotter=_plot)

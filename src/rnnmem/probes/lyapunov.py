@@ -41,6 +41,7 @@ import torch
 from scipy import stats
 
 from ..cells import CallableUnit, RecurrentUnit
+from ..cells.base import python_loop
 from ..errors import ConfigError, InputError
 from ..devices import resolve_device
 from .capacity import native_device_dtype, prepare_unit
@@ -99,10 +100,11 @@ def _t_quantile(confidence: float, n: int) -> float:
 class StepMap:
     """The one-step map ``z' = F(z, x)`` of a unit's full flattened state.
 
-    ``z[B, D]``: components in ``state_names`` order, each laid out as (layer, unit). Built-in
-    units use their own ``_cell_step`` (the code their step loop runs); a ``CallableUnit`` is
-    called on one time step, its state components' batch dimension located by comparing the
-    state shapes for batch 1 and 2.
+    ``z[B, D]`` is the model protocol's ``state_vector``. Units with the ``cell_step`` capability
+    (the gated units: one layer's step on ``[layers, B, H]`` states) step through their own
+    ``_cell_step`` (the code their loop runs); every other unit takes one step of its Python loop
+    (``cells.base.python_loop``: no fused kernel, no compiled loop, so ``torch.func`` can trace it),
+    and a ``CallableUnit`` is called on one time step.
     """
 
     def __init__(self, unit, device=None, dtype=None):
@@ -111,68 +113,42 @@ class StepMap:
         self.device = resolve_device(device) if device is not None else dev0
         self.dtype = dtype or dt0
         if isinstance(unit, RecurrentUnit):
-            self.kind = "builtin"
-            self.L, self.H = unit.num_layers, unit.hidden_size
-            self.n = len(unit.state_names)
-            self.dim = self.n * self.L * self.H
+            self.kind = "cell_step" if "cell_step" in unit.capabilities() else "builtin"
+            self.L, self.n = unit.num_layers, len(unit.state_names)
+            self.dim = unit.state_size()
         elif isinstance(unit, CallableUnit):
             self.kind = "callable"
-            s1, s2 = self._template(1), self._template(2)
-            self.shapes, self.bdims = [], []
-            for a, b in zip(s1, s2):
-                diff = [i for i, (m, n) in enumerate(zip(a.shape, b.shape)) if m != n]
-                if len(a.shape) != len(b.shape) or len(diff) != 1:
-                    raise ConfigError(
-                        "cannot find the batch dimension of the CallableUnit's state: each component "
-                        "must have exactly one dimension that grows with the batch"
-                    )
-                bd = diff[0]
-                self.bdims.append(bd)
-                self.shapes.append(tuple(s for i, s in enumerate(a.shape) if i != bd))
-            self.sizes = [int(np.prod(s)) for s in self.shapes]
-            self.dim = int(sum(self.sizes))
+            unit._layout()  # one clear error now if the state's batch dimension cannot be found
+            self.dim = int(unit.state_vector(self._template(1)).shape[-1])
         else:  # pragma: no cover - prepare_unit only returns these two kinds
             raise ConfigError(f"cannot build a step map for {type(unit).__name__}")
 
     def _template(self, batch: int):
-        u = self.unit
-        st = u.init_state(batch, device=self.device, dtype=self.dtype)
-        if st is None:
-            with torch.no_grad():
-                x0 = torch.zeros(1, batch, u.input_size, dtype=self.dtype, device=self.device)
-                _, st = u._call(x0, None)
-        return tuple(s.to(self.device, self.dtype) for s in st)
+        if isinstance(self.unit, CallableUnit):
+            return self.unit.template_state(batch, device=self.device, dtype=self.dtype)
+        return self.unit.init_state(batch, device=self.device, dtype=self.dtype)
 
     def init(self, batch: int) -> torch.Tensor:
-        """The unit's initial state (zeros for built-in units), flattened: ``[batch, D]``."""
-        if self.kind == "builtin":
-            return torch.zeros(batch, self.dim, dtype=self.dtype, device=self.device)
+        """The unit's initial state, flattened: ``[batch, D]``."""
         return self.flatten(self._template(batch))
 
     def flatten(self, state) -> torch.Tensor:
-        if self.kind == "builtin":
-            # each component [L, B, H] -> [B, L*H]
-            return torch.cat([s.movedim(1, 0).reshape(s.shape[1], -1) for s in state], dim=1)
-        return torch.cat([s.movedim(bd, 0).reshape(s.shape[bd], -1) for s, bd in zip(state, self.bdims)], 1)
+        return self.unit.state_vector(state)
 
     def unflatten(self, z: torch.Tensor):
-        B = z.shape[0]
-        if self.kind == "builtin":
-            parts = z.reshape(B, self.n, self.L, self.H)
-            return tuple(parts[:, k].movedim(0, 1) for k in range(self.n))  # [L, B, H]
-        out, off = [], 0
-        for shape, size, bd in zip(self.shapes, self.sizes, self.bdims):
-            out.append(z[:, off : off + size].reshape(B, *shape).movedim(0, bd))
-            off += size
-        return tuple(out)
+        return self.unit.state_from_vector(z)
 
     def __call__(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``z[B, D], x[B, I] -> z'[B, D]``."""
         state = self.unflatten(z)
-        if self.kind == "callable":
-            _, st = self.unit._call(x.unsqueeze(0), state)
-            return self.flatten(st)
         u = self.unit
+        if self.kind == "callable":
+            _, st = u._call(x.unsqueeze(0), state)
+            return self.flatten(st)
+        if self.kind == "builtin":
+            with python_loop():
+                _, st = u._forward_loop(x.unsqueeze(0), state, False)
+            return self.flatten(st)
         inp, new = x, [[] for _ in range(self.n)]
         for layer in range(self.L):
             p = u.layer_params[layer]
@@ -346,3 +322,57 @@ def lyapunov_spectrum(
         confidence=float(confidence), state_dim=D, config=config, unit=describe,
         wall_s=time.perf_counter() - start, per_realisation=per_real[:, order], notes=notes,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The probe contract (``probes/contract.py``): PROBES["lyapunov"]
+# --------------------------------------------------------------------------------------------
+from typing import Literal  # noqa: E402
+
+from pydantic import Field  # noqa: E402
+
+from .contract import ProbeSettings, register_probe  # noqa: E402
+
+
+class LyapunovProbeSettings(ProbeSettings):
+    """Settings of ``PROBES["lyapunov"]`` (defaults: the memory card's): ``steps`` QR steps after a
+    ``washout``, the ``k`` largest exponents (capped at the state dimension D), computed in ``dtype``
+    (float64 by default: the exponents of a contracting map sum rounding errors otherwise)."""
+
+    steps: int = Field(2_000, ge=2)
+    washout: int = Field(500, ge=0)
+    k: int = Field(16, ge=1)
+    dtype: Literal["float32", "float64"] = "float64"
+
+
+def _contract_run(unit, s: LyapunovProbeSettings, *, seed, device, dtype, progress):
+    """The Lyapunov spectrum along the input-driven trajectory (Benettin/QR; module docstring)."""
+    D = unit.state_size()
+    done = [0]
+
+    def tick(n):
+        done[0] += n
+        if progress is not None:
+            progress(done[0], s.washout + s.steps)
+
+    res = lyapunov_spectrum(unit, steps=s.steps, washout=s.washout, k=min(s.k, D), seed=seed,
+                            dtype=getattr(torch, s.dtype), progress=tick)
+    summ = res.summary()
+    head = {"max_exponent": summ["max_exponent"], "ci_low": summ["ci_low"], "ci_high": summ["ci_high"],
+            "confidence": summ["confidence"], "contraction_rate": summ["contraction_rate"],
+            "n_exponents": summ["n_exponents"], "state_dim": summ["state_dim"]}
+    return res.to_frame(), head, {"exponents": res.exponents}, res
+
+
+def _plot(result, ax):
+    ex = np.asarray(result.details["exponents"], float)
+    ax.plot(np.arange(1, len(ex) + 1), ex, "o-", ms=3)
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_xlabel("exponent index")
+    ax.set_ylabel("Lyapunov exponent (per step)")
+    ax.set_title("Lyapunov spectrum")
+
+
+register_probe("lyapunov", LyapunovProbeSettings, _contract_run,
+               "Lyapunov spectrum of the state along the input-driven trajectory (Benettin et al. 1980)",
+               plotter=_plot)

@@ -6,7 +6,7 @@ card i to 4 significant digits, so the page can be checked against the JSON mech
 Honesty rules: a forgetting headline with censored runs shows the count and a statistic that
 is known despite the censoring (the median over all runs while fewer than half are censored;
 otherwise "censored in c/n runs" and the median of the finished ones, labelled as such), never a
-mean over the finished runs; a fitted number whose fit fails ``studies.card.fit_checks`` says
+mean over the finished runs; a fitted number whose fit fails ``probes.card.fit_checks`` says
 "fit not valid: reason"; each measure gets one line of interpretation."""
 
 from __future__ import annotations
@@ -130,13 +130,13 @@ def _forgetting_cell(card: dict, path: str, ci: int) -> str:
 def _checks(card: dict) -> dict:
     if "fit_checks" in card:
         return card["fit_checks"]
-    from ..studies.card import fit_checks  # a card written before the checks were stored
+    from ..probes.card import fit_checks  # a card written before the checks were stored
 
     return fit_checks(card)
 
 
 def _lm_source(card: dict) -> tuple[str, dict]:
-    from ..studies.card import long_memory_source
+    from ..probes.card import long_memory_source
 
     return long_memory_source(card.get("long_memory") or {})
 

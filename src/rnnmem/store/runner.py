@@ -3,7 +3,8 @@
 ``run_tasks(tasks, "module:function", store)`` is the whole sweep machinery:
 
 1. Each task's config is canonicalised by its study's pydantic model when the study is registered
-   (rnnmem.studies.registry), so the same request always has the same run keys.
+   (rnnmem.store.registry; ``run_tasks`` imports the function's module first, so its study has
+   registered), so the same request always has the same run keys.
 2. Seeds whose ``run_key(study, config, seed)`` is already stored are dropped; tasks left with no
    seed are skipped entirely. Nothing stored is ever recomputed.
 3. The rest run on an executor (executors.py: in-process, a local process pool, or Ray). The
@@ -36,7 +37,7 @@ class TaskFailed(RnnmemError):
 
 
 def _canonical(task: Task) -> Task:
-    from ..studies.registry import canonical_config
+    from .registry import canonical_config
 
     if not isinstance(task, Task):
         raise ConfigError(f"run_tasks expects Task objects, got {type(task).__name__}")
@@ -192,7 +193,9 @@ def timed_task(fn: str, task: Task) -> tuple[list[RunRecord], float]:
     """Run one task in this process (nothing stored); returns its records and wall seconds."""
     from .executors import execute
 
+    resolve(fn)  # imports the study's module, which registers it, before the config is canonicalised
+    task = _canonical(task)
     t0 = time.perf_counter()
-    out = execute(fn, _canonical(task).config, task.seeds, one_thread=False)
+    out = execute(fn, task.config, task.seeds, one_thread=False)
     wall = time.perf_counter() - t0
-    return _check(Job(0, _canonical(task)), out, fn), wall
+    return _check(Job(0, task), out, fn), wall

@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, config_error_from
 from .db import canonical_json
 from .executors import EXECUTORS, Task
 
@@ -144,19 +144,15 @@ class SweepPlan:
 
 def plan_sweep(data: dict, base: Path | None = None, source: str = "sweep") -> SweepPlan:
     """Validate a parsed sweep file and expand its grid (``base``: folder for relative db paths)."""
-    from ..studies.registry import get_study, import_studies
+    from .registry import get_study, import_studies
 
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a sweep file is a mapping with at least 'study' and 'grid'")
     try:
         sf = SweepFile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("int", "list", "dict"))) or "file"
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(f"{source}: unknown key {loc!r}; allowed keys: "
-                              f"{', '.join(f.alias or n for n, f in SweepFile.model_fields.items())}") from None
-        raise ConfigError(f"{source}: {loc}: {err['msg']}") from None
+        raise config_error_from(exc, source, what="key",
+                                allowed=[f.alias or n for n, f in SweepFile.model_fields.items()]) from None
     for module in [sf.import_] if isinstance(sf.import_, str) else sf.import_:
         import_studies(module)
     spec = get_study(sf.study)

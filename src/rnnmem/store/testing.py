@@ -117,7 +117,7 @@ def kill_when_stored(proc, db, count: int, timeout: float, poll: float = 0.1) ->
 
 
 def _register() -> None:
-    from ..studies.registry import StudySpec, register_study
+    from .registry import StudySpec, register_study
 
     register_study(StudySpec(
         name=STUDY, config_model=ToyConfig, run="rnnmem.store.testing:toy_run", seeds_per_task=4,

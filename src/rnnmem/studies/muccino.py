@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError
 from ..store.db import config_column
-from .validation import validate_model
+from ..store.validation import validate_model
 from ..probes.forgetting import DEFAULT_TOLERANCES, ForgettingSettings, forgetting, tol_name
 
 STUDY = "forgetting"
@@ -238,7 +238,7 @@ def reproduce(out, quick: bool = False, runs: int | None = None, T: int = 100_00
 
 
 def _register() -> None:
-    from .registry import StudySpec, register_study
+    from ..store.registry import StudySpec, register_study
 
     register_study(StudySpec(STUDY, ForgettingConfig, "rnnmem.studies.muccino:run_cell", seeds_per_task=10,
                              description="state forgetting (Muccino 2019)", check=lambda cfg: cfg.settings()))

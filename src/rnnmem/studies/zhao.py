@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError, InputError
 from ..store.db import config_column
-from .validation import validate_model
+from ..store.validation import validate_model
 from ..tasks.autocomplete import file_sha256
 from ..devices import resolve_device
 from ..train.timeseries import FILTER_MODELS, MODELS, TrainSettings
@@ -181,7 +181,7 @@ def run_batch(config: dict, seeds: list[int]):
 
 
 def _register() -> None:
-    from .registry import StudySpec, register_study
+    from ..store.registry import StudySpec, register_study
 
     register_study(StudySpec(STUDY, ZhaoConfig, "rnnmem.studies.zhao:run_batch", seeds_per_task=100,
                              description="Zhao et al. 2020: memory-augmented RNN/LSTM on four series"))

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError, InputError
 from ..store.db import config_column
-from .validation import validate_model
+from ..store.validation import validate_model
 from ..tasks.autocomplete import file_sha256
 from ..devices import resolve_device
 from ..train.classify import FIRST_LAYERS
@@ -154,7 +154,7 @@ def run_batch(config: dict, seeds: list[int]):
 
 
 def _register() -> None:
-    from .registry import StudySpec, register_study
+    from ..store.registry import StudySpec, register_study
 
     register_study(StudySpec(STUDY, ReviewsConfig, "rnnmem.studies.zhao_reviews:run_batch", seeds_per_task=10,
                              description="Zhao et al. 2020: review classification (RNN/LSTM/MRNNF/MLSTMF + LSTM)"))
@@ -477,194 +477,6 @@ def reproduce(out, data, models=PAPER_MODELS, seeds: int = 100, seed: int = 0, e
             "summary": summary(runs), "comparison": published_comparison(runs), "data": facts}
 
 
-
-
-# ============================================================================================
-# the short-memory control: all eight time-series models on an RNN-generated series
-# ============================================================================================
-#: Zhao et al. (ICML 2020), RNN-generated series: the median test RMSE of every model over 100
-#: seeds lies within this range (published fact, as read from the paper's box plot).
-ZHAO2020_CONTROL_MEDIANS = (1.0063, 1.0067)
-CONTROL_STUDY_NOTE = ("rnnmem's generator (rnnmem.tasks.rnn_generated); the paper does not publish its "
-                      "generator, so only the qualitative claim transfers: the memory-augmented models bring "
-                      "nothing on a short-memory series.")
-
-
-def control_box_plot(runs: pd.DataFrame, oracle: float, ar1: float | None, path, K: int) -> Path:
-    """Test RMSE over seeds per model on the control series; dotted: oracle (the generator's own
-    one-step prediction), dashed: AR(1), shaded: the published range of medians."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..train.timeseries import FILTER_MODELS
-    from .zhao import LABELS as TS_LABELS
-    from .zhao import PAPER_MODELS as TS_MODELS
-
-    ok = runs[((runs["K"] == K) | ~runs["model"].isin(FILTER_MODELS)) & (runs["status"] != "diverged")]
-    models = [m for m in TS_MODELS if m in set(ok["model"])]
-    fig, ax = plt.subplots(figsize=(8.5, 4.5))
-    ax.boxplot([ok.loc[ok["model"] == m, "test_rmse"].astype(float).dropna().values for m in models])
-    ax.set_xticks(range(1, len(models) + 1), [TS_LABELS.get(m, m) for m in models])
-    lo, hi = ZHAO2020_CONTROL_MEDIANS
-    ax.axhspan(lo, hi, color="tab:red", alpha=0.15, label=f"paper: medians in [{lo}, {hi}] (their series)")
-    ax.axhline(oracle, ls=":", color="k", label=f"oracle (generator's own prediction) {oracle:.4f}")
-    if ar1 is not None:
-        ax.axhline(ar1, ls="--", color="gray", label=f"AR(1) least squares {ar1:.4f}")
-    ax.set_ylabel("test RMSE (series units; noise sd = 1)")
-    ax.set_title("Short-memory control: test RMSE over seeds on an RNN-generated series")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
-
-
-def control_table(runs: pd.DataFrame, K: int) -> pd.DataFrame:
-    """Per model: runs, median / mean / std (ddof 1) / min of test RMSE over the seeds that did not
-    diverge, and the status counts."""
-    from ..train.timeseries import FILTER_MODELS
-    from .zhao import LABELS as TS_LABELS
-    from .zhao import PAPER_MODELS as TS_MODELS
-
-    main = runs[(runs["K"] == K) | ~runs["model"].isin(FILTER_MODELS)]
-    rows = []
-    for m in [m for m in TS_MODELS if m in set(main["model"])]:
-        g = main[main["model"] == m]
-        v = g.loc[g["status"] != "diverged", "test_rmse"].astype(float).dropna()
-        rows.append({"model": TS_LABELS.get(m, m), "runs": len(g),
-                     "median": float(v.median()) if len(v) else math.nan,
-                     "mean": float(v.mean()) if len(v) else math.nan,
-                     "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
-                     "min": float(v.min()) if len(v) else math.nan,
-                     "early_stopped": int((g["status"] == "early_stopped").sum()),
-                     "max_epochs": int((g["status"] == "max_epochs").sum()),
-                     "diverged": int((g["status"] == "diverged").sum())})
-    return pd.DataFrame(rows)
-
-
-def reproduce_control(out, seeds: int = 100, seed: int = 0, models=None, max_epochs: int = 1000,
-                      scaler: str = "train", hidden: int = 1, K: int = 100, generator=None, split=None,
-                      probe_lags: int = 300, probe_samples: int = 64, db=None, device: str = "cpu",
-                      dtype: str = "float32", workers: int | None = None, progress: bool = True,
-                      command: str = "") -> dict:
-    """The short-memory control of Zhao et al. (2020): generate the RNN series
-    (``rnnmem.tasks.rnn_generated``, spec ``generator``), train every time-series model on it with
-    the time-series study (``rnnmem.studies.zhao.reproduce``, same protocol and store), probe the
-    generating process (Definition 3) and write the control report. Returns paths and tables."""
-    from ..probes.long_memory import long_memory_probe
-    from ..report.acf_plot import plot_response
-    from ..report.document import Document
-    from ..store import ResultStore, pending_tasks
-    from ..tasks.arfima import gph
-    from ..tasks.rnn_generated import (DEFAULT_SPLIT, RNNGenerator, RNNGeneratorSpec, generate_rnn_series,
-                                       oracle_rmse)
-    from . import zhao as ts
-
-    out = Path(out).expanduser()
-    spec = generator or RNNGeneratorSpec()
-    split = tuple(int(s) for s in (split or DEFAULT_SPLIT))
-    if len(split) != 3 or sum(split) > spec.length - 1:
-        raise ConfigError(f"split {split} needs {sum(split) + 1} values but the generator makes {spec.length}")
-    if not isinstance(probe_lags, int) or probe_lags < 11:
-        raise ConfigError(f"probe lags must be an integer >= 11, got {probe_lags!r}")
-    models = tuple(models or ts.PAPER_MODELS)
-    from ..train.timeseries import MODELS as TS_MODELS
-
-    unknown = [m for m in models if m not in TS_MODELS]
-    if unknown or not models:  # checked here: generating and probing the series comes first
-        raise ConfigError(f"unknown model(s) {unknown}; choose from {', '.join(TS_MODELS)}")
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ConfigError(f"--seeds must be a positive integer, got {seeds!r}")
-    if scaler not in ("train", "full"):
-        raise ConfigError(f"--scaler must be train or full, got {scaler!r}")
-    resolve_device(device)
-    out.mkdir(parents=True, exist_ok=True)
-    frame = generate_rnn_series(spec)
-    csv = out / "rnn_generated.csv"
-    frame.to_csv(csv, index=False, float_format="%.17g")
-    db_path = Path(db).expanduser() if db else out / "results.sqlite"
-    start = time.perf_counter()
-    res = ts.reproduce(out / "timeseries", data=csv, column="x", split=split, models=models, seeds=seeds, seed=seed,
-                       max_epochs=max_epochs, scaler=scaler, hidden=hidden, K=K, ablation_K=(), ablation_models=(),
-                       db=db_path, device=device, dtype=dtype, workers=workers, progress=progress,
-                       command=command or "rnnmem reproduce zhao-control")
-    train_wall = time.perf_counter() - start
-    dspec = ts.custom_dataset(csv, "x", split)
-    tasks = ts.build_tasks([dspec], models, range(seed, seed + seeds), K=K, ablation_K=(), ablation_models=(),
-                           scaler=scaler, hidden=hidden, max_epochs=max_epochs, dtype=dtype, device=device)
-    with ResultStore(db_path) as store:
-        _, keys = pending_tasks(tasks, store)
-        table = store.load(keys=[k for ks in keys for k in ks])
-    runs = ts.runs_frame(table)
-    # --- the generating process: oracle, AR(1), GPH, Definition-3 probe
-    oracle = oracle_rmse(frame, split)
-    ar1 = ts.ar1_frame([dspec], scaler)
-    ar1_test = float(ar1["rmse"].iloc[0]) if len(ar1) else None
-    n_fit = split[0] + 1
-    d_x, d_eps = gph(frame["x"].to_numpy()[:n_fit]), gph(frame["eps"].to_numpy()[:n_fit])
-    gen_model = RNNGenerator(spec)
-    probe_T = max(4 * probe_lags, probe_lags + 200)
-    pframe, verdict = long_memory_probe(gen_model, probe_T, max_lag=probe_lags, n_samples=probe_samples,
-                                        device="cpu", seed=spec.seed)
-    resp_png = plot_response(pframe, verdict, out / "zhao_control_response.png",
-                             title="Generating RNN: |A_k| = |E_t dx_t / d eps_{t-k}|")
-    box_png = control_box_plot(runs, oracle["test"], ar1_test, out / "zhao_control_boxplot.png", K)
-    tab = control_table(runs, K)
-    medians = tab["median"].dropna()
-    spread = float(medians.max() - medians.min()) if len(medians) else math.nan
-    tests = ts.welch_tests(runs, K)
-    # --- report
-    doc = Document("Zhao et al. (ICML 2020): short-memory control on an RNN-generated series")
-    cfg = frame.attrs["config"]
-    doc.text(f"Command: `{command or 'rnnmem reproduce zhao-control'}`. Series: {CONTROL_STUDY_NOTE} "
-             f"Generator: h_t = tanh(h_(t-1) W_h + x_(t-1) w_x + b), x_t = h_t . w_o + b_o + eps_t, eps_t ~ N(0, 1); "
-             f"hidden {spec.hidden}, random orthogonal W_h and PyTorch-uniform w_x, b, w_o, b_o from seed {spec.seed}, "
-             f"W_h and w_x scaled by {cfg['scale_applied']:.4f} so that ||W_h + w_o w_x||_2 = {cfg['contraction']:.3f} "
-             f"< 1 (a contraction: short memory); {spec.length} values after a burn-in of {spec.burn_in}; split "
-             f"{split[0]} / {split[1]} / {split[2]} pairs (the paper's ARFIMA split). File: `{csv.name}` (columns x, "
-             f"eps, oracle).")
-    doc.text(f"Training: the time-series protocol of `rnnmem reproduce zhao` (rnnmem.train.timeseries): {seeds} seeds "
-             f"per model trained together, hidden {hidden}, K = {K}, scaler `{scaler}`, at most {max_epochs} epochs; "
-             f"wall time {train_wall:.0f} s ({res['runs']} runs, {res['computed']} computed now). The full time-series "
-             f"report (AR(1), GPH, Welch tests) is in `timeseries/`.")
-    doc.heading("Test RMSE over seeds")
-    doc.table(tab, caption="Test RMSE on the original scale. Oracle (the generator's own one-step prediction, error = "
-              f"eps): {oracle['test']:.4f}; AR(1) least squares: "
-              + (f"{ar1_test:.4f}" if ar1_test is not None else "n/a")
-              + f". Paper (their RNN-generated series): medians of all models within {ZHAO2020_CONTROL_MEDIANS[0]}-"
-              f"{ZHAO2020_CONTROL_MEDIANS[1]} ({CITATION.split(', Tables')[0]}).")
-    doc.text(f"Spread of the medians over models: {spread:.4f} (max - min). Expected (paper): the memory-augmented models "
-             "are on par with RNN and LSTM on a short-memory series.")
-    doc.figure(box_png, "Test RMSE over seeds; dotted: oracle; dashed: AR(1); shaded: the paper's range of medians.")
-    if len(tests):
-        doc.heading("Welch t-tests: MRNN/MRNNF against RNN and LSTM")
-        doc.table(tests, caption="scipy.stats.ttest_ind(equal_var=False) on test RMSE; diff = mean - mean_vs.")
-    doc.heading("The generating process is short memory (Definition 3)")
-    vt = pd.DataFrame([{k: verdict.get(k) for k in ("verdict", "k_min", "k_end", "tail", "alpha", "alpha_ci",
-                                                        "extrapolation", "rate", "half_life", "reason")}])
-    doc.table(vt, caption="rnnmem.probes.long_memory.long_memory_probe on the generator (input: the driving noise "
-              f"eps, output: x), {verdict['config']['n_samples']} output times on a white-noise trajectory of "
-              f"{probe_T} steps, lags up to {probe_lags}. Long memory (Definition 3) means sum_k |A_k| diverges: "
-              "a tail exponent alpha <= 1 (CI) and a power law that extrapolates the tail better than a mixture of "
-              "exponentials; rate and half-life are a descriptive exponential fit.")
-    if np.isfinite(verdict.get("aic_exp", np.nan)):
-        doc.figure(resp_png, "Response coefficients of the generating RNN with the exponential and power-law fits.")
-    doc.text(f"GPH log-periodogram estimate of d on the training block: x {d_x.d:.3f} (se {d_x.se:.3f}); the driving "
-             f"noise eps alone {d_eps.d:.3f} (se {d_eps.se:.3f}) -- the estimate of x is that of its white-noise "
-             "innovations, whose true d is 0.")
-    md, html = doc.save(out, "zhao_control_report")
-    tab.to_csv(out / "zhao_control_summary.csv", index=False)
-    pframe.to_csv(out / "zhao_control_response.csv", index=False)
-    return {"markdown": md, "html": html, "runs": len(runs), "computed": res["computed"], "wall_s": train_wall,
-            "table": tab, "verdict": verdict, "oracle": oracle, "ar1": ar1_test, "median_spread": spread,
-            "db": db_path, "series": csv}
-
-
 __all__ = ["STUDY", "PAPER_MODELS", "ZHAO2020_TABLES56", "ZHAO2020_MAJORITY", "ReviewsConfig", "run_batch",
            "build_tasks", "runs_frame", "summary", "metrics_table", "published_comparison", "welch_tests", "box_plot",
-           "reproduce", "data_facts", "ZHAO2020_CONTROL_MEDIANS", "control_table", "control_box_plot",
-           "reproduce_control"]
+           "reproduce", "data_facts"]

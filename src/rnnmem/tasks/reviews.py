@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError
+from .sequence_set import SequenceSet
 
 LANGUAGE = "es"
 LABEL_OFFSET = 2
@@ -243,8 +244,6 @@ def prepare_reviews(path, split=PAPER_SPLIT, split_seed: int = 0, pad: int = PAD
 
     ``frame``/``vectors`` reuse an already loaded frame and trained embedding. The layout is
     applied to each split separately, as in the published code."""
-    from ..train.classify import SequenceSet
-
     if layout not in LAYOUTS:
         raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if len(split) != 3:

@@ -48,6 +48,8 @@ from ..errors import ConfigError, InputError
 from ..devices import resolve_device
 from ..tasks.autocomplete import CHARS, PAD, UNKNOWN, AutocompleteData, batch_order, known_characters
 from .checkpoint import atomic_save, load_dict
+from .fit import TrainResult as FitResult
+from .fit import fit_seeds
 
 CHECKPOINT_FORMAT = "rnnmem-autocomplete"
 CHECKPOINT_VERSION = 1
@@ -263,8 +265,28 @@ class TrainConfig:
 LOG_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy", "elapsed_s"]
 
 
-@dataclass
-class TrainResult:
+@dataclass(kw_only=True)
+class TrainResult(FitResult):
+    """Result of :func:`train_autocomplete` (a :class:`rnnmem.train.fit.TrainResult`).
+
+    Parameters
+    ----------
+    log : pandas.DataFrame
+        The training log (``LOG_COLUMNS``), resumed runs included.
+    steps : int
+        Steps done in all (this run and the runs it resumed).
+    wall_s : float
+        Seconds of this run.
+    resumed_from : int
+        The step this run started from (0 = a fresh run).
+    checkpoint : Path or None
+        The training checkpoint written.
+    config : dict
+        Training options, model description, data fingerprint.
+    history, table, model
+        From :func:`~rnnmem.train.fit.fit_seeds` (this run's steps only).
+    """
+
     log: pd.DataFrame
     steps: int
     wall_s: float
@@ -343,7 +365,32 @@ def train_autocomplete(model: AutocompleteModel, data: AutocompleteData, config:
     at the end, and when interrupted between steps (KeyboardInterrupt, re-raised; interrupted
     inside an update, the last periodic checkpoint is kept). With ``resume`` an existing
     checkpoint is continued (same model config, data and training options required; ``steps`` /
-    ``epochs`` may grow). ``progress(step, total, info)`` is called after every step."""
+    ``epochs`` may grow). ``progress(step, total, info)`` is called after every step. The loop is
+    :func:`rnnmem.train.fit.fit_seeds` (one network; resumed with ``start_step``).
+
+    Parameters
+    ----------
+    model : AutocompleteModel
+        Trained in place (moved to ``device``).
+    data : AutocompleteData
+        The prepared data set.
+    config : TrainConfig or None
+        Training options (default ``TrainConfig()``).
+    out_dir : path or None
+        Where the log and checkpoint go.
+    device : str
+        Torch device.
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` when it exists.
+    progress : callable or None
+        ``progress(step, total, info)``.
+
+    Returns
+    -------
+    TrainResult
+        ``log``, ``steps``, ``wall_s``, ``resumed_from``, ``checkpoint``, ``config``, plus
+        ``history``/``table``/``model`` from ``fit_seeds``.
+    """
     config = config or TrainConfig()
     if model.n_words != data.n_words:
         raise ConfigError(f"model has {model.n_words} word classes but the data has {data.n_words}")
@@ -356,13 +403,13 @@ def train_autocomplete(model: AutocompleteModel, data: AutocompleteData, config:
         raise InputError("the training split is empty; use a larger corpus")
     spe = config.steps_per_epoch(len(train_idx))
     total = config.total_steps(len(train_idx))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / "checkpoint.pt" if out is not None else None
     rows: list[dict] = []
     step = 0
     running = [0.0, 0]
     elapsed_before = 0.0
+    opt_state = None
     fixed = {k: v for k, v in config.as_dict().items() if k not in ("steps", "epochs")}
     fingerprint = _data_fingerprint(data)
     if resume and ckpt_path is not None and ckpt_path.is_file():
@@ -377,61 +424,74 @@ def train_autocomplete(model: AutocompleteModel, data: AutocompleteData, config:
             raise ConfigError(f"{ckpt_path} was trained with different data or training options; use another "
                               "--out or delete the checkpoint")
         model.load_state_dict(obj["state_dict"])
-        opt.load_state_dict(st["optimizer"])
-        for group in opt.state.values():  # map the restored Adam moments onto the model's device
-            for k, v in group.items():
-                if isinstance(v, torch.Tensor) and k != "step":
-                    group[k] = v.to(device)
+        opt_state = st["optimizer"]
         step, rows, elapsed_before = int(st["step"]), list(st["log"]), float(st["elapsed_s"])
         running = st["running"]
     resumed_from = step
+    opt = None
+
+    def make_optimizer(params):
+        nonlocal opt
+        opt = torch.optim.Adam(params, lr=config.lr, betas=config.betas, eps=config.eps)
+        if opt_state is not None:
+            opt.load_state_dict(opt_state)
+            for group in opt.state.values():  # map the restored Adam moments onto the model's device
+                for k, v in group.items():
+                    if isinstance(v, torch.Tensor) and k != "step":
+                        group[k] = v.to(device)
+        return opt
 
     def checkpoint():
-        if ckpt_path is None:
+        if ckpt_path is None or opt is None:
             return
         state = {"step": step, "optimizer": opt.state_dict(), "log": rows, "fixed": fixed, "data": fingerprint,
                  "elapsed_s": elapsed_before + time.perf_counter() - t0, "total_steps": total,
                  "running": [run_loss, run_n]}  # the unfinished log interval
         save_checkpoint(model, ckpt_path, train_state=state)
 
+    order_epoch, order = -1, None
+    dirty = False  # True while weights, step and log are out of step with each other
+
+    def batch_at(s):
+        nonlocal dirty, order_epoch, order
+        dirty = True
+        epoch, b = divmod(s, spe)
+        if epoch != order_epoch:
+            order, order_epoch = batch_order(len(train_idx), config.batch_size, config.seed, epoch), epoch
+        return batch_tensors(data, train_idx[order[b]], device)
+
+    def on_step(info):
+        nonlocal step, run_loss, run_n, dirty
+        step = info.step
+        loss_value = float(info.loss[0])
+        run_loss += loss_value
+        run_n += 1
+        inf = {"loss": loss_value}
+        if step % config.log_every == 0 or step % config.eval_every == 0 or step == total:
+            row = {"step": step, "epoch": step / spe, "train_loss": run_loss / run_n,
+                   "val_loss": float("nan"), "val_accuracy": float("nan"),
+                   "elapsed_s": elapsed_before + time.perf_counter() - t0}
+            run_loss, run_n = 0.0, 0
+            if step % config.eval_every == 0 or step == total:
+                row["val_loss"], row["val_accuracy"] = validation_loss(
+                    model, data, "valid", config.batch_size, config.eval_batches, device)
+                inf["val_loss"] = row["val_loss"]
+            rows.append(row)
+            if out is not None:
+                _write_log(rows, out / "log.csv")
+        dirty = False
+        if step % config.checkpoint_every == 0 and step < total:
+            checkpoint()
+        if progress:
+            progress(step, total, inf)
+
     t0 = time.perf_counter()
     model.train()
     run_loss, run_n = float(running[0]), int(running[1])
-    order_epoch, order = -1, None
-    dirty = False  # True while weights, step and log are out of step with each other
     try:
-        while step < total:
-            dirty = True
-            epoch, b = divmod(step, spe)
-            if epoch != order_epoch:
-                order, order_epoch = batch_order(len(train_idx), config.batch_size, config.seed, epoch), epoch
-            x, y = batch_tensors(data, train_idx[order[b]], device)
-            opt.zero_grad(set_to_none=True)
-            loss, _ = masked_cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            step += 1
-            loss_value = loss.item()
-            run_loss += loss_value
-            run_n += 1
-            info = {"loss": loss_value}
-            if step % config.log_every == 0 or step % config.eval_every == 0 or step == total:
-                row = {"step": step, "epoch": step / spe, "train_loss": run_loss / run_n,
-                       "val_loss": float("nan"), "val_accuracy": float("nan"),
-                       "elapsed_s": elapsed_before + time.perf_counter() - t0}
-                run_loss, run_n = 0.0, 0
-                if step % config.eval_every == 0 or step == total:
-                    row["val_loss"], row["val_accuracy"] = validation_loss(
-                        model, data, "valid", config.batch_size, config.eval_batches, device)
-                    info["val_loss"] = row["val_loss"]
-                rows.append(row)
-                if out is not None:
-                    _write_log(rows, out / "log.csv")
-            dirty = False
-            if step % config.checkpoint_every == 0 and step < total:
-                checkpoint()
-            if progress:
-                progress(step, total, info)
+        fit = fit_seeds(model, batch_at, lambda m, b: masked_cross_entropy(m(b[0]), b[1])[0],
+                        optimizer=make_optimizer, seeds=[config.seed], steps=total, start_step=step,
+                        nonfinite="propagate", on_step=on_step)
     except KeyboardInterrupt:
         if not dirty:  # interrupted mid-update: the last periodic checkpoint stays the resume point
             checkpoint()
@@ -440,6 +500,7 @@ def train_autocomplete(model: AutocompleteModel, data: AutocompleteData, config:
     wall = time.perf_counter() - t0
     log = pd.DataFrame(rows, columns=LOG_COLUMNS)
     return TrainResult(log=log, steps=step, wall_s=wall, resumed_from=resumed_from, checkpoint=ckpt_path,
+                       history=fit.history, table=fit.table, model=model,
                        config={"train": config.as_dict(), "total_steps": total, "steps_per_epoch": spe,
                                "device": str(device), "model": model.describe(), "data": fingerprint})
 

@@ -51,8 +51,11 @@ from torch import nn
 from ..cells import build, resolve_dtype
 from ..errors import ConfigError, InputError
 from ..devices import resolve_device
-from .seed_batch import masked_copy, seed_params
+from .seed_batch import seed_params
 from .fastseq import fast_forward
+from ..tasks.sequence_set import SequenceSet
+from .fit import EarlyStop, fit_seeds
+from .fit import TrainResult as FitResult
 from .timeseries import derive_seed
 
 #: first-layer cells of the paper (the second layer is always an LSTM)
@@ -66,38 +69,6 @@ SPLITS = ("train", "val", "test")
 # ============================================================================================
 # data and settings
 # ============================================================================================
-@dataclass
-class SequenceSet:
-    """Labelled sequences for classification: ``x`` [T, N, D] time-major inputs, ``last`` [N] the
-    index of each sequence's last real step, ``labels`` [N] integers in 0..classes-1."""
-
-    x: np.ndarray
-    last: np.ndarray
-    labels: np.ndarray
-
-    def __post_init__(self):
-        self.x = np.asarray(self.x)
-        self.last = np.asarray(self.last, dtype=np.int64)
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.x.ndim != 3:
-            raise InputError(f"sequences must be [T, N, D], got shape {self.x.shape}")
-        T, N, _ = self.x.shape
-        if N < 1:
-            raise InputError("a split holds no sequences")
-        if self.last.shape != (N,) or self.labels.shape != (N,):
-            raise InputError(f"last and labels must have one entry per sequence ({N}), got "
-                             f"{self.last.shape} and {self.labels.shape}")
-        if (self.last < 0).any() or (self.last >= T).any():
-            raise InputError(f"last-step indices must lie in [0, {T - 1}]")
-        if (self.labels < 0).any():
-            raise InputError("labels must be non-negative integers")
-        if not np.isfinite(self.x).all():
-            raise InputError("the sequences contain NaN or infinite values")
-
-    def __len__(self) -> int:
-        return int(self.x.shape[1])
-
-
 @dataclass
 class ClassifySettings:
     """Optimisation settings of the published review classifier (Adam lr 1e-3, weight decay
@@ -119,9 +90,26 @@ class ClassifySettings:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
 
-@dataclass
-class ClassifyResult:
-    """Per-seed metrics (``table``), per-seed curves and the full configuration."""
+@dataclass(kw_only=True)
+class ClassifyResult(FitResult):
+    """Result of :func:`train_classifier` (a :class:`rnnmem.train.fit.TrainResult`).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per seed: metrics per split, status, best epoch, best validation CE (``.frame``).
+    curves : dict
+        ``{seed: {"train_ce", "val_ce", "val_accuracy": [epochs]}}``.
+    config : dict
+        The full configuration.
+    wall_s : float
+        Seconds, model construction and final evaluation included.
+    predictions : dict
+        ``{split: [S, N]}`` predicted labels (with ``keep_predictions``).
+    history, model
+        From :func:`~rnnmem.train.fit.fit_seeds`: per-seed, per-batch losses (validation
+        metrics at epoch ends) and the trained ensemble.
+    """
 
     table: pd.DataFrame
     curves: dict[int, dict[str, np.ndarray]]
@@ -259,7 +247,29 @@ def train_classifier(first: str, data: dict[str, SequenceSet], seeds, *, hidden:
     "test"}`` -> ``SequenceSet``) for every seed in ``seeds`` at once; returns per-seed metrics of
     the model kept at the best validation cross-entropy.
 
-    ``progress(epoch, epochs)`` is called after every epoch.
+    ``progress(epoch, epochs)`` is called after every epoch. The loop is
+    :func:`rnnmem.train.fit.fit_seeds` (``EarlyStop(restore="val_ce")``, ``nonfinite="skip"``).
+
+    Parameters
+    ----------
+    first : str
+        First-layer cell, one of ``FIRST_LAYERS``.
+    data : dict
+        ``{"train", "val", "test"}`` -> :class:`~rnnmem.tasks.sequence_set.SequenceSet`.
+    seeds : iterable of int
+        Distinct seeds, trained as one batched ensemble.
+    hidden, K, classes, dtype, device, settings
+        Model size, filter length, number of classes (default: from the labels), precision,
+        device and :class:`ClassifySettings`.
+    progress : callable or None
+        ``progress(epoch, epochs)``.
+    keep_predictions : bool
+        Store the predicted labels per split.
+
+    Returns
+    -------
+    ClassifyResult
+        ``table`` (one row per seed), ``curves``, ``config``, ``wall_s``, ``history``, ``model``.
     """
     settings = settings or ClassifySettings()
     missing = [s for s in SPLITS if s not in data]
@@ -282,45 +292,43 @@ def train_classifier(first: str, data: dict[str, SequenceSet], seeds, *, hidden:
     tens = {name: _tensors(data[name], dt, device) for name in SPLITS}
     x_tr, l_tr, y_tr = tens["train"]
     x_va, l_va, y_va = tens["val"]
-    params = seed_params(net, net.size)
-    opt = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    best = [p.detach().clone() for p in params]
-    best_val = np.full(S, np.inf)
-    best_epoch = np.full(S, -1)
+    seed_params(net, net.size)
     E = settings.epochs
     curve_train = np.full((E, S), np.nan)
     curve_val = np.full((E, S), np.nan)
     curve_val_acc = np.full((E, S), np.nan)
     batches = _batches(len(data["train"]), settings.batch_size)
-    for epoch in range(E):
-        net.train()
-        tot = torch.zeros(S, dtype=torch.float64, device=device)
-        for a, b in batches:
-            opt.zero_grad(set_to_none=True)
-            loss = _per_seed_ce(net(x_tr[:, a:b], l_tr[a:b]), y_tr[a:b])          # [S]
-            torch.where(torch.isfinite(loss), loss, torch.zeros_like(loss)).sum().backward()
-            opt.step()
-            tot += loss.detach().double()
+    tot = np.zeros(S)                           # sum of this epoch's per-seed batch means
+
+    def loss_fn(net, batch):
+        x, last, y = batch
+        return _per_seed_ce(net(x, last), y)                                          # [S]
+
+    def evaluate(net):
         net.eval()
         lv = _logits(net, x_va, l_va, settings.batch_size)
-        va = _per_seed_ce(lv, y_va).double().cpu().numpy()
-        acc = (lv.argmax(-1) == y_va).double().mean(1).cpu().numpy()
-        curve_train[epoch] = (tot / len(batches)).cpu().numpy()     # mean of the batch means (as published)
-        curve_val[epoch] = va
-        curve_val_acc[epoch] = acc
-        better = np.isfinite(va) & (va < best_val)
-        if better.any():
-            mask = torch.as_tensor(better, device=device)
-            with torch.no_grad():
-                for p, bp in zip(params, best):
-                    masked_copy(bp, p.detach(), mask)
-            best_val[better] = va[better]
-            best_epoch[better] = epoch
-        if progress is not None:
-            progress(epoch + 1, E)
-    with torch.no_grad():
-        for p, bp in zip(params, best):
-            p.copy_(bp)
+        net.train()
+        return {"val_ce": _per_seed_ce(lv, y_va), "val_accuracy": (lv.argmax(-1) == y_va).double().mean(1)}
+
+    def on_step(info):
+        nonlocal tot
+        tot = tot + info.loss
+        if info.metrics is not None:                # the end of an epoch
+            epoch = info.step // len(batches) - 1
+            curve_train[epoch] = tot / len(batches)     # mean of the batch means (as published)
+            curve_val[epoch] = info.metrics["val_ce"]
+            curve_val_acc[epoch] = info.metrics["val_accuracy"]
+            tot = np.zeros(S)
+            if progress is not None:
+                progress(epoch + 1, E)
+
+    net.train()
+    fit = fit_seeds(net, [(x_tr[:, a:b], l_tr[a:b], y_tr[a:b]) for a, b in batches], loss_fn,
+                    optimizer=lambda ps: torch.optim.Adam(ps, lr=settings.lr, weight_decay=settings.weight_decay),
+                    seeds=seeds, epochs=E, evaluate=evaluate, eval_at="after", nonfinite="skip",
+                    early_stop=EarlyStop(restore="val_ce"), on_step=on_step)
+    best_epoch = fit.table["best_step"].to_numpy() // len(batches) - 1
+    best_val = fit.table["best_val_ce"].to_numpy()
     net.eval()
     rows = [dict(seed=s, model=first) for s in seeds]
     preds = {}
@@ -362,7 +370,7 @@ def train_classifier(first: str, data: dict[str, SequenceSet], seeds, *, hidden:
         "model": net.describe(), "kernels": "fastseq",
     }
     table.attrs["config"] = config
-    res = ClassifyResult(table=table, curves=curves, config=config, wall_s=wall)
+    res = ClassifyResult(table=table, curves=curves, config=config, wall_s=wall, history=fit.history, model=net)
     if keep_predictions:
         res.predictions = preds
     return res

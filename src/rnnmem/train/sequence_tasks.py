@@ -30,6 +30,8 @@ from torch import nn
 from ..cells import CallableUnit
 from ..errors import ConfigError
 from ..probes.common import as_unit, unit_device
+from .fit import EarlyStop, fit_seeds
+from .fit import TrainResult as FitResult
 
 
 class SequenceModel(nn.Module):
@@ -59,9 +61,35 @@ class SequenceModel(nn.Module):
         return self.readout(y[-1]).squeeze(-1)  # [B]
 
 
-@dataclass
-class TrainResult:
-    """Outcome of one training run; ``history`` has the training loss curve."""
+@dataclass(kw_only=True)
+class TrainResult(FitResult):
+    """Outcome of :func:`train_on_task` (a :class:`rnnmem.train.fit.TrainResult`).
+
+    Parameters
+    ----------
+    task : dict
+        The task's description.
+    final_loss, baseline : float
+        Held-out loss of the trained model and the task's memoryless baseline.
+    solved : bool
+        ``final_loss < solve_ratio * baseline``.
+    solve_ratio : float
+        The threshold ratio.
+    steps_run : int
+        Steps trained (fewer than asked when ``stop_when_solved`` stopped early).
+    history : pandas.DataFrame
+        Logged rows: ``step``, ``train_loss`` (mean since the last row), ``eval_loss``.
+    metrics : dict
+        The task's extra held-out metrics.
+    config, unit : dict
+        Training settings and the unit's description.
+    wall_s : float
+        Seconds.
+    model : nn.Module
+        The trained unit plus readout.
+    table : pandas.DataFrame
+        :func:`~rnnmem.train.fit.fit_seeds`' per-seed table (one row); ``.frame`` is :meth:`row`.
+    """
 
     task: dict
     final_loss: float
@@ -79,6 +107,11 @@ class TrainResult:
     @property
     def ratio(self) -> float:
         return self.final_loss / self.baseline
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """One row (:meth:`row`)."""
+        return pd.DataFrame([self.row()])
 
     def row(self) -> dict:
         """One flat row for tables and CSV."""
@@ -136,6 +169,24 @@ def train_on_task(
     ``eval_every``: also evaluate every that many steps (recorded in ``history``); with
     ``stop_when_solved`` training stops at the first evaluation below ``solve_ratio * baseline``.
     ``progress``: optional callable receiving the number of steps done since its last call.
+    The loop is :func:`rnnmem.train.fit.fit_seeds` (one network, ``nonfinite="raise"``,
+    ``EarlyStop(monitor="eval_loss", below=solve_ratio * baseline)`` with ``stop_when_solved``).
+
+    Parameters
+    ----------
+    model_or_unit : module
+        The unit to train (copied; the caller's is not changed).
+    task : task object
+        Draws batches (``sample``), scores them (``loss``, ``metrics``), knows its ``baseline``.
+    steps, batch, lr, clip, seed, eval_size, eval_every, stop_when_solved, solve_ratio, device
+        Training settings (see above).
+    progress : callable or None
+        ``progress(n)``: ``n`` steps done since the last call.
+
+    Returns
+    -------
+    TrainResult
+        Held-out loss, baseline, ``solved``, steps run, logged ``history``, metrics, trained model.
     """
     start = time.perf_counter()
     _check("steps", steps, 1)
@@ -169,42 +220,36 @@ def train_on_task(
     gen_eval = torch.Generator().manual_seed(int(seed) + 2)
     model = SequenceModel(unit, task.output_size, task.kind == "classification", gen_model)
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
     x_ev, y_ev = task.sample(eval_size, gen_eval, device=dev, dtype=dtype)
     log_every = max(1, steps // 100)
     rows, running, n_run = [], 0.0, 0
     threshold = solve_ratio * task.baseline
-    steps_run = 0
-    for step in range(1, steps + 1):
-        x, y = task.sample(batch, gen_data, device=dev, dtype=dtype)
-        opt.zero_grad(set_to_none=True)
-        loss = task.loss(model(x), y)
-        if not torch.isfinite(loss):
-            raise ConfigError(f"training diverged (loss {loss.item()} at step {step}); lower lr or set clip")
-        loss.backward()
-        if clip is not None:
-            nn.utils.clip_grad_norm_(params, clip)
-        opt.step()
-        running += loss.item()
+
+    def on_step(info):
+        nonlocal running, n_run
+        step = info.step
+        running += float(info.loss[0])
         n_run += 1
-        steps_run = step
         row = None
         if step % log_every == 0 or step == steps:
             row = {"step": step, "train_loss": running / n_run, "eval_loss": np.nan}
             running, n_run = 0.0, 0
-        stop = False
-        if eval_every is not None and step % eval_every == 0:
-            ev, _ = evaluate(model, task, x_ev, y_ev)
+        if info.metrics is not None:
             row = row or {"step": step, "train_loss": np.nan}
-            row["eval_loss"] = ev
-            stop = stop_when_solved and ev < threshold
+            row["eval_loss"] = float(info.metrics["eval_loss"][0])
         if row is not None:
             rows.append(row)
         if progress is not None:
             progress(1)
-        if stop:
-            break
+
+    fit = fit_seeds(model, lambda s: task.sample(batch, gen_data, device=dev, dtype=dtype),
+                    lambda m, b: task.loss(m(b[0]), b[1]), optimizer=lambda ps: torch.optim.Adam(ps, lr=lr),
+                    seeds=[int(seed)], steps=steps, clip=clip, nonfinite="raise",
+                    evaluate=(lambda m: {"eval_loss": evaluate(m, task, x_ev, y_ev)[0]}) if eval_every else None,
+                    eval_every=eval_every, eval_at="after",
+                    early_stop=EarlyStop(monitor="eval_loss", below=threshold) if stop_when_solved else None,
+                    on_step=on_step)
+    steps_run = int(fit.table["steps"].iloc[0])
     final, metrics = evaluate(model, task, x_ev, y_ev)
     config = {
         "steps": steps, "batch": batch, "lr": lr, "clip": clip, "seed": int(seed), "eval_size": eval_size,
@@ -216,7 +261,7 @@ def train_on_task(
     return TrainResult(
         task=task.describe(), final_loss=final, baseline=task.baseline, solved=bool(final < threshold),
         solve_ratio=solve_ratio, steps_run=steps_run, history=pd.DataFrame(rows), metrics=metrics,
-        config=config, unit=describe, wall_s=time.perf_counter() - start, model=model,
+        config=config, unit=describe, wall_s=time.perf_counter() - start, model=model, table=fit.table,
     )
 
 

@@ -38,8 +38,10 @@ from ..cells import build, resolve_dtype
 from ..errors import ConfigError, InputError
 from ..devices import resolve_device
 from ..cells.init import glorot_uniform
-from .seed_batch import masked_copy, seed_params
+from .seed_batch import seed_params
 from .fastseq import fast_forward
+from .fit import EarlyStop, fit_seeds
+from .fit import TrainResult as FitResult
 
 # model name -> (cell, readout); "identity": the unit's own output (size 1) is the prediction
 MODELS: dict[str, tuple[str, str]] = {
@@ -167,9 +169,27 @@ class TrainSettings:
             raise ConfigError(f"min_delta must be >= 0, got {self.min_delta}")
 
 
-@dataclass
-class TrainResult:
-    """Per-seed results (``table``), per-seed loss curves and the full configuration."""
+@dataclass(kw_only=True)
+class TrainResult(FitResult):
+    """Result of :func:`train_series` (a :class:`rnnmem.train.fit.TrainResult`).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per seed: status, epochs, best epoch, best losses, RMSE / MAE per block (``.frame``).
+    curves : dict
+        ``{seed: {"train_loss": [epochs], "val_loss": [epochs]}}`` (scaled MSE per epoch).
+    config : dict
+        The full configuration.
+    wall_s : float
+        Seconds, model construction and final evaluation included.
+    epochs : int
+        Epochs run by the longest-running seed.
+    predictions : dict
+        ``{block: [T, S]}`` predictions on the original scale (with ``keep_predictions``).
+    history, model
+        From :func:`~rnnmem.train.fit.fit_seeds`: per-seed, per-epoch losses and the trained ensemble.
+    """
 
     table: pd.DataFrame
     curves: dict[int, dict[str, np.ndarray]]
@@ -198,6 +218,28 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
     or ``after`` it (the published code). With ``after`` a seed also takes the update of the epoch
     at which it stops, as in the published loop (which breaks after ``optimizer.step()``).
     ``init`` (``INITS``): ``torch`` (the published code's PyTorch defaults) or ``keras``.
+    The loop is :func:`rnnmem.train.fit.fit_seeds` (``EarlyStop(monitor="loss", patience,
+    min_delta, restore="val_loss", keep)``, ``eval_at="before"``, ``nonfinite="freeze"``).
+
+    Parameters
+    ----------
+    model : str
+        A key of ``MODELS``.
+    split : rnnmem.tasks.series.SeriesSplit
+        Train / validation / test pairs.
+    seeds : iterable of int
+        Distinct seeds, trained as one batched ensemble.
+    scaler, hidden, K, dtype, device, settings, fast, keep, init
+        See above and :class:`SeriesModel` / :class:`TrainSettings`.
+    progress : callable or None
+        ``progress(epoch, active_seeds)`` after every epoch.
+    keep_predictions : bool
+        Store the per-block predictions in the result.
+
+    Returns
+    -------
+    TrainResult
+        ``table`` (one row per seed), ``curves``, ``config``, ``wall_s``, ``epochs``, ``history``, ``model``.
     """
     from ..tasks.series import fit_scaler
 
@@ -218,86 +260,48 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
     blocks = {name: (_tensor(sc.transform(b.inputs), S, dt, device), _tensor(sc.transform(b.targets), S, dt, device))
               for name, b in split.blocks().items()}
     (x_tr, y_tr), (x_va, y_va) = blocks["train"], blocks["val"]
-    params = seed_params(net, net.size)
-    opt = torch.optim.Adam(params, lr=settings.lr)
-    best = [p.detach().clone() for p in params]
-    best_val = np.full(S, np.inf)
-    best_train = np.full(S, np.inf)
-    best_epoch = np.full(S, -1)
-    wait = np.zeros(S, dtype=int)
-    epochs_run = np.zeros(S, dtype=int)
-    active = np.ones(S, dtype=bool)
-    status = np.array(["max_epochs"] * S, dtype=object)
+    seed_params(net, net.size)
     curve_train = np.full((settings.max_epochs, S), np.nan)
     curve_val = np.full((settings.max_epochs, S), np.nan)
-    epoch = 0
-    for epoch in range(settings.max_epochs):
-        if not active.any():
-            break
-        act_t = torch.as_tensor(active, device=device)
-        opt.zero_grad(set_to_none=True)
-        pred, state = net(x_tr, fast=fast)
-        loss = ((pred - y_tr) ** 2).mean(dim=(0, 2, 3))              # [S] per-seed MSE (scaled)
+    last_state: list = [None]   # the training pass's final state: the validation pass continues from it
+
+    def loss_fn(net, batch):
+        x, y = batch
+        pred, state = net(x, fast=fast)
+        last_state[0] = state
+        return ((pred - y) ** 2).mean(dim=(0, 2, 3))              # [S] per-seed MSE (scaled)
+
+    def evaluate(net):
         with torch.no_grad():
-            pv, _ = net(x_va, tuple(s.detach() for s in state), fast=fast)
+            pv, _ = net(x_va, tuple(s.detach() for s in last_state[0]), fast=fast)
             val = ((pv - y_va) ** 2).mean(dim=(0, 2, 3))
-        torch.where(act_t, loss, torch.zeros_like(loss)).sum().backward()
-        lo = loss.detach().double().cpu().numpy()
-        va = val.double().cpu().numpy()
-        diverged = active & ~(np.isfinite(lo) & np.isfinite(va))
-        if diverged.any():
-            # frozen from now on; it gets its best (finite) parameters back so that its NaNs cannot
-            # reach other seeds through kernels that multiply them by zero (block-diagonal LSTM)
-            status[diverged] = "diverged"
-            active &= ~diverged
-            mask = torch.as_tensor(diverged, device=device)
-            with torch.no_grad():
-                for p, b in zip(params, best):
-                    masked_copy(p, b, mask)
-        curve_train[epoch, active] = lo[active]
-        curve_val[epoch, active] = va[active]
-        epochs_run[active] += 1
-        better_val = active & (va < best_val)
-        if keep == "before" and better_val.any():   # keep the parameters whose validation loss this is
-            mask = torch.as_tensor(better_val, device=device)
-            with torch.no_grad():
-                for p, b in zip(params, best):
-                    masked_copy(b, p.detach(), mask)
-        best_val[better_val] = va[better_val]
-        best_epoch[better_val] = epoch
-        better_train = active & (best_train - lo > settings.min_delta)
-        best_train[better_train] = lo[better_train]
-        wait[better_train] = 0
-        wait[active & ~better_train] += 1
-        stopped = active & (wait >= settings.patience)
-        status[stopped] = "early_stopped"
-        # "after": the published loop steps before it checks for stopping, so stopping seeds step too
-        stepping = active.copy() if keep == "after" else active & ~stopped
-        active &= ~stopped
-        if stepping.all():
-            opt.step()
-        elif stepping.any():                  # frozen seeds keep their parameters
-            mask = torch.as_tensor(stepping, device=device)
-            with torch.no_grad():
-                before = [p.detach().clone() for p in params]
-            opt.step()
-            with torch.no_grad():
-                for p, b in zip(params, before):
-                    masked_copy(b, p.detach(), mask)   # b: updated where active, old elsewhere
-                    p.copy_(b)
-        if keep == "after" and better_val.any():    # the published code: deepcopy after optimizer.step()
-            mask = torch.as_tensor(better_val, device=device)
-            with torch.no_grad():
-                for p, b in zip(params, best):
-                    masked_copy(b, p.detach(), mask)
+        return {"val_loss": val}
+
+    def on_step(info):
+        e = info.step - 1
+        curve_train[e, info.trained] = info.loss[info.trained]
+        curve_val[e, info.trained] = info.metrics["val_loss"][info.trained]
         if progress is not None:
-            progress(epoch + 1, int(active.sum()))
+            progress(info.step, int(info.active.sum()))
+
+    # early stopping watches the training loss; the kept model is the one with the best validation
+    # loss; a seed with a NaN/inf loss is frozen with its best parameters (so that its NaNs cannot
+    # reach other seeds through kernels that multiply them by zero, e.g. the block-diagonal LSTM)
+    fit = fit_seeds(net, [(x_tr, y_tr)], loss_fn, optimizer=lambda ps: torch.optim.Adam(ps, lr=settings.lr),
+                    seeds=seeds, epochs=settings.max_epochs, evaluate=evaluate, eval_at="before", nonfinite="freeze",
+                    early_stop=EarlyStop(monitor="loss", patience=settings.patience, min_delta=settings.min_delta,
+                                         restore="val_loss", keep=keep),
+                    on_step=on_step)
+    ft = fit.table
+    epochs_run = ft["steps"].to_numpy()
+    best_epoch = ft["best_step"].to_numpy() - 1
+    best_val = ft["best_val_loss"].to_numpy()
+    best_train = ft["patience_loss"].to_numpy()
+    status = np.array([{"completed": "max_epochs"}.get(v, v) for v in ft["status"]], dtype=object)
     epochs_total = int(epochs_run.max()) if S else 0
     never = best_epoch < 0
     status[never] = "diverged"
     with torch.no_grad():
-        for p, b in zip(params, best):
-            p.copy_(b)
         preds, state = {}, None
         for name in ("train", "val", "test"):
             x, _ = blocks[name]
@@ -334,7 +338,8 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
         "pairs": {k: len(b) for k, b in split.blocks().items()},
     }
     table.attrs["config"] = config
-    result = TrainResult(table=table, curves=curves, config=config, wall_s=wall, epochs=epochs_total)
+    result = TrainResult(table=table, curves=curves, config=config, wall_s=wall, epochs=epochs_total,
+                         history=fit.history, model=net)
     if keep_predictions:
         result.predictions = preds
     return result

@@ -29,6 +29,7 @@ from torch import nn
 
 from .. import cells
 from ..errors import ConfigError, InputError
+from .fit import fit_seeds
 
 
 class WordLM(nn.Module):
@@ -138,7 +139,29 @@ def train_word_lm(ids: np.ndarray, vectors, config: WordLMConfig, device=None, i
                   progress: Callable[[int, int, float], None] | None = None) -> tuple[WordLM, pd.DataFrame]:
     """Train a ``WordLM`` on the id stream ``ids`` (see the module docstring). Returns the model
     and a log (``step``, ``tokens``, ``loss`` = mean cross-entropy in nats since the last row).
-    ``ignore_id`` (default 0 = ``<unknown>``) is not a target. Same seed -> same run."""
+    ``ignore_id`` (default 0 = ``<unknown>``) is not a target. Same seed -> same run. The loop is
+    :func:`rnnmem.train.fit.fit_seeds` (one network, gradient-norm clipping).
+
+    Parameters
+    ----------
+    ids : array of int
+        The training id stream.
+    vectors : array [V, d]
+        The fixed embedding.
+    config : WordLMConfig
+        Everything that defines the run.
+    device : str or None
+        Torch device (default CPU).
+    ignore_id : int or None
+        Target id left out of the loss.
+    progress : callable or None
+        ``progress(step, steps, loss)`` after every step.
+
+    Returns
+    -------
+    (WordLM, pandas.DataFrame)
+        The trained model and the log.
+    """
     cfg = config
     ids = np.asarray(ids, dtype=np.int64)
     if ids.ndim != 1 or len(ids) < cfg.train_length + 1:
@@ -148,28 +171,30 @@ def train_word_lm(ids: np.ndarray, vectors, config: WordLMConfig, device=None, i
     model = WordLM(cfg.cell, vectors, cfg.hidden, cfg.layers, cfg.convention, cfg.seed, cfg.dtype, dev)
     if ids.max() >= model.vocab_size or ids.min() < 0:
         raise InputError(f"word ids must lie in 0..{model.vocab_size - 1} (the embedding's vocabulary)")
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     loss_fn = nn.CrossEntropyLoss(ignore_index=-100 if ignore_id is None else int(ignore_id))
     rng = np.random.default_rng(cfg.seed)
     rows, acc, cnt, t0 = [], 0.0, 0, time.perf_counter()
     every = max(1, cfg.steps // 50)
-    for step in range(1, cfg.steps + 1):
-        win = random_windows(ids, cfg.train_length + 1, cfg.batch, rng)
-        batch = torch.as_tensor(win.T, device=dev)  # [T + 1, B]
-        logits = model(batch[:-1])
-        loss = loss_fn(logits.reshape(-1, model.vocab_size), batch[1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        acc += float(loss.detach())
+
+    def lm_loss(m, batch):
+        logits = m(batch[:-1])
+        return loss_fn(logits.reshape(-1, m.vocab_size), batch[1:].reshape(-1))
+
+    def on_step(info):
+        nonlocal acc, cnt
+        step, loss = info.step, float(info.loss[0])
+        acc += loss
         cnt += 1
         if step % every == 0 or step == cfg.steps:
             rows.append({"step": step, "tokens": step * cfg.batch * cfg.train_length, "loss": acc / cnt,
                          "wall_s": time.perf_counter() - t0})
             acc, cnt = 0.0, 0
         if progress:
-            progress(step, cfg.steps, float(loss.detach()))
+            progress(step, cfg.steps, loss)
+
+    fit_seeds(model, lambda s: torch.as_tensor(random_windows(ids, cfg.train_length + 1, cfg.batch, rng).T, device=dev),
+              lm_loss, optimizer=lambda ps: torch.optim.Adam(ps, lr=cfg.lr), seeds=[cfg.seed], steps=cfg.steps,
+              clip=cfg.clip, nonfinite="propagate", on_step=on_step)
     log = pd.DataFrame(rows)
     log.attrs["config"] = asdict(cfg)
     return model, log
