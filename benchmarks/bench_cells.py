@@ -258,6 +258,63 @@ def print_keras(rows: list[dict], steps: int, threads: int) -> None:
                   "against those numbers, machines differ)")
 
 
+MEMORY_SIZES = [(1, 1, 1), (8, 32, 2)]  # (I, H, batch): the Zhao study's models; the forgetting probe's pair
+
+
+def bench_memory(cells_: list[str], steps: int, rounds: int) -> list[dict]:
+    """The memory-augmented units (K = 100) in inference: us per step of the compiled step loop
+    (cells/_native.py) against the Python step loop (``use_native = False``), interleaved rounds,
+    medians of wall and of this thread's CPU time, and the largest output difference."""
+    rows = []
+    for cell in cells_:
+        for I, H, B in MEMORY_SIZES:
+            unit = cells.build(cell, I, H, K=100, seed=0)
+            x = torch.randn(steps, B, I, generator=torch.Generator().manual_seed(1))
+
+            def run(native, unit=unit, x=x):
+                unit.use_native = native
+                try:
+                    return unit(x)[0]
+                finally:
+                    unit.use_native = True
+
+            fns = {"compiled": lambda: run(True), "python": lambda: run(False)}
+            with torch.inference_mode():
+                diff = float((fns["compiled"]() - fns["python"]()).abs().max())
+                path = (run(True), unit.last_path)[1]
+                wall, cpu = {k: [] for k in fns}, {k: [] for k in fns}
+                for _ in range(rounds):
+                    order = list(fns)
+                    random.shuffle(order)
+                    for k in order:
+                        c0 = time.thread_time()
+                        wall[k].append(_timer(fns[k], 1, torch.device("cpu")) / steps * 1e6)
+                        cpu[k].append((time.thread_time() - c0) / steps * 1e6)
+            med = {k: statistics.median(v) for k, v in wall.items()}
+            med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+            rows.append({"cell": cell, "I": I, "H": H, "batch": B, "path": path, "compiled_us": med["compiled"],
+                         "python_us": med["python"], "compiled_cpu_us": med_cpu["compiled"],
+                         "python_cpu_us": med_cpu["python"],
+                         "speedup": statistics.median(b / a for a, b in zip(wall["compiled"], wall["python"])),
+                         "speedup_cpu": statistics.median(b / a for a, b in zip(cpu["compiled"], cpu["python"])),
+                         "max_abs_diff": diff})
+    return rows
+
+
+def print_memory(rows: list[dict], steps: int, threads: int) -> None:
+    print(f"\nmemory-augmented units (K = 100, float32, inference, {steps:,} steps, {threads} thread(s)): "
+          "us per step, compiled loop vs Python loop (median of interleaved rounds)")
+    head = (f"{'cell':7s} {'I':>3s} {'H':>3s} {'B':>2s} | {'compiled':>9s} {'python':>9s} {'speed-up':>8s} | "
+            f"{'cpu comp':>9s} {'cpu py':>9s} {'speed-up':>8s} | {'maxdiff':>8s} path")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['cell']:7s} {r['I']:3d} {r['H']:3d} {r['batch']:2d} | {r['compiled_us']:9.2f} {r['python_us']:9.2f} "
+              f"{r['speedup']:7.1f}x | {r['compiled_cpu_us']:9.2f} {r['python_cpu_us']:9.2f} {r['speedup_cpu']:7.1f}x | "
+              f"{r['max_abs_diff']:8.1e} {r['path']}")
+    print(f"load average: {open('/proc/loadavg').read().split()[0] if sys.platform.startswith('linux') else 'n/a'}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=10_000)
@@ -274,6 +331,10 @@ def main(argv=None) -> int:
     ap.add_argument("--keras-rounds", type=int, default=3)
     ap.add_argument("--tf-python", default=None, help="a Python interpreter with tensorflow and tf_keras (the peer)")
     ap.add_argument("--skip-table", action="store_true", help="only the issue-16 keras protocol")
+    ap.add_argument("--memory-steps", type=int, default=2000,
+                    help="steps of the memory-unit comparison (compiled vs Python loop; 0: skip it)")
+    ap.add_argument("--memory-cells", default="mrnn,mlstm,mrnnf,mlstmf,rnn2")
+    ap.add_argument("--memory-rounds", type=int, default=3)
     args = ap.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -311,9 +372,14 @@ def main(argv=None) -> int:
     if args.keras_steps > 0 and device.type == "cpu":
         keras = bench_keras(args.keras_steps, args.keras_rounds, torch.get_num_threads(), args.tf_python)
         print_keras(keras, args.keras_steps, torch.get_num_threads())
+    memory = []
+    if args.memory_steps > 0 and device.type == "cpu":
+        memory = bench_memory(args.memory_cells.split(","), args.memory_steps, args.memory_rounds)
+        print_memory(memory, args.memory_steps, torch.get_num_threads())
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"config": config, "results": results, "keras_protocol": keras}, fh, indent=2)
+            json.dump({"config": config, "results": results, "keras_protocol": keras, "memory_units": memory}, fh,
+                      indent=2)
     if failed:
         print(f"FAIL: fused path slower than {LIMIT}x torch.nn for: {', '.join(failed)}")
         return 1

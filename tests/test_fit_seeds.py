@@ -174,14 +174,14 @@ def test_a_factory_trains_each_seed_alone_like_the_ensemble():
         return Counter(None)
 
     def evaluate(m):   # the factory's networks are trained one after the other: seed = built[-1]
-        return {"val": script[built[-1] - 10][int(round(float(m.p)))]}
+        return {"val": script[built[-1] - 10][int(round(float(m.p.detach())))]}
 
     alone = fit_seeds(factory, [None], neg_p, optimizer=sgd, seeds=[10, 11], steps=6, evaluate=evaluate,
                       early_stop=EarlyStop(restore="val"))
     together = fit_seeds(Counter(2), [None], neg_p, optimizer=sgd, seeds=[10, 11], steps=6,
                          evaluate=scripted(script), early_stop=EarlyStop(restore="val"))
     assert built == [10, 11] and set(alone.model) == {10, 11}
-    assert [int(alone.model[s].p) for s in (10, 11)] == counts(together)
+    assert [int(alone.model[s].p.detach()) for s in (10, 11)] == counts(together)
     pd.testing.assert_frame_equal(alone.table, together.table)
     pd.testing.assert_frame_equal(alone.history, together.history)
 
@@ -200,7 +200,7 @@ def test_sequence_data_cycles_per_epoch_and_callable_data_gets_the_step():
 def test_eval_every_defaults_to_once_per_epoch_and_progress_counts_steps():
     steps_seen, prog = [], []
     res = fit_seeds(Counter(1), [1, 2], neg_p, optimizer=sgd, seeds=[0], epochs=3,
-                    evaluate=lambda m: (steps_seen.append(int(m.p)), {"val": float(m.p)})[1],
+                    evaluate=lambda m: (steps_seen.append(int(m.p.detach())), {"val": float(m.p.detach())})[1],
                     progress=lambda d, t: prog.append((d, t)))
     assert steps_seen == [2, 4, 6]
     assert prog == [(k, 6) for k in range(1, 7)]

@@ -30,10 +30,41 @@ _UNIT_OPTIONS = {"rnn": {"nonlinearity"}, "nlstm": {"depth"}}
 
 
 def register(name: str, cls: type, doc: str = "", options: set[str] | None = None) -> None:
-    """Make a unit class buildable by name (used by the memory-augmented units)."""
+    """Make a unit class buildable by name: the one registry of units.
+
+    Parameters
+    ----------
+    name : str, the name ``build`` and ``rnnmem cells`` use (also the class's ``kind``).
+    cls : a ``RecurrentUnit`` subclass (see docs/api.md, "a new unit in one file").
+    doc : str, one line for ``rnnmem cells``.
+    options : set of str, the keyword options ``build`` passes to ``cls`` (e.g. ``{"depth"}``).
+    """
     UNITS[name] = cls
     UNIT_DOCS[name] = doc
     _UNIT_OPTIONS[name] = set(options or ())
+
+
+#: capability -> unit kind -> kernel: faster implementations that other layers provide for a unit
+#: (e.g. ``train.fastseq`` registers its hand-differentiated training kernels as "fast_forward");
+#: found here by the unit's kind, so the unit itself never imports them.
+KERNELS: dict[str, dict[str, object]] = {}
+
+
+def register_kernel(capability: str, kind: str, kernel) -> None:
+    """Register ``kernel`` as the ``capability`` implementation for units of ``kind``.
+
+    Parameters
+    ----------
+    capability : str, e.g. ``"fast_forward"`` (``train.fastseq``'s training kernels).
+    kind : str, a registered unit name.
+    kernel : callable, the implementation (its signature is the capability's).
+    """
+    KERNELS.setdefault(capability, {})[kind] = kernel
+
+
+def kernel_for(capability: str, kind: str):
+    """The registered ``capability`` kernel for units of ``kind``, or None."""
+    return KERNELS.get(capability, {}).get(kind)
 
 
 def build(name: str, input_size: int, hidden_size: int, layers: int = 1, convention: str = "torch",
@@ -60,7 +91,7 @@ def list_units() -> dict[str, str]:
 
 
 __all__ = [
-    "build", "from_module", "load_keras", "load_tf1", "list_units", "register", "resolve",
+    "build", "register_kernel", "kernel_for", "KERNELS", "from_module", "load_keras", "load_tf1", "list_units", "register", "resolve",
     "RecurrentUnit", "CallableUnit", "State", "Convention", "CONVENTIONS", "CONVENTION_DOCS",
     "OPTION_DOCS", "UNITS", "RNN", "LSTM", "GRU", "NestedLSTM", "hard_sigmoid", "resolve_dtype",
 ]

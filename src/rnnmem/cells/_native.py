@@ -286,6 +286,143 @@ DEFINE(float, f32, exp32, tanh32)
 DEFINE(double, f64, exp, tanh)
 EXPORT(float, f32)
 EXPORT(double, f64)
+
+/* Memory-augmented units of Zhao et al. 2020 (memory.py): the recurrences of mrnn and of
+   mlstm / mlstmf. Filter weights w_j(d) = w_{j-1} (j - 1 - d) / j, w_1 = -d (frac_weights: the
+   same ratios and the same sequential product). */
+#define MEMORY_LOOPS(T, SUF, TANH)                                                             \
+/* mrnn: xh[T,E,B,H] = x W_x + b; xd[T,E,B,I] = x W_xd + b_d; xe[K-1+T,E,B,I] the stored window  \
+   (oldest first) then the inputs; Wh, Wm[E,H,H]; Wdd[E,I,I]; Whd, Wmd[E,H,I]; Wf[E,I,H];       \
+   bm[E,H]; h, m[E,B,H] and d[E,B,I] in/out; hs, ms[T,E,B,H]; ds[T,E,B,I] */                   \
+int mrnn_##SUF(long Tn, long E, long B, long I, long H, long K, const T *xh, const T *xd,     \
+               const T *xe, const T *Wh, const T *Wdd, const T *Whd, const T *Wmd,            \
+               const T *Wf, const T *Wm, const T *bm, T *h, T *m, T *d, T *hs, T *ms, T *ds) { \
+    const long R = E * B;                                                                      \
+    T *buf = (T *)malloc(sizeof(T) * (3 * B * I + I + 3 * B * H));                             \
+    if (!buf) return 1;                                                                        \
+    T *ad = buf, *fx = ad + B * I, *dn = fx + B * I, *w = dn + B * I;                          \
+    T *ah = w + I, *am = ah + B * H, *af = am + B * H;                                         \
+    for (long t = 0; t < Tn; ++t) {                                                            \
+        for (long e = 0; e < E; ++e) {                                                         \
+            T *he = h + e * B * H, *me = m + e * B * H, *de = d + e * B * I;                   \
+            /* d_t = 0.5 sigmoid(x W_xd + b_d + d W_dd + h W_hd + m W_md), from the old state */ \
+            mv_##SUF(de, B, Wdd + e * I * I, I, I, I, ad);                                     \
+            mvadd_##SUF(he, B, Whd + e * H * I, H, I, I, ad);                                  \
+            mvadd_##SUF(me, B, Wmd + e * H * I, H, I, I, ad);                                  \
+            mv_##SUF(he, B, Wh + e * H * H, H, H, H, ah);                                      \
+            mv_##SUF(me, B, Wm + e * H * H, H, H, H, am);                                      \
+            for (long b = 0; b < B; ++b) {                                                     \
+                const long row = e * B + b;                                                    \
+                const T *x = xd + (t * R + row) * I;                                           \
+                T *dr = dn + b * I, *f = fx + b * I;                                           \
+                for (long i = 0; i < I; ++i) dr[i] = (T)0.5 * sig_##SUF(x[i] + ad[b * I + i], 0); \
+                /* F_t = sum_{j=1..K} w_j(d_t) x_{t-j+1} */                                    \
+                const T *x1 = xe + ((t + K - 1) * R + row) * I;                                \
+                for (long i = 0; i < I; ++i) { w[i] = (T)0 - dr[i]; f[i] = w[i] * x1[i]; }     \
+                for (long j = 2; j <= K; ++j) {                                                \
+                    const T jm = (T)(j - 1), jj = (T)j;                                        \
+                    const T *xr = xe + ((t + K - j) * R + row) * I;                            \
+                    for (long i = 0; i < I; ++i) {                                             \
+                        w[i] = w[i] * ((jm - dr[i]) / jj);                                     \
+                        f[i] = f[i] + w[i] * xr[i];                                            \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+            mv_##SUF(fx, B, Wf + e * I * H, I, H, H, af);                                      \
+            for (long b = 0; b < B; ++b) {                                                     \
+                const long row = e * B + b;                                                    \
+                const T *x = xh + (t * R + row) * H;                                           \
+                const T *be = bm + e * H;                                                      \
+                T *hr = he + b * H, *mr = me + b * H;                                          \
+                for (long j = 0; j < H; ++j) hr[j] = TANH(x[j] + ah[b * H + j]);               \
+                for (long j = 0; j < H; ++j) mr[j] = TANH(af[b * H + j] + be[j] + am[b * H + j]); \
+                memcpy(de + b * I, dn + b * I, sizeof(T) * I);                                 \
+                memcpy(hs + (t * R + row) * H, hr, sizeof(T) * H);                             \
+                memcpy(ms + (t * R + row) * H, mr, sizeof(T) * H);                             \
+                memcpy(ds + (t * R + row) * I, de + b * I, sizeof(T) * I);                     \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    free(buf);                                                                                 \
+    return 0;                                                                                  \
+}                                                                                              \
+/* mlstm (Wd given: gates i, o, p, g; d_t = 0.5 gate(p + d W_d)) and mlstmf (Wd NULL: gates     \
+   i, o, g; fixed weights wfix[E,K,H], lag-major): xp[T,E,B,G*H] = x W_x + b; W[E,H,G*H];        \
+   Wd[E,H,H]; h[E,B,H], d[E,B,H] (mlstm) in/out; cw[E,B,H,K] in/out (c_t, c_{t-1}, ...: newest  \
+   first); hs[T,E,B,H]; cws NULL or [T,E,B,H,K]; ds NULL or [T,E,B,H]. The window is kept as a   \
+   ring [E*B, K, H] (lag j at slot (p + j - 1) mod K) so that a step writes one slot. */       \
+int mlstm_##SUF(long Tn, long E, long B, long H, long K, const T *xp, const T *W, const T *Wd, \
+                const T *wfix, T *h, T *d, T *cw, T *hs, T *cws, T *ds, int hard) {             \
+    const int dyn = Wd != NULL;                                                                \
+    const long G = (dyn ? 4 : 3) * H, R = E * B;                                               \
+    T *buf = (T *)malloc(sizeof(T) * (B * G + B * H + 2 * H + R * K * H));                     \
+    if (!buf) return 1;                                                                        \
+    T *acc = buf, *ad = acc + B * G, *w = ad + B * H, *s = w + H, *ring = s + H;               \
+    for (long row = 0; row < R; ++row)                                                         \
+        for (long q = 0; q < H; ++q)                                                           \
+            for (long j = 0; j < K; ++j) ring[(row * K + j) * H + q] = cw[(row * H + q) * K + j]; \
+    long p = 0;                                                                                \
+    for (long t = 0; t < Tn; ++t) {                                                            \
+        const long pn = p == 0 ? K - 1 : p - 1; /* the slot of c_t: the oldest one leaves */   \
+        for (long e = 0; e < E; ++e) {                                                         \
+            T *he = h + e * B * H;                                                             \
+            mv_##SUF(he, B, W + e * H * G, H, G, G, acc);                                      \
+            if (dyn) mv_##SUF(d + e * B * H, B, Wd + e * H * H, H, H, H, ad);                  \
+            for (long b = 0; b < B; ++b) {                                                     \
+                const long row = e * B + b;                                                    \
+                T *restrict a = acc + b * G;                                                   \
+                const T *x = xp + (t * R + row) * G;                                           \
+                T *rg = ring + row * K * H;                                                    \
+                for (long j = 0; j < G; ++j) a[j] = x[j] + a[j];                               \
+                for (long j = 0; j < 2 * H; ++j) a[j] = sig_##SUF(a[j], hard);                 \
+                for (long j = G - H; j < G; ++j) a[j] = TANH(a[j]);                            \
+                long sl = p;                                                                   \
+                if (dyn) {                                                                     \
+                    T *dr = d + row * H;                                                       \
+                    for (long q = 0; q < H; ++q) dr[q] = (T)0.5 * sig_##SUF(a[2 * H + q] + ad[b * H + q], hard); \
+                    const T *c1 = rg + sl * H;                                                 \
+                    for (long q = 0; q < H; ++q) { w[q] = (T)0 - dr[q]; s[q] = w[q] * c1[q]; } \
+                    for (long j = 2; j <= K; ++j) {                                            \
+                        sl = sl + 1 == K ? 0 : sl + 1;                                         \
+                        const T jm = (T)(j - 1), jj = (T)j;                                    \
+                        const T *cj = rg + sl * H;                                             \
+                        for (long q = 0; q < H; ++q) {                                         \
+                            w[q] = w[q] * ((jm - dr[q]) / jj);                                 \
+                            s[q] = s[q] + w[q] * cj[q];                                        \
+                        }                                                                      \
+                    }                                                                          \
+                    if (ds) memcpy(ds + (t * R + row) * H, dr, sizeof(T) * H);                 \
+                } else {                                                                       \
+                    const T *wf = wfix + e * K * H;                                            \
+                    for (long q = 0; q < H; ++q) s[q] = wf[q] * rg[sl * H + q];                \
+                    for (long j = 1; j < K; ++j) {                                             \
+                        sl = sl + 1 == K ? 0 : sl + 1;                                         \
+                        const T *cj = rg + sl * H, *wj = wf + j * H;                           \
+                        for (long q = 0; q < H; ++q) s[q] = s[q] + wj[q] * cj[q];              \
+                    }                                                                          \
+                }                                                                              \
+                T *cn = rg + pn * H, *hr = he + b * H;                                         \
+                for (long q = 0; q < H; ++q) cn[q] = a[q] * a[G - H + q] - s[q];               \
+                for (long q = 0; q < H; ++q) hr[q] = a[H + q] * TANH(cn[q]);                   \
+                memcpy(hs + (t * R + row) * H, hr, sizeof(T) * H);                             \
+                if (cws) {                                                                     \
+                    T *o = cws + (t * R + row) * H * K;                                        \
+                    for (long j = 0, k = pn; j < K; ++j, k = k + 1 == K ? 0 : k + 1)           \
+                        for (long q = 0; q < H; ++q) o[q * K + j] = rg[k * H + q];             \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        p = pn;                                                                                \
+    }                                                                                          \
+    for (long row = 0; row < R; ++row)                                                         \
+        for (long j = 0, k = p; j < K; ++j, k = k + 1 == K ? 0 : k + 1)                        \
+            for (long q = 0; q < H; ++q) cw[(row * H + q) * K + j] = ring[(row * K + k) * H + q]; \
+    free(buf);                                                                                 \
+    return 0;                                                                                  \
+}
+
+MEMORY_LOOPS(float, f32, tanh32)
+MEMORY_LOOPS(double, f64, tanh)
 """
 
 # -ffp-contract=fast: multiply-adds fuse where the CPU has FMA (25% faster LSTM steps at H = 32;
@@ -345,6 +482,11 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
         getattr(lib, f"rnn_{suf}").argtypes = [L, L, L, L, P, P, P, P, I]
         getattr(lib, f"nlstm_{suf}").argtypes = [L, L, L, L, L, P, P, P, P, P, P, P, P, P, I, ctypes.c_double]
         for name in ("lstm", "gru", "rnn", "nlstm"):
+            getattr(lib, f"{name}_{suf}").restype = I
+        # memory-augmented units (memory.py): mrnn, mlstm / mlstmf
+        getattr(lib, f"mrnn_{suf}").argtypes = [L] * 6 + [P] * 16
+        getattr(lib, f"mlstm_{suf}").argtypes = [L] * 5 + [P] * 10 + [I]
+        for name in ("mrnn", "mlstm"):
             getattr(lib, f"{name}_{suf}").restype = I
     return lib
 

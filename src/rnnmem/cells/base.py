@@ -290,7 +290,9 @@ class RecurrentUnit(nn.Module):
         ``kind`` strings: ``"ensemble"`` (built with ``seeds=``: inputs carry an E dimension),
         ``"fused"`` (torch's fused kernel computes it), ``"native"`` (a compiled step loop),
         ``"cell_step"`` (one layer's step on ``[layers, B, H]`` states via ``_cell_step``),
-        ``"scan"`` (an exact parallel scan for the sequence form)."""
+        ``"scan"`` (an exact parallel scan for the sequence form), and every capability another layer
+        registered a kernel for (``cells.register_kernel``; e.g. ``"fast_forward"``, the training
+        kernels of ``train.fastseq``, once that module is imported)."""
         caps = set()
         if self.ensemble:
             caps.add("ensemble")
@@ -305,6 +307,9 @@ class RecurrentUnit(nn.Module):
             caps.add("cell_step")
         if getattr(self, "has_scan", False):
             caps.add("scan")
+        from . import KERNELS
+
+        caps.update(cap for cap, kinds in KERNELS.items() if self.kind in kinds)
         return frozenset(caps)
 
     def describe(self) -> dict:

@@ -235,13 +235,21 @@ class MemoryUnit(RecurrentUnit):
         names = self.state_names
         finals = [[] for _ in names]
         per_layer = [[] for _ in names] if return_all_states else None
+        # the compiled loop (``_native.py``) under the gates of ``RecurrentUnit._native_ok`` (no
+        # gradient needed, CPU, float32/64), unless ``_run_layer`` is patched on the instance
+        native = "_run_layer" not in self.__dict__ and self._native_ok(x, state)
+        paths = set()
         for layer in range(self.num_layers):
             st = tuple(self._unpad(s[layer], n, layer) for s, n in zip(state, names))
-            inputs, st, per = self._run_layer(layer, inputs, st, return_all_states)
+            block = self._native_layer(layer, inputs, st, return_all_states) if native else None
+            paths.add("compiled" if block is not None else "python")
+            inputs, st, per = block if block is not None else self._run_layer(layer, inputs, st, return_all_states)
             for k, n in enumerate(names):
                 finals[k].append(self._pad(st[k], n))
                 if per_layer is not None:
                     per_layer[k].append(self._pad(per[k], n))
+        # which arithmetic ran (as RecurrentUnit._forward_loop records it): compiled | python
+        self.last_path = paths.pop() if len(paths) == 1 else "+".join(sorted(paths))
         final = tuple(torch.stack(f) for f in finals)
         if per_layer is not None:
             return inputs, final, tuple(torch.stack(p, dim=1) for p in per_layer)
@@ -340,6 +348,28 @@ class MRNNF(_FixedD, MemoryUnit):
         per = (Hs, Ms, self._windows_per_step(xext, x.shape[0])) if keep_all else None
         return z, final, per
 
+    def _native_layer(self, layer, x, st, keep_all):
+        """All steps of ``_run_layer`` compiled (``_native.py``): h and m are two independent tanh
+        recurrences, run by the Elman loop (``rnn_*``) on ``x W_x + b`` and ``F W_f + b_m`` (F the
+        same FFT filter); None when a subclass changed ``_run_layer``."""
+        if type(self)._run_layer is not MRNNF._run_layer:
+            return None
+        from .gated import _native_run
+
+        p = self.layer_params[layer]
+        h, m, xw = st
+        H = self.hidden_size
+        xext = torch.cat([self._time_major(xw), x], 0)
+        Fx = fir_filter(xext, self.filter_weights(layer))
+        Hs, (h,), _ = _native_run("rnn", lambda u: self._seq_mm(u, p.W_x) + p.b, x, p.W_h, (h,), H, False, 0)
+        Ms, (m,), _ = _native_run("rnn", lambda u: self._seq_mm(u, p.W_f) + p.b_m, Fx, p.W_m, (m,), H, False, 0)
+        z = self._seq_mm(Hs, p.W_zh) + self._seq_mm(Ms, p.W_zm) + p.b_z
+        if self.output_tanh:
+            z = torch.tanh(z)
+        final = (h, m, self._window_after(xext))
+        per = (Hs, Ms, self._windows_per_step(xext, x.shape[0])) if keep_all else None
+        return z, final, per
+
 
 class RNN2(MRNNF):
     """Dual-track RNN: the mrnnf structure with K free, learnable filter weights per input dim."""
@@ -407,6 +437,36 @@ class MRNN(MRNNF):
         per = (Hs, Ms, torch.stack(ds), self._windows_per_step(xext, x.shape[0])) if keep_all else None
         return z, final, per
 
+    def _native_layer(self, layer, x, st, keep_all, chunk: int = 1024):
+        """All steps of ``_run_layer`` in the compiled loop (``_native.py``, ``mrnn_*``); the input
+        projections are computed ``chunk`` steps at a time. None when a subclass changed
+        ``_run_layer``."""
+        if type(self)._run_layer is not MRNN._run_layer:
+            return None
+        from . import _native
+
+        fn = getattr(_native.library(), f"mrnn_{'f32' if x.dtype == torch.float32 else 'f64'}")
+        p = self.layer_params[layer]
+        H, K, I, T, B = self.hidden_size, self.K, x.shape[-1], x.shape[0], x.shape[-2]
+        E = x.shape[1] if x.dim() == 4 else 1
+        h, m, d = (s.clone(memory_format=torch.contiguous_format) for s in st[:3])
+        xext = torch.cat([self._time_major(st[3]), x], 0).contiguous()
+        Ws = [w.contiguous() for w in (p.W_h, p.W_dd, p.W_hd, p.W_md, p.W_f, p.W_m, p.b_m.reshape(E, H))]
+        Hs, Ms, Ds = x.new_empty(x.shape[:-1] + (H,)), x.new_empty(x.shape[:-1] + (H,)), x.new_empty(x.shape)
+        for t0 in range(0, T, chunk):
+            t1 = min(T, t0 + chunk)
+            xh = (self._seq_mm(x[t0:t1], p.W_x) + p.b).contiguous()
+            xd = (self._seq_mm(x[t0:t1], p.W_xd) + p.b_d).contiguous()
+            rc = fn(t1 - t0, E, B, I, H, K, xh.data_ptr(), xd.data_ptr(), xext[t0].data_ptr(),
+                    *(w.data_ptr() for w in Ws), h.data_ptr(), m.data_ptr(), d.data_ptr(),
+                    Hs[t0].data_ptr(), Ms[t0].data_ptr(), Ds[t0].data_ptr())
+            if rc != 0:
+                raise MemoryError("the compiled mrnn loop could not allocate its scratch buffer")
+        z = self._seq_mm(Hs, p.W_zh) + self._seq_mm(Ms, p.W_zm) + p.b_z
+        final = (h, m, d, self._window_after(xext))
+        per = (Hs, Ms, Ds, self._windows_per_step(xext, T)) if keep_all else None
+        return z, final, per
+
 
 # --------------------------------------------------------------------------------------------
 # mLSTM family
@@ -468,6 +528,47 @@ class MLSTMF(_FixedD, MemoryUnit):
         per = (Hs, torch.stack(cws)) if keep_all else None
         return Hs, (h, cw), per
 
+    def _native_layer(self, layer, x, st, keep_all):
+        """All steps of ``_run_layer`` in the compiled loop (``_native.py``, ``mlstm_*`` with the
+        fixed filter weights); None when a subclass changed ``_run_layer``."""
+        if type(self)._run_layer is not MLSTMF._run_layer:
+            return None
+        E = x.shape[1] if x.dim() == 4 else 1
+        w = self.filter_weights(layer).reshape(E, self.hidden_size, self.K)
+        return self._native_mlstm(layer, x, st, keep_all, w.transpose(1, 2).contiguous())
+
+    def _native_mlstm(self, layer, x, st, keep_all, wfix, chunk: int = 1024):
+        """The compiled mlstm (``wfix`` None: d_t from the state) or mlstmf loop (``wfix[E, K, H]``,
+        the filter weights lag-major); the input projection ``chunk`` steps at a time."""
+        from . import _native
+
+        fn = getattr(_native.library(), f"mlstm_{'f32' if x.dtype == torch.float32 else 'f64'}")
+        p = self.layer_params[layer]
+        H, K, T, B = self.hidden_size, self.K, x.shape[0], x.shape[-2]
+        E = x.shape[1] if x.dim() == 4 else 1
+        dyn = wfix is None
+        h, cw = (s.clone(memory_format=torch.contiguous_format) for s in st[:2])
+        d = st[2].clone(memory_format=torch.contiguous_format) if dyn else None
+        W, Wd = p.W_h.contiguous(), (p.W_d.contiguous() if dyn else None)
+        Hs = x.new_empty(x.shape[:-1] + (H,))
+        cws = x.new_empty(Hs.shape + (K,)) if keep_all else None
+        ds = x.new_empty(Hs.shape) if keep_all and dyn else None
+        hard = int(getattr(self.convention, "gate_activation", "sigmoid") == "hard_sigmoid")
+
+        def ptr(t, i=None):
+            return 0 if t is None else (t if i is None else t[i]).data_ptr()
+
+        for t0 in range(0, T, chunk):
+            t1 = min(T, t0 + chunk)
+            xp = (self._seq_mm(x[t0:t1], p.W_x) + p.b).contiguous()
+            rc = fn(t1 - t0, E, B, H, K, xp.data_ptr(), W.data_ptr(), ptr(Wd), ptr(wfix), h.data_ptr(), ptr(d),
+                    cw.data_ptr(), Hs[t0].data_ptr(), ptr(cws, t0), ptr(ds, t0), hard)
+            if rc != 0:
+                raise MemoryError("the compiled mlstm loop could not allocate its scratch buffer")
+        final = (h, cw, d) if dyn else (h, cw)
+        per = None if not keep_all else ((Hs, cws, ds) if dyn else (Hs, cws))
+        return Hs, final, per
+
 
 class MLSTM(MLSTMF):
     """Memory-augmented LSTM with dynamic d_t per hidden unit (Zhao et al. 2020, "mLSTM")."""
@@ -514,6 +615,13 @@ class MLSTM(MLSTMF):
         Hs = torch.stack(hs)
         per = (Hs, torch.stack(cws), torch.stack(ds)) if keep_all else None
         return Hs, (h, cw, d), per
+
+    def _native_layer(self, layer, x, st, keep_all):
+        """All steps of ``_run_layer`` in the compiled loop (``_native.py``, ``mlstm_*``); None when a
+        subclass changed ``_run_layer``."""
+        if type(self)._run_layer is not MLSTM._run_layer:
+            return None
+        return self._native_mlstm(layer, x, st, keep_all, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -588,7 +696,7 @@ UNIT_DOCS = {
     "mrnnf": "memory-augmented RNN, fixed fractional d per input (Zhao et al. 2020); options K, output_size",
     "mrnn": "memory-augmented RNN, dynamic d_t (Zhao et al. 2020); options K, output_size",
     "mlstmf": "memory-augmented LSTM, fixed d per unit, no forget gate (Zhao et al. 2020); option K",
-    "mlstm": "memory-augmented LSTM, dynamic d_t (Zhao et al. 2020); option K",
+    "mlstm": "memory-augmented LSTM, dynamic d_t (Zhao et al. 2020; not xLSTM's mLSTM, which is xlstm_m); option K",
     "rnn2": "dual-track RNN: mrnnf with K free filter weights (Zhao et al. 2020); options K, output_size",
     "rwa": "recurrent weighted average (Ostmeyer & Cowell 2017)",
 }

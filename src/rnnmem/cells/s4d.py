@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import math
 
+import scipy.fft
 import torch
 
 from ..errors import ConfigError
+from . import base as _base
 from .lru import DiagonalLinearUnit, check_no_convention, int_option, real_option
 
 A_INITS = ("lin", "inv")
@@ -59,6 +61,10 @@ class S4D(DiagonalLinearUnit):
     """
 
     kind = "s4d"
+    #: sequences at least this long (and no per-step states asked for) run by FFT convolution
+    fft_min_steps = 64
+    #: float64 elements (rows x transform length) per block of channels of the FFT path
+    fft_block_elements = 2**22
 
     def __init__(self, input_size, hidden_size, layers=1, convention=None, dtype=torch.float32, seed=None,
                  seeds=None, device=None, state_size: int = 64, a_init: str = "lin", dt_min: float = 1e-3,
@@ -76,6 +82,7 @@ class S4D(DiagonalLinearUnit):
         if not self.dt_min <= self.dt_max:
             raise ConfigError(f"cell 's4d': dt_min ({self.dt_min}) must not exceed dt_max ({self.dt_max})")
         self.use_scan = True
+        self.use_fft = True
         super().__init__(input_size, hidden_size, layers=layers, convention=None, dtype=dtype, seed=seed,
                          seeds=seeds, device=device)
 
@@ -109,9 +116,9 @@ class S4D(DiagonalLinearUnit):
         Abar = torch.exp(dtA)
         return Abar, (Abar - 1) / A * torch.complex(p.B_re, p.B_im)
 
-    def _run_layer(self, layer, x, h0):
-        p = self.layer_params[layer]
-        H, M = self.hidden_size, self.M
+    def _zoh(self, p) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(Re Abar, Im Abar, Re Bbar, Im Bbar)`` [(E,) H, M] of one layer's parameters ``p`` in
+        real arithmetic and the unit's dtype (what the scan, the step and the FFT path all use)."""
         dt = torch.exp(p.log_dt).unsqueeze(-1)                     # [(E,) H, 1]
         a_re, a_im = -torch.exp(p.log_A_real), p.A_imag
         mod = torch.exp(dt * a_re)
@@ -122,6 +129,12 @@ class S4D(DiagonalLinearUnit):
         q_im = (ab_im * a_re - (ab_re - 1) * a_im) / den
         bb_re = q_re * p.B_re - q_im * p.B_im
         bb_im = q_re * p.B_im + q_im * p.B_re
+        return ab_re, ab_im, bb_re, bb_im
+
+    def _run_layer(self, layer, x, h0):
+        p = self.layer_params[layer]
+        H, M = self.hidden_size, self.M
+        ab_re, ab_im, bb_re, bb_im = self._zoh(p)
         v = self._mm(x, p.W_x) + p.b                               # [T, (E,) B, H]
         lead = v.shape[:-1]
         Bb = self._vec(torch.stack([bb_re, bb_im], -3))             # [(E, 1,) 2, H, M]
@@ -131,6 +144,112 @@ class S4D(DiagonalLinearUnit):
         Sv = S.reshape(S.shape[:-1] + (2, H, M))
         y = 2.0 * (Sv * Cst).sum((-3, -1)) + self._vec(p.D) * v
         return y, S
+
+    def _forward_loop(self, x, state, return_all_states):
+        """Sequences of at least ``fft_min_steps`` steps whose per-step states are not asked for
+        run by FFT convolution (:meth:`_run_layer_fft`); everything else by the scan or the step
+        loop of :class:`DiagonalLinearUnit` (``unit.step`` included: one step is never an FFT)."""
+        if (return_all_states or not self.use_scan or not self.use_fft or x.shape[0] < self.fft_min_steps
+                or getattr(_base._LOCAL, "python_only", False)):
+            return super()._forward_loop(x, state, return_all_states)
+        inputs, finals = x, []
+        for layer in range(self.num_layers):
+            inputs, h_T = self._run_layer_fft(layer, inputs, state[0][layer])
+            finals.append(h_T)
+        self.last_path = "fft"
+        return inputs, (torch.stack(finals),)
+
+    def _run_layer_fft(self, layer: int, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer ``layer`` over x [T, (E,) B, I_l] from h0 [(E,) B, 2HM] without the per-step states:
+        ``(y [T, (E,) B, H], h_T [(E,) B, 2HM])``.
+
+        With the kernel ``K_k = 2 Re(sum_m C_m Abar_m^k Bbar_m)`` (k = 0..T-1, per channel) the
+        output is the causal convolution plus the initial state's free response and the skip::
+
+            y_t = sum_{s<=t} K_{t-s} v_s + 2 Re(sum_m C_m Abar_m^(t+1) h0_m) + D v_t
+            h_T = sum_{s<T} Abar^(T-1-s) Bbar v_s + Abar^T h0
+
+        The convolution runs by FFT (``torch.fft.rfft``/``irfft``, zero-padded to a fast length
+        >= 2T - 1), the other two sums as matrix products. Powers come in closed form,
+        ``Abar^k = exp(k log Abar)`` with ``log Abar`` taken of the same rounded ``Abar`` the step
+        form multiplies by, factored ``k = j L + i`` (``L ~ sqrt(T)``) so that only ``2 sqrt(T)``
+        powers per mode are formed: ``Abar^k = Abar^(jL) Abar^i``. Everything after the input
+        projection ``v`` is computed in float64 (float32 units too: the FFT's rounding, about
+        eps * sum|K| |v|, would otherwise reach 1e-5 at long T), in blocks of channels of at most
+        ``fft_block_elements`` (rows x transform length) each; no [T, B, H, N] tensor is formed.
+        Differentiable (autograd through every step); the step form's numbers to float rounding
+        (tests/test_cells_lru_s4d.py).
+        """
+        p = self.layer_params[layer]
+        H, M = self.hidden_size, self.M
+        ab_re, ab_im, bb_re, bb_im = self._zoh(p)
+        v = self._mm(x, p.W_x) + p.b                               # [T, (E,) B, H], as the step form
+        dtype, f64 = v.dtype, torch.float64
+        C_re, C_im, D = p.C_re, p.C_im, p.D
+        if not self.ensemble:                                       # one code path: a leading E = 1
+            v, h0 = v.unsqueeze(1), h0.unsqueeze(0)
+            ab_re, ab_im, bb_re, bb_im, C_re, C_im, D = (
+                t.unsqueeze(0) for t in (ab_re, ab_im, bb_re, bb_im, C_re, C_im, D))
+        T, E, B = v.shape[:3]
+        ar, ai = ab_re.to(f64), ab_im.to(f64)
+        # log Abar; a modulus that underflowed to 0 gives -800: exp(0 * -800) = 1, exp(k * -800) = 0
+        log_a = torch.complex(torch.log(torch.hypot(ar, ai)).clamp(min=-800.0), torch.atan2(ai, ar))
+
+        def powers(k: torch.Tensor) -> torch.Tensor:               # Abar^k, [E, H, len(k), M]
+            return torch.exp(log_a.unsqueeze(-2) * k.to(f64).unsqueeze(-1))
+
+        L = math.isqrt(T) + 1
+        nJ = -(-(T + 1) // L)                                       # nJ L >= T + 1 (k = 0..T)
+        P = nJ * L - T                                              # zeros ahead of v_0 (see h_T)
+        Vi = powers(torch.arange(L, device=v.device))               # Abar^i
+        Gj = powers(torch.arange(nJ, device=v.device) * L)         # Abar^(jL)
+        Vri = torch.cat([Vi.real, Vi.imag], -1)                     # [E, H, L, 2M]
+        Cc = torch.complex(C_re.to(f64), C_im.to(f64))              # [E, H, M]
+        Bc = torch.complex(bb_re.to(f64), bb_im.to(f64))
+        W = (Cc * Bc).unsqueeze(-2) * Gj                            # C Bbar Abar^(jL)
+        K = 2 * (torch.cat([W.real, -W.imag], -1) @ Vri.mT)        # [E, H, nJ, L]: 2 Re(C Bbar Abar^k)
+        # circular convolution of length n >= 2T - 1 wraps nothing onto the outputs [P, P + T)
+        n = scipy.fft.next_fast_len(max(2 * T - 1, P + T), real=True)
+        Kf = torch.fft.rfft(K.reshape(E, H, 1, nJ * L)[..., :T], n=n)  # [E, H, 1, n/2 + 1]
+        # h_T = sum_s Abar^(T-1-s) Bbar v_s; with s + P = jL + i, T-1-s = (nJ-1-j) L + (L-1-i)
+        VB = (Bc.unsqueeze(-2) * Vi).flip(-2)                       # Bbar Abar^(L-1-i)
+        VBri = torch.cat([VB.real, VB.imag], -1).unsqueeze(2)       # [E, H, 1, L, 2M]
+        Gr = Gj.flip(-2).unsqueeze(2)                               # Abar^((nJ-1-j) L), [E, H, 1, nJ, M]
+        A_T = torch.exp(log_a * T).unsqueeze(-2)                    # Abar^T, [E, H, 1, M]
+        h0 = h0.to(f64)
+        h0c = torch.complex(h0[..., :H * M], h0[..., H * M:]).reshape(E, B, H, M).transpose(1, 2)  # [E, H, B, M]
+        grad = torch.is_grad_enabled() and (v.requires_grad or h0.requires_grad or log_a.requires_grad)
+        with_h0 = (grad and h0.requires_grad) or bool(h0.ne(0).any())
+        D64 = D.to(f64).unsqueeze(-1).unsqueeze(-1)                 # [E, H, 1, 1]
+        vT = v.permute(1, 3, 2, 0)                                  # [E, H, B, T] (a view)
+        hc = max(1, min(H, self.fft_block_elements // (E * B * n)))
+        out = None if grad else v.new_empty((T, E, B, H))
+        ys, hs = [], []
+        for lo in range(0, H, hc):
+            sl = slice(lo, min(H, lo + hc))
+            h = sl.stop - lo
+            buf = v.new_zeros((E, h, B, n), dtype=f64)              # [0 (P) | v_0 .. v_{T-1} | 0 ...]
+            buf[..., P:P + T] = vT[:, sl]
+            z = torch.fft.irfft(torch.fft.rfft(buf) * Kf[:, sl], n=n)
+            yb = z[..., P:P + T] + D64[:, sl] * buf[..., P:P + T]    # [E, h, B, T]
+            if with_h0:  # 2 Re(C Abar^(jL) h0 Abar^i) at k = jL + i = t + 1
+                Wh = (Cc[:, sl].unsqueeze(-2) * Gj[:, sl]).unsqueeze(-2) * h0c[:, sl].unsqueeze(2)
+                Wh = torch.cat([Wh.real, -Wh.imag], -1).reshape(E, h, nJ * B, 2 * M)
+                free = (Wh @ Vri[:, sl].mT).reshape(E, h, nJ, B, L).transpose(2, 3)
+                yb = yb + 2 * free.reshape(E, h, B, nJ * L)[..., 1:T + 1]
+            Z = buf[..., :nJ * L].unflatten(-1, (nJ, L)) @ VBri[:, sl]  # [E, h, B, nJ, 2M]
+            hb = (torch.complex(Z[..., :M], Z[..., M:]) * Gr[:, sl]).sum(-2)   # [E, h, B, M]
+            hs.append(hb + A_T[:, sl] * h0c[:, sl])
+            if out is None:
+                ys.append(yb.permute(3, 0, 2, 1).to(dtype))
+            else:
+                out[..., sl] = yb.permute(3, 0, 2, 1)              # [T, E, B, h]
+        y = torch.cat(ys, -1) if out is None else out
+        hT = torch.cat(hs, 1).transpose(1, 2).reshape(E, B, H * M)
+        hT = torch.cat([hT.real, hT.imag], -1).to(dtype)
+        if not self.ensemble:
+            y, hT = y.squeeze(1), hT.squeeze(0)
+        return y, hT
 
     def _flat(self, t: torch.Tensor) -> torch.Tensor:
         """[(E,) H, M] -> [(E, 1,) H M], broadcastable to one half of the state."""

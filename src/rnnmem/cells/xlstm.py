@@ -2,7 +2,7 @@
 
 M. Beck, K. Pöppel, M. Spanring, A. Auer, O. Prudnikova, M. Kopp, G. Klambauer, J. Brandstetter,
 S. Hochreiter, "xLSTM: Extended Long Short-Term Memory", NeurIPS 2024 (arXiv:2405.04517), sections
-2.2-2.3 and Appendix A, and the authors' code (github.com/NX-AI/xlstm, package ``xlstm`` 2.0.6,
+2.2-2.3 and the appendix, and the authors' code (github.com/NX-AI/xlstm, package ``xlstm`` 2.0.6,
 Apache-2.0): ``blocks/slstm/src/vanilla/slstm.py``, ``blocks/mlstm/backends.py``, the ``cell.py``
 and ``layer.py`` initialisations. Not to be confused with ``mlstm``, Zhao et al.'s
 memory-augmented LSTM (``rnnmem.cells.memory``): the "m" of ``xlstm_m`` stands for *matrix*.
@@ -42,7 +42,7 @@ r = l / (layers - 1) for layer l (0 for one layer; b_f = 5 when d = 1). Option `
 ``powerlaw`` (default), ``linspace`` (b_f = linspace(3, 6) per head, the official "small_init"),
 ``standard`` (all biases U(-1/sqrt(H), 1/sqrt(H))) or ``zeros``. With ``forget="exp"`` (which the
 official code does not offer) the forget bias b is replaced by log sigmoid(b), so the initial forget
-gates are the same (exp of the official biases 3..6 would be gates of 20..400 per step).
+gates are the same (exp of the official biases, up to 6, would be gates of up to 400 per step).
 
 State: ``("h", "c", "n", "m")``, each [layers, (E,) B, H]. Sequence mode runs a step loop (sLSTM is
 not a linear recurrence: its gates read h_{t-1}).
@@ -60,12 +60,17 @@ d = H / NH; all gates read x_t only::
     h~_t = C_t q_t / max(|n_t^T q_t|, exp(-m_t)),   h_t = o_t * h~_t   (heads concatenated)
 
 the stabilised form of C_t q_t / max(|n_t^T q_t|, 1) (the exp(-m_t) floor is the paper's 1 scaled
-by the stabiliser; no epsilon is added, unlike the official kernels' 1e-6). The stabiliser starts
-from m_0 = 0 as in the official recurrent step (``recurrent_step_stabilized_simple``); any m_0
-gives the same h.
+by the stabiliser; no epsilon is added, unlike the official kernels' 1e-6; the denominator is only
+clamped at the dtype's smallest normal number, so that where exp(-m_t) underflows and q_t = 0 the
+output is 0, not 0/0). Any m_0 gives the same h in exact arithmetic. ``init_state`` starts from an
+empty memory C_0 = 0, n_0 = 0 with m_0 = -1e30 (a stand-in for -inf: m_1 = i~_1, f'_1 = 0),
+so that m_t is the log of the largest term of the memory, as in the official parallel form: the
+official recurrent step starts from m_0 = 0 instead, which, with forget="exp" and f~ above ~88,
+inflates m beyond the memory's content until i'_t underflows to 0 in float32 (the same h otherwise;
+an explicit all-zero state behaves so here too).
 
 Because every gate depends on x_t only, the sequence form is parallel (the paper's stabilised
-parallel formulation, Appendix A.3, computed chunkwise as the official ``chunkwise_simple``): within
+parallel formulation of its appendix, computed chunkwise as the official ``chunkwise_simple``): within
 a chunk of L steps (option ``chunk``, default 64), with F_t = sum_{s<=t} log f_s inside the chunk
 and the state (C_0, n_0, m_0) carried in from the previous chunk::
 
@@ -102,6 +107,7 @@ FORGET_GATES = ("sigmoid", "exp")
 SLSTM_RECURRENT_INITS = ("zeros", "standard")
 SLSTM_BIAS_INITS = ("powerlaw", "linspace", "standard", "zeros")
 CHUNK_DEFAULT = 64
+EMPTY_M = -1e30  # mLSTM's stabiliser of an empty memory: exp(EMPTY_M - x) == 0 in float32 and float64
 
 
 def _small_init(shape, fan_in: int, gen: torch.Generator, dtype) -> torch.Tensor:
@@ -257,14 +263,20 @@ class XLSTMScalar(_XLSTMUnit):
         return dense.reshape(*R.shape[:-3], H, 4 * H)
 
     def _make_step(self, Wr: torch.Tensor):
+        """The step function ``(xp_t, (h, c, n, m)) -> (h, state)``. The empty-memory rule runs at
+        its first call only: from a state with n >= 0, every later n is > 0 (n_t >= min(n_{t-1}, 1)
+        once n_{t-1} > 0, and n_1 >= 1 from n_0 = 0), so the rule would change nothing there."""
         H, log_forget = self.hidden_size, self._log_forget
+        first = [True]
 
         def step(xp_t, st):
             h, c, n, m = st
             pre = xp_t + torch.matmul(h, Wr)
             i_pre, f_pre, z_pre, o_pre = pre.split(H, dim=-1)
-            # an empty memory (n = 0) has no stabiliser yet: m_{t-1} = -inf there, so m_t = i~, f' = 0
-            lfm = log_forget(f_pre) + torch.where(n == 0, float("-inf"), m)
+            if first[0]:  # an empty memory (n = 0) has no stabiliser yet: m_{t-1} = -inf, so m_t = i~, f' = 0
+                first[0] = False
+                m = torch.where(n == 0, float("-inf"), m)
+            lfm = log_forget(f_pre) + m
             m_new = torch.maximum(lfm, i_pre)
             i_s = torch.exp(i_pre - m_new)
             f_s = torch.exp(lfm - m_new)
@@ -324,6 +336,11 @@ class XLSTMMatrix(_XLSTMUnit):
     def state_width(self, name: str) -> int:
         return {"C": self.hidden_size * self.head_dim, "n": self.hidden_size, "m": self.heads}[name]
 
+    def init_state(self, batch: int, device=None, dtype=None) -> State:
+        """An empty memory: C = 0, n = 0 and m = -1e30 (no stabiliser yet; see the module docstring)."""
+        C, n, m = super().init_state(batch, device, dtype)
+        return C, n, m.fill_(EMPTY_M)
+
     def _init_layer(self, layer, gen):
         I, H, NH, dt = self.layer_input_size(layer), self.hidden_size, self.heads, self.dtype
         W_x = torch.cat([_small_init((I, 4 * H), I, gen, dt), torch.zeros((I, 2 * NH), dtype=dt)], 1)
@@ -364,6 +381,7 @@ class XLSTMMatrix(_XLSTMUnit):
         """The recurrence, one step at a time. Returns h~ [T, *lead, NH, d], final (C, n, m), and
         every step's flattened state components when ``keep_all``."""
         C, n, m = st
+        tiny = torch.finfo(q.dtype).tiny
         hs, per = [], ([], [], []) if keep_all else None
         for t in range(q.shape[0]):
             m_new = torch.maximum(log_f[t] + m, i_pre[t])
@@ -373,7 +391,7 @@ class XLSTMMatrix(_XLSTMUnit):
             n = f_s[..., None] * n + i_s[..., None] * k[t]
             m = m_new
             num = torch.matmul(C, q[t].unsqueeze(-1)).squeeze(-1)
-            den = torch.maximum((n * q[t]).sum(-1).abs(), torch.exp(-m))
+            den = torch.maximum((n * q[t]).sum(-1).abs(), torch.exp(-m)).clamp_min(tiny)
             hs.append(num / den.unsqueeze(-1))
             if keep_all:
                 for lst, s in zip(per, self._flat(C, n, m)):
@@ -400,7 +418,7 @@ class XLSTMMatrix(_XLSTMUnit):
         S = torch.matmul(q, k.transpose(-1, -2)) * W                        # W_tj (q_t . k_j)
         num = torch.matmul(S, v) + w0.unsqueeze(-1) * torch.matmul(q, C0.transpose(-1, -2))
         qn = S.sum(-1) + w0 * (q * n0.unsqueeze(-2)).sum(-1)
-        den = torch.maximum(qn.abs(), torch.exp(-m))
+        den = torch.maximum(qn.abs(), torch.exp(-m)).clamp_min(torch.finfo(qn.dtype).tiny)
         h = num / den.unsqueeze(-1)
         if keep_all:
             C_all = torch.einsum("...tj,...ja,...jb->...tab", W, v, k) + w0[..., None, None] * C0.unsqueeze(-3)

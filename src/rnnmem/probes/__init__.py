@@ -8,7 +8,7 @@ semantic array functions) stay available for finer control.
 """
 
 from .contract import PROBES, Probe, ProbeSettings, Result, prepare, register_probe  # noqa: F401
-from . import forgetting, lyapunov, capacity, connectivity, long_memory  # noqa: E402,F401  (register)
+from . import forgetting, lyapunov, capacity, connectivity, long_memory, semantic  # noqa: E402,F401  (register)
 
 
 def probe(name: str, model, **kwargs) -> Result:

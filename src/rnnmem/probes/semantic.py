@@ -717,3 +717,350 @@ def recommended_length(indicators: pd.DataFrame, thresholds: dict[str, float] | 
     out = pd.DataFrame(rows)
     out.attrs["thresholds"] = th
     return out
+
+
+# ============================================================================================
+# The probe contract (``probes/contract.py``): PROBES["semantic"]
+# ============================================================================================
+import functools  # noqa: E402
+import os  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Literal  # noqa: E402
+
+from pydantic import Field, field_validator  # noqa: E402
+
+from .contract import ProbeSettings, register_probe  # noqa: E402
+
+#: The built-in corpus (``corpus="synthetic"``): the Zhang study's quick key-recall text
+#: (``tasks.key_recall_text``: Zipf filler words in topic documents, planted key episodes), generated
+#: from the probe's seed; only its length and vocabulary come from the settings.
+SYNTHETIC_CORPUS = {"n_keys": 6, "distances": (3, 6, 10), "rate": 0.06, "topics": 6, "topic_share": 0.5,
+                    "doc_length": 80.0}
+#: Skip-gram settings of the probe's space (``space="skipgram"``): the study's quick mode's, always on
+#: the CPU (the same seed gives the same space on every device).
+SKIPGRAM = {"window": 3, "negatives": 5, "epochs": 3, "lr": 0.01, "batch_size": 1024, "subsample": 1e-3}
+
+
+class SemanticProbeSettings(ProbeSettings):
+    """Settings of ``PROBES["semantic"]`` (defaults: the memory card's).
+
+    ``sequences`` evaluation sequences and ``fit_sequences`` sequences to fit the readout and the lag
+    decoders, windows of ``max(prefix_lengths)`` consecutive words drawn at random from the second and
+    the first half of the corpus; the indicators at every prefix length in ``prefix_lengths`` (>= 2).
+    ``corpus``: ``"synthetic"`` (the built-in key-recall text of ``words`` words over a ``vocab_size``
+    vocabulary, generated from the seed, no network access) or the path of a text8-format file (its
+    first ``words`` words, its ``vocab_size`` most frequent words kept, the rest ``<unknown>``).
+    ``space``, the Semantic Euclidean Space: ``"skipgram"`` (``dim``-dimensional skip-gram vectors
+    trained on the corpus, seeded, as the study), ``"random"`` (seeded Gaussian vectors: a space
+    without semantics, the fastest) or the path of a word2vec text file; the vectors are centred and
+    normalised to unit length. ``input_map``: the model reads the word vectors through a fixed seeded
+    Gaussian map to its input width (``"random"``, N(0, 1) entries, so each input channel has unit
+    variance) or the vectors themselves (``"space"``, the study's setting; needs ``input_size ==`` the
+    space's dimension). ``state``: ``"output"`` (the model's output at the prefix's last word, the
+    study's h_n: the top layer's hidden state for built-in units) or ``"full"`` (``state_vector``,
+    every state component of every layer). ``q``: the memory length's mass (indicator b);
+    ``threshold``: the hull-score threshold of the usable length (indicator e's rule, the study's
+    default 0.5); ``level`` and ``bootstrap``: the percentile bootstrap over sequences of every interval.
+    """
+
+    sequences: int = Field(256, ge=8)
+    fit_sequences: int = Field(1024, ge=8)
+    prefix_lengths: tuple[int, ...] = (5, 10, 20)
+    corpus: str = "synthetic"
+    words: int = Field(30_000, ge=1_000)
+    vocab_size: int = Field(300, ge=10)
+    space: str = "skipgram"
+    dim: int = Field(16, ge=2)
+    input_map: Literal["random", "space"] = "random"
+    state: Literal["output", "full"] = "output"
+    q: float = Field(0.5, gt=0, le=1)
+    threshold: float = 0.5
+    level: float = Field(0.95, gt=0, lt=1)
+    bootstrap: int = Field(1000, ge=100)
+
+    @field_validator("prefix_lengths")
+    @classmethod
+    def _prefixes(cls, v):
+        if not v or any(n < 2 for n in v):
+            raise ValueError(f"prefix_lengths must be a non-empty list of lengths >= 2 (a hull of one word says "
+                             f"nothing), got {list(v)}")
+        return tuple(sorted(set(v)))
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus(cls, v):
+        if v != "synthetic" and not Path(v).is_file():
+            raise ValueError(f"corpus must be 'synthetic' or the path of a text8-format file; {v!r} is not a file")
+        return v
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, v):
+        if v not in ("skipgram", "random") and not Path(v).is_file():
+            raise ValueError(f"space must be 'skipgram', 'random' or the path of a word2vec text file; "
+                             f"{v!r} is not a file")
+        return v
+
+    def model_post_init(self, __context) -> None:
+        if self.corpus == "synthetic" and self.words // 2 <= max(self.prefix_lengths):
+            raise ValueError(f"words={self.words} is too short: each half of the corpus must hold more than the "
+                             f"longest prefix ({max(self.prefix_lengths)})")
+
+
+def _file_key(path: str):
+    """(path, size, mtime) of a file, so a cached corpus or space is rebuilt when the file changes."""
+    if path in ("synthetic", "skipgram", "random"):
+        return path
+    st = os.stat(path)
+    return (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_and_space(corpus_key, words: int, vocab_size: int, space_key, dim: int, seed: int):
+    """The corpus as ids into the space's vocabulary and the space (centred, unit-length vectors),
+    cached (the per-member runs of an ensemble and repeated calls share them). Read-only arrays."""
+    from ..tasks import embeddings as E
+    from ..tasks.key_recall_text import key_recall_text
+
+    corpus = corpus_key if isinstance(corpus_key, str) else corpus_key[0]
+    space = space_key if isinstance(space_key, str) else space_key[0]
+    if corpus == "synthetic":
+        syn = key_recall_text(n_words=words, vocab_size=vocab_size, seed=seed, **SYNTHETIC_CORPUS)
+        c = E.corpus_from_words(syn.words, source="synthetic key-recall text")
+        source = {"corpus": "synthetic key-recall text", **SYNTHETIC_CORPUS, "words": words,
+                  "vocab_size": vocab_size}
+    else:
+        c = E.read_corpus(corpus, vocab_size=vocab_size, max_words=words)
+        source = {"corpus": corpus, "words": int(len(c.ids)), "vocab_size": vocab_size}
+    ids, vocab = c.ids, list(c.vocabulary)
+    if space == "skipgram":
+        cfg = E.SkipGramConfig(dim=dim, seed=seed, **SKIPGRAM)
+        emb = E.train_skipgram(c, cfg, device="cpu")
+        source["space"] = {"method": "skip-gram (Mikolov et al. 2013)", "dim": dim, **SKIPGRAM}
+    elif space == "random":
+        g = np.random.default_rng([seed, 23])
+        emb = E.Embedding(vocab, g.standard_normal((len(vocab), dim)))
+        source["space"] = {"method": "random Gaussian vectors", "dim": dim}
+    else:  # the user's word2vec file, restricted to the corpus's words (as the study's build_space)
+        user = E.read_word2vec(space)
+        used = np.flatnonzero(np.bincount(ids, minlength=len(vocab)) > 0)
+        used_words = [vocab[i] for i in used]
+        if E.UNKNOWN in used_words and user.unknown_id is None:
+            raise InputError(f"the corpus has words outside its {len(vocab) - 1}-word vocabulary (read as "
+                             f"{E.UNKNOWN!r}) and the space {space} has no {E.UNKNOWN!r} entry; add one, or raise "
+                             "vocab_size")
+        rows = user.encode(used_words, what="the corpus")
+        keep = np.unique(rows)
+        old_to_new = np.zeros(len(vocab), dtype=np.int64)
+        old_to_new[used] = np.searchsorted(keep, rows)
+        ids = old_to_new[ids]
+        emb = E.Embedding([user.words[r] for r in keep], user.vectors[keep])
+        source["space"] = {"method": "word2vec file", "path": space, "dim": user.dim}
+    emb = emb.centered().normalized()
+    vectors = np.asarray(emb.vectors, dtype=np.float64)
+    ids = np.asarray(ids, dtype=np.int64)
+    vectors.flags.writeable = False
+    ids.flags.writeable = False
+    source["vocabulary"] = len(emb.words)
+    return ids, vectors, source
+
+
+def _model_states(unit, table: torch.Tensor, ids: np.ndarray, lengths, state: str, chunk: int = 512) -> list:
+    """The model's state after the first n words of each window, for every n in ``lengths``:
+    ``[states_n[W, D] for n in lengths]`` (float64, on the table's device). ``table[V, I]`` holds each
+    word's input vector; every window starts from the model's initial state."""
+    out = [[] for _ in lengths]
+    with torch.no_grad():
+        for b in range(0, len(ids), chunk):
+            x = table[torch.as_tensor(np.ascontiguousarray(ids[b:b + chunk].T), device=table.device)]  # [n, W, I]
+            st, prev = None, 0
+            for i, n in enumerate(lengths):
+                y, st = unit(x[prev:n], st)
+                h = y[-1] if state == "output" else unit.state_vector(st)
+                out[i].append(h.reshape(h.shape[0], -1).to(torch.float64))
+                prev = n
+    return [torch.cat(o) for o in out]
+
+
+def _windows(ids: np.ndarray, length: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` windows of ``length`` consecutive ids at uniformly random starts, ``[count, length]``."""
+    starts = rng.integers(0, len(ids) - length + 1, size=count)
+    return ids[starts[:, None] + np.arange(length)[None, :]]
+
+
+def _percentiles(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of bootstrap ``samples[R, ...]`` (NaN where a replicate is NaN)."""
+    a = (1 - level) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column gives NaN bounds
+        lo, hi = np.nanquantile(samples, [a, 1 - a], axis=0)
+    return np.asarray(lo), np.asarray(hi)
+
+
+def _contract_run(unit, s: SemanticProbeSettings, *, seed, device, dtype, progress):
+    """Semantic memory after Zhang et al. (ECAI 2020), our documented interpretation (module docstring,
+    docs/semantic.md), on any model: how much of a word sequence's meaning in the Semantic Euclidean
+    Space the model's state keeps, for each prefix length n.
+
+    For each n: the readout (ridge, GCV penalty) maps the state after n words to the running mean of
+    their vectors (fitted on ``fit_sequences`` windows of the corpus's first half); on ``sequences``
+    windows of its second half, (a) ``hull_score = 1 - mean d / mean d_0`` (d the distance of the mapped
+    state to the convex hull of the prefix's word vectors, d_0 that of the memoryless state, the
+    readout's intercept), (b) the memory profile and length L_q, (c) ``recall_score = (R - C) / (1 - C)``
+    (R the share of lags whose word a per-lag ridge decoder recovers as the nearest vocabulary vector,
+    C the best constant guess's). Headline: hull and recall scores as the mean over the prefix lengths
+    with percentile-bootstrap intervals over sequences (the sequences resampled and every ratio
+    recomputed per replicate; the chance level C held at its value on all sequences), and the usable length: the largest n up to which the hull
+    score stays >= ``threshold`` at every evaluated n (``usable_length``), from the point values and
+    from the intervals' bounds. Nothing is trained but the seeded skip-gram space and the linear maps.
+
+    ``in_card=True``: the default corpus is generated (no file, no network) and the space is small, so
+    the card pays a few seconds; and for an untrained model the numbers are meaningful as they are for
+    memory capacity: how much of the recent words a random state holds linearly.
+    """
+    key = (_file_key(s.corpus), s.words, s.vocab_size, _file_key(s.space), s.dim, int(seed))
+    ids, vectors_np, source = _corpus_and_space(*key)
+    V, d = vectors_np.shape
+    I = int(unit.input_size)
+    if s.input_map == "space" and I != d:
+        raise ConfigError(f"input_map='space' feeds the {d}-dimensional space vectors, but the model's input_size "
+                           f"is {I}; use input_map='random' (a fixed seeded map to the input width) or a space of "
+                           f"dimension {I}")
+    ns = list(s.prefix_lengths)
+    n_max = ns[-1]
+    half = len(ids) // 2
+    if half <= n_max:
+        raise InputError(f"the corpus ({len(ids)} words) is too short: each half must hold more than the longest "
+                         f"prefix ({n_max}); use a longer corpus (words) or shorter prefix_lengths")
+    dev = device if device is not None else torch.device("cpu")
+    pdt = torch.float64
+    vectors = torch.as_tensor(np.array(vectors_np), dtype=pdt, device=dev)
+    if s.input_map == "random":
+        g = torch.Generator().manual_seed(int(seed))
+        P = torch.randn(d, I, generator=g, dtype=torch.float64)
+        table = torch.as_tensor(np.array(vectors_np)) @ P
+    else:
+        table = torch.as_tensor(np.array(vectors_np))
+    mdt = dtype if dtype is not None else torch.float32
+    table = table.to(device=dev, dtype=mdt)
+    rng = np.random.default_rng([int(seed), 11])
+    fit_ids = _windows(ids[:half], n_max, s.fit_sequences, rng)
+    ev_ids = _windows(ids[half:], n_max, s.sequences, rng)
+    fit_states = _model_states(unit, table, fit_ids, ns, s.state)
+    ev_states = _model_states(unit, table, ev_ids, ns, s.state)
+    N = s.sequences
+    frames, dist, base, rec_seq, r2, profile, converged = [], [], [], [], [], None, True
+    for i, n in enumerate(ns):
+        Vf = vectors[torch.as_tensor(fit_ids[:, :n], device=dev)]
+        Ve = vectors[torch.as_tensor(ev_ids[:, :n], device=dev)]
+        Hf, He = fit_states[i], ev_states[i]
+        ro = fit_mean_readout(Hf, Vf, device=dev, dtype=pdt)
+        z = ro(He)
+        f = simplex_qp(Ve, z, dtype=pdt, device=dev)
+        f0 = simplex_qp(Ve, ro.intercept.expand_as(z), dtype=pdt, device=dev)
+        hd = hull_distance(fit=f, baseline_fit=f0)
+        converged = converged and f.converged and f0.converged
+        prof = memory_profile(fit=f)
+        ml = memory_length(prof, q=s.q)
+        dec = fit_lag_decoders(Hf, Vf, device=dev, dtype=pdt)
+        targets = np.ascontiguousarray(ev_ids[:, :n][:, ::-1])  # lag 0 first
+        hits = recall_hits(dec(He).reshape(N, n, -1), targets, vectors, center=dec.intercept.reshape(n, -1),
+                           device=dev).cpu().numpy()
+        chance = recall_at_lag(None, targets, None, hits=hits)["chance"].mean()
+        dist.append(hd["distance"].to_numpy())
+        base.append(hd["baseline_distance"].to_numpy())
+        rec_seq.append(hits.mean(1))
+        r2.append(float(ro.r2.item()))
+        frames.append(pd.DataFrame({"n": n, "sequence": np.arange(N), "distance": dist[-1],
+                                    "baseline_distance": base[-1], "qp_gap": hd["gap"].to_numpy(),
+                                    "memory_length": ml["memory_length"].to_numpy(),
+                                    "ideal_length": ml["ideal_length"].to_numpy(),
+                                    "coverage": ml["coverage"].to_numpy(), "recall": rec_seq[-1],
+                                    "chance": chance, "readout_r2": r2[-1]}))
+        if n == n_max:
+            w = prof.groupby("lag")["weight"].mean()
+            w0 = memory_profile(fit=f0).groupby("lag")["weight"].mean()
+            profile = {"lag": w.index.to_numpy(), "weight": w.to_numpy(), "baseline_weight": w0.to_numpy(),
+                       "recall": hits.mean(0)}
+        if progress is not None:
+            progress(i + 1, len(ns))
+    frame = pd.concat(frames, ignore_index=True)
+
+    # point values, as the study's curves: ratios of means over the sequences
+    tol = math.sqrt(2 * DEFAULT_TOL[pdt]) * 10  # distances below this are "on the hull" (_on_hull_tol)
+
+    def hull_scores(dd, bb):  # [..., N] -> [...]
+        m0 = bb.mean(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(m0 > tol, 1 - dd.mean(-1) / m0, np.nan)
+
+    # chance (the best constant guess's recall) is the corpus's reference level, held fixed at its value
+    # on all sequences: resampled, the maximum of the word shares is biased upwards and would push the
+    # intervals off the point values
+    C = frame.groupby("n")["chance"].first().to_numpy()  # [len(ns)]
+
+    def recall_scores(rr):  # rr[..., len(ns)]: mean recall over sequences
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(C < 1, (rr - C) / (1 - C), np.nan)
+
+    D, B0, RS = np.stack(dist), np.stack(base), np.stack(rec_seq)  # [len(ns), N]
+    hull = hull_scores(D, B0)
+    recall = recall_scores(RS.mean(-1))
+    # percentile bootstrap over sequences (Efron & Tibshirani 1993, ch. 13), in chunks of replicates
+    brng = np.random.default_rng([int(seed), 13])
+    hb, rb = [], []
+    for start in range(0, s.bootstrap, 250):
+        idx = brng.integers(0, N, size=(min(250, s.bootstrap - start), N))
+        hb.append(hull_scores(D[:, idx], B0[:, idx]).T)  # [R, len(ns)]
+        rb.append(recall_scores(RS[:, idx].mean(-1).T))
+    hb, rb = np.concatenate(hb), np.concatenate(rb)
+    h_lo, h_hi = _percentiles(hb, s.level)
+    r_lo, r_hi = _percentiles(rb, s.level)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # mean of an all-NaN curve is NaN
+        hm_lo, hm_hi = _percentiles(np.nanmean(hb, 1)[:, None], s.level)
+        rm_lo, rm_hi = _percentiles(np.nanmean(rb, 1)[:, None], s.level)
+        h_mean, r_mean = np.nanmean(hull), np.nanmean(recall)
+    curve = pd.DataFrame({"n": ns, "hull_score": hull, "hull_score_low": h_lo, "hull_score_high": h_hi,
+                          "recall_score": recall, "recall_score_low": r_lo, "recall_score_high": r_hi,
+                          "readout_r2": r2, "coverage": frame.groupby("n")["coverage"].mean().to_numpy(),
+                          "memory_length": frame.groupby("n")["memory_length"].mean().to_numpy()})
+    th = {"hull_score": s.threshold}
+    usable, failure = usable_length(curve[["n", "hull_score"]], th)
+    usable_lo, _ = usable_length(curve[["n"]].assign(hull_score=h_lo), th)
+    usable_hi, _ = usable_length(curve[["n"]].assign(hull_score=h_hi), th)
+    head = {"hull_score": h_mean, "hull_score_ci_low": hm_lo[0], "hull_score_ci_high": hm_hi[0],
+            "recall_score": r_mean, "recall_score_ci_low": rm_lo[0], "recall_score_ci_high": rm_hi[0],
+            "readout_r2": float(np.mean(r2)), "usable_length": usable, "usable_length_ci_low": usable_lo,
+            "usable_length_ci_high": usable_hi, "usable_censored": bool(usable == n_max),
+            "limited_by": failure, "threshold": s.threshold, "level": s.level, "prefix_lengths": ns,
+            "sequences": N, "space_dim": d, "vocabulary": V, "input_map": s.input_map, "state": s.state,
+            "state_dim": int(ev_states[0].shape[1]), "qp_converged": converged}
+    details = {"curve": curve.to_dict(orient="list"), "profile": profile, "source": source}
+    return frame, head, details, {"curve": curve, "profile": pd.DataFrame(profile)}
+
+
+def _plot(result, ax):
+    c = result.details.get("curve") or {}
+    n = np.asarray(c.get("n", []), float)
+    for key, label in (("hull_score", "hull score (a)"), ("recall_score", "recall score (c)")):
+        v = np.asarray([np.nan if x is None else x for x in c.get(key, [])], float)
+        lo = np.asarray([np.nan if x is None else x for x in c.get(f"{key}_low", [])], float)
+        hi = np.asarray([np.nan if x is None else x for x in c.get(f"{key}_high", [])], float)
+        (line,) = ax.plot(n, v, marker="o", lw=1.2, label=label)
+        if len(lo) == len(n):
+            ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    th = result.headline.get("threshold")
+    if th is not None:
+        ax.axhline(th, color="0.5", lw=0.8, ls="--")
+    ax.set_xlabel("prefix length n (words)")
+    ax.set_ylabel("indicator (1 = all kept)")
+    u = result.headline.get("usable_length")
+    ax.set_title("semantic memory" + (f", usable length {u:g} words" if u is not None and np.isfinite(u) else ""))
+    ax.legend(fontsize=8)
+
+
+register_probe("semantic", SemanticProbeSettings, _contract_run,
+               "how much of a word sequence's meaning in a Semantic Euclidean Space the state keeps: hull and "
+               "recall scores per prefix length (Zhang et al. 2020, our interpretation)", plotter=_plot)

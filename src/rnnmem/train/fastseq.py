@@ -29,6 +29,7 @@ import torch
 from torch import _VF
 from torch.autograd import Function
 
+from ..cells import kernel_for, register_kernel
 from ..fractional import frac_weights
 
 SUPPORTED = ("rnn", "lstm", "mrnnf", "rnn2", "mrnn", "mlstmf", "mlstm", "rwa")
@@ -449,7 +450,7 @@ class _RWA(Function):
 def unsupported_reason(unit, x: torch.Tensor | None = None) -> str | None:
     """Why ``fast_forward`` would fall back to the unit's step loop (None: it will not)."""
     kind = getattr(unit, "kind", None)
-    if kind not in SUPPORTED:
+    if kernel_for("fast_forward", kind) is None:
         return f"no fast kernel for cell {kind!r}"
     conv = getattr(unit, "convention", None)
     if kind == "rnn" and getattr(unit, "nonlinearity", "tanh") != "tanh":
@@ -646,7 +647,7 @@ def fast_forward(unit, x: torch.Tensor, state=None):
         state = tuple(s.unsqueeze(1) for s in state)
     names = unit.state_names
     memory = hasattr(unit, "_unpad")
-    layer_fn = _LAYERS[unit.kind]
+    layer_fn = kernel_for("fast_forward", unit.kind)
     finals = [[] for _ in names]
     inputs = x
     for layer in range(unit.num_layers):
@@ -662,5 +663,9 @@ def fast_forward(unit, x: torch.Tensor, state=None):
         final = tuple(s.squeeze(1) for s in final)
     return inputs, final
 
+
+# found through the cell registry (``rnnmem.cells.kernel_for("fast_forward", kind)``)
+for _kind, _fn in _LAYERS.items():
+    register_kernel("fast_forward", _kind, _fn)
 
 __all__ = ["fast_forward", "unsupported_reason", "SUPPORTED", "frac_weights"]
