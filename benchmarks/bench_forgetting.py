@@ -98,6 +98,55 @@ def naive_run(cell: str, I: int, H: int, seed: int, T: int, P: int, early_stop: 
     return steps, wall, end
 
 
+# The Keras user's naive protocol (4.): tf_keras 2.2.4-convention layers (hard-sigmoid gates, GRU
+# reset-before: the grid's own maths) in graph mode (tf.function over the whole sequence), one run at
+# a time, streams a and b as a batch of 2, all T steps; seconds per run for every unit count at input
+# size 8 (Keras' own initial weights: the cost of a step does not depend on their values).
+TF_FORGETTING = r"""
+import json, sys, time
+import numpy as np
+import tensorflow as tf
+import tf_keras
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+T, sizes = int(sys.argv[1]), [int(v) for v in sys.argv[2].split(",")]
+x = tf.constant(np.random.default_rng(1).standard_normal((2, T, 8)).astype("float32"))
+out = {"tf": tf.__version__, "s": {}}
+for cell in ("lstm", "gru"):
+    for H in sizes:
+        layer = (tf_keras.layers.LSTM(H, recurrent_activation="hard_sigmoid", return_sequences=True)
+                 if cell == "lstm" else
+                 tf_keras.layers.GRU(H, recurrent_activation="hard_sigmoid", reset_after=False,
+                                     return_sequences=True))
+        run = tf.function(lambda v: layer(v))
+        run(x).numpy()  # builds the layer and traces the full-length graph (not timed)
+        t0 = time.perf_counter()
+        y = run(x).numpy()
+        np.abs(y[0] - y[1]).max(-1)  # the difference trajectory the crossing times are read from
+        out["s"][f"{cell}-{H}"] = time.perf_counter() - t0
+        print(cell, H, out["s"][f"{cell}-{H}"], file=sys.stderr, flush=True)
+print(json.dumps(out))
+"""
+
+
+def keras_naive(T: int, python: str | None) -> dict | None:
+    """Seconds per naive run of the tf_keras peer (``TF_FORGETTING``) per (cell, units), run in a
+    subprocess of this interpreter or ``python``; None when tensorflow / tf_keras do not import."""
+    import json
+    import subprocess
+
+    exe = python or sys.executable
+    try:
+        out = subprocess.run([exe, "-c", TF_FORGETTING, str(T), ",".join(str(h) for h in SIZES)],
+                             capture_output=True, text=True, timeout=3600)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        print(f"   tf_keras peer failed: {out.stderr.strip()[-500:]}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def probe_run(cell, I, H, seed, T, P):
     unit = cells.build(cell, I, H, convention="keras2", seeds=[seed])
     res = forgetting(unit, T=T, P=P, tolerances=TOLS)
@@ -113,6 +162,9 @@ def main() -> int:
     ap.add_argument("--P", type=int, default=1_000)
     ap.add_argument("--sample-runs", type=int, default=1, help="naive runs per sampled grid cell")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of this process (pool workers use 1)")
+    ap.add_argument("--tf-python", default=None,
+                    help="a Python interpreter with tensorflow and tf_keras for the Keras peer (default: this one)")
+    ap.add_argument("--no-keras", action="store_true", help="skip the tf_keras peer")
     args = ap.parse_args()
     from rnnmem.devices import set_threads, thread_report
 
@@ -160,6 +212,17 @@ def main() -> int:
                       f"{steps_probe[1e-4]}, 1e-2: {steps_naive[1e-2]}/{steps_es[1e-2]}/{steps_probe[1e-2]}", flush=True)
             per_units[(cell, H)] = float(np.mean(walls))
             per_units_es[(cell, H)] = float(np.mean(walls_es))
+    peer = None if args.no_keras else keras_naive(args.T, args.tf_python)
+    if peer is not None:
+        print(f"== tf_keras {peer['tf']} graph mode, one run at a time (input size 8, every unit count, all "
+              f"{args.T:,} steps, keras 2.2.4 maths, 1 thread; timing only: Keras' own weights)")
+        for c in ("lstm", "gru"):
+            print("   " + c + " " + ", ".join(f"H={H} {peer['s'][f'{c}-{H}']:.2f} s" for H in SIZES))
+    else:
+        print("== tf_keras peer: not run (" + ("--no-keras" if args.no_keras else
+              "tensorflow / tf_keras do not import; pass --tf-python") + ")")
+    keras_cell = None if peer is None else {
+        c: sum(peer["s"][f"{c}-{H}"] * len(SIZES) * args.runs for H in SIZES) for c in ("lstm", "gru")}
     naive_cell = {c: sum(per_units[(c, H)] * len(SIZES) * args.runs for H in SIZES) for c in ("lstm", "gru")}
     es_cell = {c: sum(per_units_es[(c, H)] * len(SIZES) * args.runs for H in SIZES) for c in ("lstm", "gru")}
     naive_total, es_total = sum(naive_cell.values()), sum(es_cell.values())
@@ -172,6 +235,11 @@ def main() -> int:
         print(f"   {c:<6}{n:>10,.0f}{e:>15,.0f}{r:>10.1f}{n / r:>8.0f}x{n / e:>13.1f}x{e / r:>14.1f}x")
     print("   (from ES rule = naive / torch.nn with early stopping; from batching = torch.nn with early stopping / "
           "rnnmem: batched seeds, rnnmem's kernels and the worker processes together)")
+    if keras_cell is not None:
+        for c in ("lstm", "gru"):
+            print(f"   tf_keras naive protocol, {c}: {keras_cell[c]:,.0f} s extrapolated to the grid -> rnnmem "
+                  f"{keras_cell[c] / cell_wall[c]:.0f}x faster (torch.nn naive / tf_keras naive: "
+                  f"{naive_cell[c] / keras_cell[c]:.2f})")
     print(f"   naive protocol extrapolated to the grid: {naive_total:,.0f} s ({naive_total / 3600:.2f} h)")
     print(f"   rnnmem full grid: {grid_wall:.1f} s  -> speed-up {ratio:.0f}x")
     for tol in TOLS:

@@ -20,7 +20,9 @@ from rnnmem.probes.card import (compute_card, fit_checks, fit_half_life, forgett
 
 FAST = {"forgetting": {"T": 4000, "P": 200, "input_pairs": 2}, "lyapunov": {"steps": 300, "washout": 100, "k": 4},
         "capacity": {"steps": 2000, "washout": 200}, "connectivity": {"T": 60, "sequences": 1},
-        "long_memory": {"T": 400, "max_lag": 100, "n_samples": 4}}
+        "long_memory": {"T": 400, "max_lag": 100, "n_samples": 4},
+        "semantic": {"sequences": 32, "fit_sequences": 64, "prefix_lengths": [4, 8], "words": 4000, "vocab_size": 60,
+                     "dim": 8, "bootstrap": 200}}
 
 
 @pytest.fixture(scope="module")

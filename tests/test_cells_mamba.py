@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from rnnmem import cells
+from rnnmem.cells import _native
 from rnnmem.cells.mamba import DT_INIT_FLOOR, DT_MAX, DT_MIN, chunk_scan
 from rnnmem.errors import ConfigError, InputError
 
@@ -45,15 +46,23 @@ def test_registered_and_shapes():
 
 @pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-10)])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_step_equals_scan_over_1000_steps(dtype, tol, layers):
+@pytest.mark.parametrize("native", [False, True])
+def test_step_equals_scan_over_1000_steps(dtype, tol, layers, native):
+    """Both sequence forms without gradient, the torch scan (``use_native = False``) and the
+    compiled loops, equal the step loop; observed max differences: float32 about 1e-7 (outputs)
+    and 1e-6 (states), float64 about 1e-15."""
+    if native and _native.library() is None:
+        pytest.skip("no C compiler: compiled loops unavailable")
     gen = torch.Generator().manual_seed(1)
     unit = cells.build("mamba", 3, 16, layers=layers, dtype=dtype, seed=2, state_size=8)
+    unit.use_native = native
     unit.scan_chunk_elements = 2**15      # 64-step chunks of 8 x 8 blocks, the last one 40 steps (6 x 6 + 4)
+    unit.compiled_block_elements = 7 * 2 * 32  # compiled path: blocks of 7 steps, the last one 6
     x = torch.randn(1000, 2, 3, generator=gen, dtype=unit.dtype)
     s0 = _random_state(unit, 2, gen)
     with torch.no_grad():
         y_scan, st_scan, seq = unit(x, s0, return_all_states=True)
-        assert unit.last_path == "scan"
+        assert unit.last_path == ("compiled" if native else "scan")
         y_fast, st_fast = unit(x, s0)                       # the no-gradient buffers path
         y_step, st_step = _step_loop(unit, x, s0)
     assert y_scan.dtype == unit.dtype
@@ -69,6 +78,68 @@ def test_step_equals_scan_over_1000_steps(dtype, tol, layers):
     assert (y_loop - y_step).abs().max() < tol
     for a, b in zip(seq, seq_loop):
         assert a.shape == (1000, layers, 2, b.shape[-1]) and (a - b).abs().max() < tol
+
+
+@pytest.mark.skipif(_native.library() is None, reason="no C compiler: compiled loops unavailable")
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-10)])
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 64])
+def test_compiled_blocks_window_and_state(dtype, tol, steps):
+    """The compiled path in blocks of any length (shorter than the conv window d_conv - 1 = 2 too),
+    an ensemble, state_size 1 and a random initial state: the step loop's outputs, final and
+    per-step states; the caller's state is left alone."""
+    gen = torch.Generator().manual_seed(8)
+    unit = cells.build("mamba", 3, 8, layers=2, dtype=dtype, seeds=[1, 4], state_size=1, d_conv=3)
+    di = unit.d_inner
+    unit.compiled_block_elements = steps * 2 * 3 * di          # rows = E B = 6
+    x = torch.randn(41, 2, 3, 3, generator=gen, dtype=unit.dtype)
+    s0 = _random_state(unit, 3, gen)
+    keep = tuple(s.clone() for s in s0)
+    with torch.no_grad():
+        y, st, seq = unit(x, s0, return_all_states=True)
+        assert unit.last_path == "compiled"
+        y2, st2 = unit(x, s0)
+        y_step, st_step = _step_loop(unit, x, s0)
+        unit.use_scan = False
+        _, _, seq_loop = unit(x, s0, return_all_states=True)
+    assert all(torch.equal(a, b) for a, b in zip(s0, keep))
+    assert (y - y_step).abs().max() < tol and torch.equal(y, y2)
+    for a, b, c in zip(st, st2, st_step):
+        assert torch.equal(a, b) and (a - c).abs().max() < tol
+    for a, b in zip(seq, seq_loop):
+        assert a.shape == b.shape and (a - b).abs().max() < tol
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-10)])
+def test_torch_scan_runs_when_compiled_loops_may_not(dtype, tol, monkeypatch):
+    """RNNMEM_NATIVE=0, ``use_native = False``, a gradient to compute, or ``python_loop()`` (torch.func
+    transforms): the torch scan runs, with the step loop's numbers (T = 1,000)."""
+    from rnnmem.cells.base import python_loop
+
+    gen = torch.Generator().manual_seed(9)
+    unit = cells.build("mamba", 3, 8, dtype=dtype, seed=3, state_size=4)
+    x = torch.randn(1000, 2, 3, generator=gen, dtype=unit.dtype)
+    s0 = _random_state(unit, 2, gen)
+    with torch.no_grad():
+        y_step, st_step = _step_loop(unit, x, s0)
+
+    def check(y, st):
+        assert unit.last_path == "scan"
+        assert (y - y_step).abs().max() < tol
+        assert all((a - b).abs().max() < tol for a, b in zip(st, st_step))
+
+    y, st = unit(x, s0)                                   # parameters require a gradient
+    assert y.requires_grad
+    check(y.detach(), tuple(s.detach() for s in st))
+    with torch.no_grad(), python_loop():
+        check(*unit(x, s0))
+    unit.use_native = False
+    with torch.no_grad():
+        check(*unit(x, s0))
+    unit.use_native = True
+    monkeypatch.setattr(_native, "_state", {})
+    monkeypatch.setenv("RNNMEM_NATIVE", "0")
+    with torch.no_grad():
+        check(*unit(x, s0))
 
 
 def test_gradients_of_scan_equal_step_loop():

@@ -72,6 +72,7 @@ DTYPE_COMMANDS = {
     "reproduce zhao-reviews": ["--data", "reviews.json"],
     "reproduce zhao-control": [],
     "reproduce zhang": ["--quick"],
+    "reproduce architectures": ["--quick"],
 }
 
 

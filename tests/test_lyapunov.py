@@ -160,3 +160,23 @@ def test_bad_options():
         lyapunov_spectrum(unit, steps=5, blocks=10)
     with pytest.raises(ConfigError, match="dtype"):
         lyapunov_spectrum(unit, steps=50, dtype=torch.float16)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "mrnn", "lru", "mamba", "mingru"])
+def test_forward_mode_tangents_equal_full_jacobians(cell):
+    """``method="jvp"`` (k forward-mode products J Q, never forming J) gives the exponents of the full
+    reverse-mode Jacobians (``method="jacobian"``) to rounding, on gated, memory and modern units."""
+    from rnnmem import cells
+
+    unit = cells.build(cell, 1, 4, seed=0, dtype="float64")
+    a = lyapunov_spectrum(unit, steps=30, washout=10, k=3, method="jacobian", seed=2)
+    b = lyapunov_spectrum(unit, steps=30, washout=10, k=3, method="jvp", seed=2)
+    np.testing.assert_allclose(b.exponents, a.exponents, rtol=1e-9, atol=1e-12)
+    assert "forward-mode" in b.config["method"] and "autograd Jacobians" in a.config["method"]
+
+
+def test_method_is_checked():
+    from rnnmem import cells
+
+    with pytest.raises(ConfigError, match="method"):
+        lyapunov_spectrum(cells.build("gru", 1, 3, seed=0), steps=40, method="secant")

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "rnnmem.commands.connectivity",
     "rnnmem.commands.zhang",
     "rnnmem.commands.zhao_reviews",
+    "rnnmem.commands.architectures",
 ]
 
 app = typer.Typer(

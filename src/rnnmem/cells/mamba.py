@@ -67,6 +67,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from ..errors import ConfigError, InputError
+from . import base as _base
 from . import init as winit
 from .base import RecurrentUnit, State
 from .conventions import CONVENTIONS
@@ -170,6 +171,8 @@ class Mamba(RecurrentUnit):
     #: state elements (time steps x rows x d_inner x N) per scan chunk: the chunk's tensors stay
     #: small enough for the cache while a chunk spans many steps
     scan_chunk_elements = 2**20
+    #: rows x steps x d_inner per block of the compiled path (about 1 MB of float32 per tensor)
+    compiled_block_elements = 2**18
 
     def __init__(self, input_size, hidden_size, layers=1, convention=None, dtype=torch.float32, seed=None,
                  seeds=None, device=None, state_size: int = 16, expand: int = 2, d_conv: int = 4,
@@ -268,19 +271,37 @@ class Mamba(RecurrentUnit):
         finals = ([], [])
         per = ([], []) if return_all_states else None
         run = self._layer_scan if self.use_scan else self._layer_loop
+        compiled = self.use_scan and self._compiled_ok(x, state)
         inputs = x
         for layer in range(self.num_layers):
-            inputs, (c, s), seq = run(layer, inputs, conv[layer], ssm[layer], return_all_states)
+            step = self._layer_compiled if compiled else run
+            inputs, (c, s), seq = step(layer, inputs, conv[layer], ssm[layer], return_all_states)
             finals[0].append(c)
             finals[1].append(s)
             if per is not None:
                 per[0].append(seq[0])
                 per[1].append(seq[1])
-        self.last_path = "scan" if self.use_scan else "python"
+        self.last_path = "compiled" if compiled else ("scan" if self.use_scan else "python")
         final = (torch.stack(finals[0]), torch.stack(finals[1]))
         if per is not None:
             return inputs, final, (torch.stack(per[0], dim=1), torch.stack(per[1], dim=1))
         return inputs, final
+
+    def _compiled_ok(self, x: torch.Tensor, state: State) -> bool:
+        """Whether the selective scan may run in the compiled loop (``_native.py``,
+        ``selscan_f32/f64``): ``use_native``, not inside ``cells.base.python_loop()``, CPU,
+        float32/64, no gradient needed (grad mode off, or neither parameters, inputs nor state
+        require one), and the library built (``RNNMEM_NATIVE=0`` disables it)."""
+        if not getattr(self, "use_native", True) or x.device.type != "cpu":
+            return False
+        if getattr(_base._LOCAL, "python_only", False) or x.dtype not in (torch.float32, torch.float64):
+            return False
+        if torch.is_grad_enabled() and (x.requires_grad or any(s.requires_grad for s in state)
+                                        or any(p.requires_grad for p in self.parameters())):
+            return False
+        from . import _native
+
+        return _native.library() is not None
 
     def step(self, x_t: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """One time step, ``x_t[(E,) B, I] -> (o_t[(E,) B, H], state)`` (the recurrent form)."""
@@ -332,6 +353,60 @@ class Mamba(RecurrentUnit):
                 ss.append(ssm)
         seq = (torch.stack(cs), torch.stack(ss)) if keep_all else None
         return torch.stack(outs), (conv, ssm), seq
+
+    def _layer_compiled(self, layer, x, conv, ssm, keep_all):
+        """The sequence form without autograd: the four matrix products (in-, x-, dt- and
+        out-projection) and the softplus by torch, the rest (convolution and SiLU, the selective
+        recurrence, ``C h + D u``, the gate) in the compiled loops of ``_native.py`` (``dconv``,
+        ``selscan``), one pass each, in blocks of ``compiled_block_elements / (rows d_inner)``
+        steps so that each block's tensors stay in the cache. The same operations as
+        :meth:`_step_layer`, so the same numbers to float rounding."""
+        from . import _native
+
+        lib = _native.library()
+        f32 = x.dtype == torch.float32
+        dconv, selscan = (lib.dconv_f32, lib.selscan_f32) if f32 else (lib.dconv_f64, lib.selscan_f64)
+        p = self.layer_params[layer]
+        di, N, R, K = self.expand * self.hidden_size, self.d_state, self.dt_rank, self.d_conv
+        T, lead = x.shape[0], x.shape[1:-1]
+        E = self.ensemble or 1
+        B = lead[-1]
+        rows = E * B
+        Wt = p.W_conv.reshape(E, di, K).transpose(1, 2).contiguous()      # [E, K, d_inner]
+        At = (-torch.exp(p.A_log)).reshape(E, di, N).transpose(1, 2).contiguous()   # [E, N, d_inner]
+        bias, Dv = p.b_conv.contiguous(), p.D.contiguous()
+        window = conv.reshape(lead + (di, K - 1)).movedim(-1, 0).contiguous()   # [K-1, .., di], oldest first
+        h = ssm.reshape(lead + (di, N)).transpose(-1, -2).clone(memory_format=torch.contiguous_format)  # [.., N, di]
+        out = x.new_empty((T,) + lead + (self.hidden_size,))
+        xi_all = x.new_empty((T,) + lead + (di,)) if keep_all else None
+        hs_all = x.new_empty((T,) + lead + (di * N,)) if keep_all else None
+        block = max(1, self.compiled_block_elements // (rows * di))
+        for t0 in range(0, T, block):
+            t1 = min(T, t0 + block)
+            n = t1 - t0
+            xz = self._mm(x[t0:t1], p.W_x).contiguous()                    # [n, .., 2 d_inner]: [x' | z]
+            u = x.new_empty((n,) + lead + (di,))
+            dconv(n, E, B, di, K, xz.data_ptr(), 2 * di, window.data_ptr(), Wt.data_ptr(), bias.data_ptr(),
+                  u.data_ptr())
+            dbc = self._mm(u, p.W_xp).contiguous()                         # [n, .., R + 2N]: [r | B | C]
+            delta = F.softplus(self._mm(dbc[..., :R], p.W_dt) + p.b_dt).contiguous()
+            y = x.new_empty((n,) + lead + (di,))
+            hs = hs_all[t0:t1] if keep_all else None
+            selscan(n, E, B, di, N, delta.data_ptr(), u.data_ptr(), dbc[..., R:].data_ptr(), R + 2 * N,
+                    At.data_ptr(), Dv.data_ptr(), xz[..., di:].data_ptr(), 2 * di, h.data_ptr(), y.data_ptr(),
+                    hs.data_ptr() if keep_all else None)
+            out[t0:t1] = self._mm(y, p.W_out)
+            xi = xz[..., :di]
+            window = torch.cat([window, xi], 0)[-(K - 1):].contiguous() if n < K - 1 else xi[n - K + 1:].contiguous()
+            if keep_all:
+                xi_all[t0:t1] = xi
+        conv_final = window.movedim(0, -1).reshape(lead + (di * (K - 1),))
+        seq = None
+        if keep_all:
+            xext = torch.cat([conv.reshape(lead + (di, K - 1)).movedim(-1, 0), xi_all], 0)
+            windows = xext.unfold(0, K - 1, 1)[1:]                        # [T, .., di, K-1]
+            seq = (windows.reshape((T,) + lead + (di * (K - 1),)), hs_all)
+        return out, (conv_final, h.transpose(-1, -2).reshape(lead + (di * N,))), seq
 
     def _layer_scan(self, layer, x, conv, ssm, keep_all):
         """The sequence form: projections and convolution on all steps, the recurrence by

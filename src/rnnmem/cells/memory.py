@@ -219,7 +219,9 @@ class MemoryUnit(RecurrentUnit):
         keep = self.K - 1
         if keep == 0:
             return xext.new_zeros((T,) + tuple(xext.shape[1:-1]) + (0, xext.shape[-1]))
-        return torch.stack([xext[t + 1:t + 1 + keep].movedim(0, -2) for t in range(T)])
+        # window after step t = xext[t+1 : t+1+keep]: one strided view, copied once (a Python loop
+        # of T stacks cost more per step than the compiled step itself)
+        return xext.unfold(0, keep, 1)[1:T + 1].movedim(-1, -2).contiguous()
 
     def filter_weights(self, layer: int = 0) -> torch.Tensor:
         """Lag-ascending filter weights of layer ``layer`` ([(E, 1,) I or H, K]), for fixed filters."""

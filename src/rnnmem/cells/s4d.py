@@ -228,10 +228,16 @@ class S4D(DiagonalLinearUnit):
         for lo in range(0, H, hc):
             sl = slice(lo, min(H, lo + hc))
             h = sl.stop - lo
-            buf = v.new_zeros((E, h, B, n), dtype=f64)              # [0 (P) | v_0 .. v_{T-1} | 0 ...]
+            buf = v.new_empty((E, h, B, n), dtype=f64)              # [0 (P) | v_0 .. v_{T-1} | 0 ...]
+            buf[..., :P] = 0
+            buf[..., P + T:] = 0
             buf[..., P:P + T] = vT[:, sl]
-            z = torch.fft.irfft(torch.fft.rfft(buf) * Kf[:, sl], n=n)
-            yb = z[..., P:P + T] + D64[:, sl] * buf[..., P:P + T]    # [E, h, B, T]
+            if grad:
+                z = torch.fft.irfft(torch.fft.rfft(buf) * Kf[:, sl], n=n)
+                yb = z[..., P:P + T] + D64[:, sl] * buf[..., P:P + T]    # [E, h, B, T]
+            else:  # the same operations in place
+                z = torch.fft.irfft(torch.fft.rfft(buf).mul_(Kf[:, sl]), n=n)
+                yb = z[..., P:P + T].addcmul_(buf[..., P:P + T], D64[:, sl])
             if with_h0:  # 2 Re(C Abar^(jL) h0 Abar^i) at k = jL + i = t + 1
                 Wh = (Cc[:, sl].unsqueeze(-2) * Gj[:, sl]).unsqueeze(-2) * h0c[:, sl].unsqueeze(2)
                 Wh = torch.cat([Wh.real, -Wh.imag], -1).reshape(E, h, nJ * B, 2 * M)

@@ -82,6 +82,7 @@ SHARED_OPTIONS: dict[str, frozenset[str]] = {
     "reproduce zhao-reviews": frozenset({"device", "dtype", "threads", "seed", "out", "quiet"}),
     "reproduce zhao-control": frozenset({"device", "dtype", "threads", "seed", "out", "quiet"}),
     "reproduce zhang": frozenset({"device", "dtype", "threads", "seed", "out", "quiet"}),
+    "reproduce architectures": frozenset({"device", "dtype", "threads", "seed", "out", "quiet"}),
 }
 
 

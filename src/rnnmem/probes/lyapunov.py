@@ -103,7 +103,8 @@ class StepMap:
     ``z[B, D]`` is the model protocol's ``state_vector``. Units with the ``cell_step`` capability
     (the gated units: one layer's step on ``[layers, B, H]`` states) step through their own
     ``_cell_step`` (the code their loop runs); every other unit takes one step of its Python loop
-    (``cells.base.python_loop``: no fused kernel, no compiled loop, so ``torch.func`` can trace it),
+    (the protocol's ``step`` inside ``cells.base.python_loop``: no fused kernel, no compiled loop, no
+    in-place buffers, so ``torch.func`` can trace it),
     and a ``CallableUnit`` is called on one time step.
     """
 
@@ -147,7 +148,7 @@ class StepMap:
             return self.flatten(st)
         if self.kind == "builtin":
             with python_loop():
-                _, st = u._forward_loop(x.unsqueeze(0), state, False)
+                _, st = u.step(x, state)
             return self.flatten(st)
         inp, new = x, [[] for _ in range(self.n)]
         for layer in range(self.L):
@@ -170,6 +171,19 @@ def jacobians(fmap: StepMap, Z: torch.Tensor, X: torch.Tensor, vectorize: bool =
     if vectorize:
         return torch.func.vmap(jac)(Z, X)
     return torch.stack([jac(z, x) for z, x in zip(Z, X)])
+
+
+def tangent_products(fmap: StepMap, Z: torch.Tensor, X: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """``J(Z[r], X[r]) @ Q[r]`` for every realisation r: ``[R, D, k]``, by k forward-mode
+    Jacobian-vector products per point (``torch.func.jvp``), never forming the D x D Jacobian."""
+
+    def one(z, x, q_cols):
+        def f(zz):
+            return fmap.single(zz, x)
+
+        return torch.func.vmap(lambda q: torch.func.jvp(f, (z,), (q,))[1], in_dims=1, out_dims=1)(q_cols)
+
+    return torch.func.vmap(one)(Z, X, Q)
 
 
 @contextlib.contextmanager
@@ -208,6 +222,7 @@ def lyapunov_spectrum(
     chunk: int = 256,
     threads: int | None = 1,
     progress=None,
+    method: str = "auto",
 ) -> LyapunovResult:
     """Lyapunov spectrum of ``model`` driven by N(0, input_std^2) inputs (see module docstring).
 
@@ -217,7 +232,12 @@ def lyapunov_spectrum(
     ``chunk``: Jacobians computed per vectorised call (memory ~ chunk * D^2 numbers);
     ``threads``: CPU threads while it runs (restored after; small matrices are fastest on one
     thread, and more threads on a busy machine slow the QR loop down many times; None = leave);
-    ``progress``: optional callable receiving the number of steps done since the last call.
+    ``progress``: optional callable receiving the number of steps done since the last call;
+    ``method``: how the tangent map J_t Q_t is formed: ``"jacobian"`` (the full D x D Jacobian by
+    reverse mode, ``jacobians``), ``"jvp"`` (k Jacobian-vector products by forward mode, never
+    forming J: D/k times less work, what a large state such as Mamba's needs), or ``"auto"``
+    (jvp when k <= D / 4, else the full Jacobian; the two agree to rounding, tested). Where an
+    operation of the unit has no forward-mode rule, jvp falls back to the full Jacobian (noted).
     """
     start = time.perf_counter()
     steps = _check_int("steps", steps, 2)
@@ -236,6 +256,8 @@ def lyapunov_spectrum(
         raise ConfigError(f"input_std must be a finite number >= 0, got {input_std}")
     if dtype not in (torch.float32, torch.float64):
         raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    if method not in ("auto", "jacobian", "jvp"):
+        raise ConfigError(f"method must be auto, jacobian or jvp, got {method!r}")
     check_finite(model)
     unit, dev, dt = prepare_unit(model, device=device, dtype=dtype)
     fmap = StepMap(unit, dev, dt)
@@ -254,6 +276,7 @@ def lyapunov_spectrum(
     counts = torch.zeros(blocks, dtype=torch.float64, device=dev)
     notes: dict = {}
     vectorize = True
+    use_jvp = method == "jvp" or (method == "auto" and 4 * k <= D)
     with _cpu_threads(threads, dev), torch.no_grad():
         z = fmap.init(R)
         for t in range(washout):
@@ -272,6 +295,42 @@ def lyapunov_spectrum(
                 z = fmap(z, x_all[t + j])
             Zp = torch.stack(zs)  # [c, R, D]
             Xc = x_all[t : t + c]
+            if use_jvp:
+                diag = torch.empty(c, R, k, dtype=dt, device=dev)
+                try:
+                    for j in range(c):
+                        with torch.enable_grad():
+                            JQ = tangent_products(fmap, Zp[j], Xc[j], Q)
+                        if not torch.isfinite(JQ).all():
+                            raise InputError("the tangent map became NaN or infinite (the state diverged)")
+                        Q, Rm = torch.linalg.qr(JQ.detach())
+                        diag[j] = torch.diagonal(Rm, dim1=-2, dim2=-1)
+                except RuntimeError as exc:  # an operation without a forward-mode rule: full Jacobians
+                    if method == "jvp":
+                        raise ConfigError(f"forward-mode AD failed on this unit ({str(exc).splitlines()[0][:200]}); "
+                                          "use method='jacobian'") from None
+                    use_jvp = False
+                    notes["jvp"] = f"forward mode failed ({str(exc).splitlines()[0][:200]}); full Jacobians"
+                    Q = torch.linalg.qr(torch.randn((D, k), generator=torch.Generator().manual_seed(int(seed) + 1),
+                                                    dtype=torch.float64))[0].to(dev, dt).expand(R, D, k).contiguous()
+                    sums.zero_()
+                    counts.zero_()
+                    z = fmap.init(R)
+                    for tt in range(washout):
+                        z = fmap(z, x_all[tt])
+                    t = washout
+                    continue
+                logs = diag.abs().log().to(torch.float64)
+                step_idx = torch.arange(t, t + c, device=dev) - washout - frame_washout
+                keep = step_idx >= 0
+                if keep.any():
+                    b = (step_idx[keep] * blocks) // steps
+                    sums.index_add_(0, b, logs[keep])
+                    counts.index_add_(0, b, torch.ones_like(b, dtype=torch.float64))
+                t += c
+                if progress is not None:
+                    progress(c)
+                continue
             with torch.enable_grad():
                 try:
                     J = jacobians(fmap, Zp.reshape(c * R, D), Xc.reshape(c * R, I), vectorize)
@@ -313,7 +372,9 @@ def lyapunov_spectrum(
         "steps": steps, "washout": washout, "frame_washout": frame_washout, "k": k, "seed": int(seed),
         "realisations": R, "blocks": blocks, "input": f"iid N(0, {input_std:g}^2)",
         "input_std": float(input_std), "dtype": str(dt).replace("torch.", ""), "device": str(dev),
-        "units": "nats/step", "method": "QR (Benettin 1980), autograd Jacobians of the full state",
+        "units": "nats/step",
+        "method": "QR (Benettin 1980), " + ("forward-mode Jacobian-vector products J Q of the full state"
+                                            if use_jvp else "autograd Jacobians of the full state"),
         "ci": "batch means over blocks x realisations, Student t", "threads": threads,
     }
     describe = unit.describe() if hasattr(unit, "describe") else {"cell": type(unit).__name__}

@@ -722,6 +722,7 @@ def recommended_length(indicators: pd.DataFrame, thresholds: dict[str, float] | 
 # ============================================================================================
 # The probe contract (``probes/contract.py``): PROBES["semantic"]
 # ============================================================================================
+import copy  # noqa: E402
 import functools  # noqa: E402
 import os  # noqa: E402
 import warnings  # noqa: E402
@@ -890,7 +891,8 @@ def _windows(ids: np.ndarray, length: int, count: int, rng: np.random.Generator)
 
 
 def _percentiles(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval of bootstrap ``samples[R, ...]`` (NaN where a replicate is NaN)."""
+    """Percentile interval of bootstrap ``samples[R, ...]`` (NaN replicates left out; NaN bounds where
+    every replicate is NaN)."""
     a = (1 - level) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column gives NaN bounds
@@ -905,22 +907,44 @@ def _contract_run(unit, s: SemanticProbeSettings, *, seed, device, dtype, progre
 
     For each n: the readout (ridge, GCV penalty) maps the state after n words to the running mean of
     their vectors (fitted on ``fit_sequences`` windows of the corpus's first half); on ``sequences``
-    windows of its second half, (a) ``hull_score = 1 - mean d / mean d_0`` (d the distance of the mapped
-    state to the convex hull of the prefix's word vectors, d_0 that of the memoryless state, the
-    readout's intercept), (b) the memory profile and length L_q, (c) ``recall_score = (R - C) / (1 - C)``
-    (R the share of lags whose word a per-lag ridge decoder recovers as the nearest vocabulary vector,
-    C the best constant guess's). Headline: hull and recall scores as the mean over the prefix lengths
-    with percentile-bootstrap intervals over sequences (the sequences resampled and every ratio
-    recomputed per replicate; the chance level C held at its value on all sequences), and the usable length: the largest n up to which the hull
-    score stays >= ``threshold`` at every evaluated n (``usable_length``), from the point values and
-    from the intervals' bounds. Nothing is trained but the seeded skip-gram space and the linear maps.
+    windows of its second half,
 
-    ``in_card=True``: the default corpus is generated (no file, no network) and the space is small, so
-    the card pays a few seconds; and for an untrained model the numbers are meaningful as they are for
-    memory capacity: how much of the recent words a random state holds linearly.
+    - (a) ``hull_score = 1 - mean_b d_b / mean_b d0_b``, ``d_b = min_{lam in simplex} ||X_b lam - z_b||``
+      the distance of the mapped state to the convex hull of the prefix's word vectors, ``d0_b`` that
+      of the memoryless state (the readout's intercept);
+    - (b) the memory profile (barycentric weights by lag) and ``L_q``;
+    - (c) ``recall_score = (R - C) / (1 - C)``, R the share of lags whose word a per-lag ridge decoder
+      recovers as the nearest vocabulary vector, C the best constant guess's share.
+
+    Headline: hull and recall scores as the mean over the prefix lengths, with percentile-bootstrap
+    intervals over sequences (Efron & Tibshirani 1993: the sequences resampled and every ratio
+    recomputed per replicate; C held at its value on all sequences, whose resampled maximum would be
+    biased upwards); the usable length, the largest n up to which the hull score stays >= ``threshold``
+    at every evaluated n (``usable_length``), from the point values and from the intervals' bounds.
+    Nothing is trained but the seeded skip-gram space and the linear maps.
+
+    Registered with ``in_card=True``: the default corpus is generated (no file, no network) and the
+    space is small, so the card pays seconds, not minutes (docs/semantic.md gives the measured cost);
+    and for an untrained model the numbers mean what memory capacity means for one: how much of the
+    recent words a random state holds linearly.
+
+    Parameters
+    ----------
+    unit : a prepared single network with the model protocol (the contract runs an ensemble per member).
+    s : SemanticProbeSettings.
+    seed : int, the seed of the corpus, space, input map, windows and bootstrap.
+    device, dtype : where and in which precision the model runs (the indicators are float64).
+    progress : ``progress(done, total)`` per prefix length, or None.
+
+    Returns
+    -------
+    (frame, headline, details, raw): the per-(n, sequence) table, the headline numbers, the curve per
+    n with the profile at the longest n and the corpus/space description, and ``{"curve", "profile"}``
+    as DataFrames.
     """
     key = (_file_key(s.corpus), s.words, s.vocab_size, _file_key(s.space), s.dim, int(seed))
     ids, vectors_np, source = _corpus_and_space(*key)
+    source = copy.deepcopy(source)  # the cached description stays as it was whatever the caller does
     V, d = vectors_np.shape
     I = int(unit.input_size)
     if s.input_map == "space" and I != d:
@@ -1042,6 +1066,7 @@ def _contract_run(unit, s: SemanticProbeSettings, *, seed, device, dtype, progre
 
 
 def _plot(result, ax):
+    """Hull and recall scores against the prefix length, with their bootstrap intervals and the threshold."""
     c = result.details.get("curve") or {}
     n = np.asarray(c.get("n", []), float)
     for key, label in (("hull_score", "hull score (a)"), ("recall_score", "recall score (c)")):

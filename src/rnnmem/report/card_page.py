@@ -37,6 +37,11 @@ HEADLINE = [  # (json path, label, unit); a forgetting tolerance's path is its s
     ("long_memory.alpha", "  tail exponent \u03b1 of |A_k| ~ k^-\u03b1 [CI]", ""),
     ("long_memory.alpha_within_filter", "  exponent within the filter, lags 1..K [CI]", ""),
     ("long_memory.delta_aic", "  AIC(exp) - AIC(power), descriptive only", ""),
+    ("semantic.hull_score", "semantic hull score (a), Zhang et al. (ours)", ""),
+    ("semantic.hull_score_ci_low", "  bootstrap interval, low", ""),
+    ("semantic.hull_score_ci_high", "  bootstrap interval, high", ""),
+    ("semantic.recall_score", "semantic recall score (c)", ""),
+    ("semantic.usable_length", "semantic usable length (hull score at its threshold)", "words"),
     ("tasks.copy.largest_T_solved", "copy task: largest T solved", "steps"),
     ("tasks.adding.largest_T_solved", "adding task: largest T solved", "steps"),
 ]

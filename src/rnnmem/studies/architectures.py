@@ -81,7 +81,18 @@ QUICK_CARD = {
     "lyapunov": {"steps": 200, "washout": 50, "k": 4},
     "connectivity": {"T": 60, "sequences": 2},
     "long_memory": {"T": 300, "max_lag": 100, "n_samples": 4},
+    "semantic": {"sequences": 32, "fit_sequences": 128, "words": 3000, "vocab_size": 50, "space": "random",
+                 "bootstrap": 100, "prefix_lengths": (5, 10)},
 }
+
+
+def registered_card_settings(settings: dict) -> dict:
+    """``settings`` restricted to the probes the memory card computes now (the card is a loop over the
+    probe registry, so a preset may name a probe that is not registered in this installation)."""
+    from ..probes.card import card_probes
+
+    probes = card_probes()
+    return {k: dict(v) for k, v in settings.items() if k in probes}
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -215,7 +226,7 @@ def quick_config(**overrides) -> ArchitecturesConfig:
         unit_options={"s4d": {"state_size": 8}, "mamba": {"state_size": 8}, "xlstm_m": {"heads": 4}},
         selective_copy={"T": 16, "n_memorize": 4}, mqar={"T": 32, "n_pairs": 4, "n_queries": None},
         steps=400, batch=32, lr=1e-2, eval_size=500, seeds=3, card_seeds=1,
-        card={k: dict(v) for k, v in QUICK_CARD.items()})
+        card=registered_card_settings(QUICK_CARD))
     return replace(base, **overrides)
 
 
@@ -539,6 +550,9 @@ def card_row(card: dict) -> dict:
                 "half_life_check": chk.get("reason")})
     lm = card.get("long_memory") or {}
     row.update({"long_memory": lm.get("verdict"), "long_memory_reason": lm.get("reason")})
+    sem = card.get("semantic")
+    if isinstance(sem, dict):
+        row.update({"semantic_hull_score": sem.get("hull_score"), "semantic_recall_score": sem.get("recall_score")})
     return row
 
 
@@ -690,5 +704,6 @@ def reproduce(out, quick: bool = False, device=None, config: ArchitecturesConfig
 
 __all__ = ["ArchitecturesConfig", "ArchitecturesResult", "PUBLISHED", "PUBLISHED_S6_RANGE", "QUICK_CARD", "UNITS",
            "accuracy_table", "card_row", "card_settings_for", "count_parameters", "gap_verdict", "match_hidden_size",
-           "matched_sizes", "model_parameters", "published_checks", "quick_config", "reproduce", "run_study",
+           "matched_sizes", "model_parameters", "published_checks", "quick_config", "registered_card_settings",
+           "reproduce", "run_study",
            "state_dim"]

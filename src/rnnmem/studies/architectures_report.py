@@ -19,8 +19,8 @@ from .. import __version__  # noqa: E402
 from ..probes.card import save_card  # noqa: E402
 from ..report.card_page import headline_text, write_card_page  # noqa: E402
 from ..report.document import Document  # noqa: E402
-from .architectures import (CONDITION_LABELS, CONDITIONS, LABELS, PUBLISHED, PUBLISHED_S6_RANGE,  # noqa: E402
-                            TASK_LABELS, TASKS)
+from .architectures import (CONDITION_LABELS, CONDITIONS, PUBLISHED, PUBLISHED_S6_RANGE, TASK_LABELS,  # noqa: E402
+                            TASKS)
 
 TOLERANCE_LABELS = {"exact": "exact", "1e-06": "tol 1e-6", "0.0001": "tol 1e-4", "0.01": "tol 1e-2"}
 
