@@ -31,6 +31,10 @@ keras-convention pair (8 inputs, 32 units, batch 2 = the probe's streams a and b
 Goals (issue 16): rnnmem's loop >= 3x faster per step than tf_keras graph mode, and within 2x of
 torch.nn's fused kernel.
 
+Last (``--memory-steps``, 0 skips it), the memory-augmented units mrnn, mlstm, mrnnf, mlstmf, rnn2
+(K = 100) at (I, H, batch) = (1, 1, 1), the Zhao study's size, and (8, 32, 2): us per step of the
+compiled loop against the Python loop (``use_native = False``), wall and this thread's CPU time.
+
 Exits with status 1 when the fused path is slower than 1.2x torch.nn anywhere.
 
     python benchmarks/bench_cells.py                 # the full table (about a minute on an idle core)

@@ -199,3 +199,18 @@ def test_card_is_a_loop_over_the_registry():
         json.dumps(card)
     finally:
         PROBES.pop("state_norm")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("probe_name", ["forgetting", "capacity", "long_memory"])
+def test_device_runs_on_a_copy_and_the_callers_model_stays(probe_name):
+    """On CUDA every probe computes on a moved copy; the caller's CPU model stays on the CPU (the
+    old ``forgetting(model, device=...)`` moved it)."""
+    from rnnmem.probes.forgetting import forgetting
+
+    unit = cells.build("gru", 1, 4, seed=0)
+    res = PROBES[probe_name](unit, settings=SMALL[probe_name], device="cuda")
+    assert res.config["device"].startswith("cuda")
+    assert all(p.device.type == "cpu" for p in unit.parameters())
+    forgetting(unit, T=200, P=20, device="cuda")
+    assert all(p.device.type == "cpu" for p in unit.parameters())

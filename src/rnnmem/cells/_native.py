@@ -6,6 +6,9 @@ arithmetic takes well under one. This module compiles, at first use, a few plain
 GRU reset-before / reset-after, Elman RNN, Nested LSTM, memory.py's mrnn and mlstm(f); sigmoid or hard-sigmoid gates; float32 and float64;
 ensembles) that run a whole block of steps per call, given the input projection
 ``x W_x + b (+ folded biases)`` that the Python path computes for the block anyway.
+Mamba's sequence form (mamba.py) has two more, ``dconv`` (its causal convolution and SiLU) and
+``selscan`` (the selective recurrence, ``C h + D u`` and the gate, in one pass without forming
+the [T, B, d_inner, N] decays), with their own vectorisable ``exp`` (within 1 ulp).
 
 The library is built with the system C compiler (``$CC`` or ``cc``; ``-O3 -march=native``,
 without ``-march=native`` where that fails) into ``$RNNMEM_CACHE/native`` (default

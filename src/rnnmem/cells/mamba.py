@@ -54,6 +54,11 @@ projections and the convolution run on all steps at once and the recurrence as a
 scan (:func:`chunk_scan`, products and fused multiply-adds only, no division by cumulative
 products); ``step`` (and ``forward`` with ``use_scan = False``) runs the recurrence one step at a
 time. Both agree to float rounding (tests: 1e-5 float32, 1e-10 float64 over 1,000 steps).
+Without a gradient to compute (CPU, float32/64, ``use_native``, the library of
+:mod:`rnnmem.cells._native` built) the sequence form runs instead through compiled loops
+(:meth:`Mamba._layer_compiled`, ``last_path == "compiled"``): the convolution and SiLU, and the
+selective recurrence with ``C h + D u`` and the gate, each in one pass over the steps; the same
+operations as ``step``, the same numbers to rounding.
 
 Ensembles (``seeds=[...]``): every parameter carries a leading E dimension; member e computes what
 the unit built with ``seed=s_e`` computes.

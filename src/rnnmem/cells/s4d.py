@@ -28,7 +28,12 @@ Parameters (per layer): ``W_x`` [I, H], ``b`` [H], ``log_dt`` [H], ``log_A_real`
 State: one component ``h`` [layers, (E,) B, 2 H M] = [Re s | Im s], each half laid out (h, m).
 
 Sequence form: the exact blocked parallel scan of :mod:`rnnmem.cells.scan` (``use_scan = True``);
-step form (``use_scan = False``): a Python loop in real arithmetic. They agree to rounding.
+step form (``use_scan = False``): a Python loop in real arithmetic. They agree to rounding. A
+sequence of at least ``fft_min_steps`` steps whose per-step states are not asked for runs, the
+system being LTI, as a causal convolution with the kernel ``K_k = 2 Re(C Abar^k Bbar)`` by FFT,
+plus the initial state's free response and the final state in closed form
+(:meth:`S4D._run_layer_fft`; ``last_path == "fft"``, off with ``use_fft = False``): the step
+form's numbers to rounding, without the scan's [T, B, H, N] states.
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ exponent (``probes/lyapunov.py``) to a few percent.
 
 from __future__ import annotations
 
+import copy
+
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -353,7 +355,9 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
     unit = as_unit(model)
     check_finite(unit)
     if device is not None:
-        unit = unit.to(resolve_device(device))
+        dev = resolve_device(device)
+        if unit_device(unit) != dev:  # a moved copy: the caller's model stays where it is
+            unit = copy.deepcopy(unit).to(dev)
     dev, dtype = unit_device(unit), unit_dtype(unit)
     eps = float(torch.finfo(getattr(unit, "rounding_dtype", None) or dtype).eps)
     ens = getattr(unit, "ensemble", None)
