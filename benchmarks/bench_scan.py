@@ -3,8 +3,8 @@
 For each unit (default lru, s4d, mamba, mingru) and each length T (default 1,000, 10,000 and
 100,000), batch 8, on the CPU, inference (``torch.no_grad``), float32, it times side by side:
 
-- ``scan``: ``unit(x)``, the unit's sequence forward over all T steps (its parallel scan; the path
-  that ran, ``unit.last_path``, is printed);
+- ``scan``: ``unit(x)``, the unit's sequence forward over all T steps (its parallel scan, or s4d's
+  FFT convolution, or mamba's compiled loops; the path that ran, ``unit.last_path``, is printed);
 - ``step loop``: ``unit.step(x_t, state)`` called once per time step from ``unit.init_state(B)``:
   the model protocol's step, the same for every unit (not a unit's own internal loop).
 

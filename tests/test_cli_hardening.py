@@ -136,6 +136,7 @@ DEVICE_COMMANDS = {
     "reproduce zhao-reviews": ["--data", "reviews.json"],
     "reproduce zhao-control": [],
     "reproduce zhang": ["--quick"],
+    "reproduce architectures": ["--quick"],
 }
 
 

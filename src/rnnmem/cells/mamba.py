@@ -293,8 +293,8 @@ class Mamba(RecurrentUnit):
         return inputs, final
 
     def _compiled_ok(self, x: torch.Tensor, state: State) -> bool:
-        """Whether the selective scan may run in the compiled loop (``_native.py``,
-        ``selscan_f32/f64``): ``use_native``, not inside ``cells.base.python_loop()``, CPU,
+        """Whether the sequence form may run in the compiled loops (:meth:`_layer_compiled`;
+        ``_native.py``'s ``dconv`` and ``selscan``): ``use_native``, not inside ``cells.base.python_loop()``, CPU,
         float32/64, no gradient needed (grad mode off, or neither parameters, inputs nor state
         require one), and the library built (``RNNMEM_NATIVE=0`` disables it)."""
         if not getattr(self, "use_native", True) or x.device.type != "cpu":

@@ -188,14 +188,16 @@ class S4D(DiagonalLinearUnit):
         p = self.layer_params[layer]
         H, M = self.hidden_size, self.M
         ab_re, ab_im, bb_re, bb_im = self._zoh(p)
-        v = self._mm(x, p.W_x) + p.b                               # [T, (E,) B, H], as the step form
-        dtype, f64 = v.dtype, torch.float64
-        C_re, C_im, D = p.C_re, p.C_im, p.D
+        C_re, C_im, D, W_x, b = p.C_re, p.C_im, p.D, p.W_x, p.b
         if not self.ensemble:                                       # one code path: a leading E = 1
-            v, h0 = v.unsqueeze(1), h0.unsqueeze(0)
-            ab_re, ab_im, bb_re, bb_im, C_re, C_im, D = (
-                t.unsqueeze(0) for t in (ab_re, ab_im, bb_re, bb_im, C_re, C_im, D))
-        T, E, B = v.shape[:3]
+            x = x.unsqueeze(1)
+            h0 = h0.unsqueeze(0)
+            ab_re, ab_im, bb_re, bb_im, C_re, C_im, D, W_x, b = (
+                t.unsqueeze(0) for t in (ab_re, ab_im, bb_re, bb_im, C_re, C_im, D, W_x, b))
+        T, E, B = x.shape[:3]
+        # the input projection v = x W_x + b (as the step form), computed time-last: [E, B, H, T]
+        v = torch.matmul(W_x.mT.unsqueeze(1), x.permute(1, 2, 3, 0)) + b.reshape(E, 1, H, 1)
+        dtype, f64 = v.dtype, torch.float64
         ar, ai = ab_re.to(f64), ab_im.to(f64)
         # log Abar; a modulus that underflowed to 0 gives -800: exp(0 * -800) = 1, exp(k * -800) = 0
         log_a = torch.complex(torch.log(torch.hypot(ar, ai)).clamp(min=-800.0), torch.atan2(ai, ar))
@@ -215,48 +217,47 @@ class S4D(DiagonalLinearUnit):
         K = 2 * (torch.cat([W.real, -W.imag], -1) @ Vri.mT)        # [E, H, nJ, L]: 2 Re(C Bbar Abar^k)
         # circular convolution of length n >= 2T - 1 wraps nothing onto the outputs [P, P + T)
         n = scipy.fft.next_fast_len(max(2 * T - 1, P + T), real=True)
-        Kf = torch.fft.rfft(K.reshape(E, H, 1, nJ * L)[..., :T], n=n)  # [E, H, 1, n/2 + 1]
+        Kf = torch.fft.rfft(K.reshape(E, 1, H, nJ * L)[..., :T], n=n)  # [E, 1, H, n/2 + 1]
         # h_T = sum_s Abar^(T-1-s) Bbar v_s; with s + P = jL + i, T-1-s = (nJ-1-j) L + (L-1-i)
         VB = (Bc.unsqueeze(-2) * Vi).flip(-2)                       # Bbar Abar^(L-1-i)
-        VBri = torch.cat([VB.real, VB.imag], -1).unsqueeze(2)       # [E, H, 1, L, 2M]
-        Gr = Gj.flip(-2).unsqueeze(2)                               # Abar^((nJ-1-j) L), [E, H, 1, nJ, M]
-        A_T = torch.exp(log_a * T).unsqueeze(-2)                    # Abar^T, [E, H, 1, M]
+        VBri = torch.cat([VB.real, VB.imag], -1).unsqueeze(1)       # [E, 1, H, L, 2M]
+        Gr = Gj.flip(-2).unsqueeze(1)                               # Abar^((nJ-1-j) L), [E, 1, H, nJ, M]
+        A_T = torch.exp(log_a * T).unsqueeze(1)                     # Abar^T, [E, 1, H, M]
         h0 = h0.to(f64)
-        h0c = torch.complex(h0[..., :H * M], h0[..., H * M:]).reshape(E, B, H, M).transpose(1, 2)  # [E, H, B, M]
+        h0c = torch.complex(h0[..., :H * M], h0[..., H * M:]).reshape(E, B, H, M)
         grad = torch.is_grad_enabled() and (v.requires_grad or h0.requires_grad or log_a.requires_grad)
         with_h0 = (grad and h0.requires_grad) or bool(h0.ne(0).any())
-        D64 = D.to(f64).unsqueeze(-1).unsqueeze(-1)                 # [E, H, 1, 1]
-        vT = v.permute(1, 3, 2, 0)                                  # [E, H, B, T] (a view)
+        D64 = D.to(f64).unsqueeze(-1).unsqueeze(1)                  # [E, 1, H, 1]
         hc = max(1, min(H, self.fft_block_elements // (E * B * n)))
         out = None if grad else v.new_empty((T, E, B, H))
         ys, hs = [], []
         for lo in range(0, H, hc):
             sl = slice(lo, min(H, lo + hc))
             h = sl.stop - lo
-            buf = v.new_empty((E, h, B, n), dtype=f64)              # [0 (P) | v_0 .. v_{T-1} | 0 ...]
+            buf = v.new_empty((E, B, h, n), dtype=f64)              # [0 (P) | v_0 .. v_{T-1} | 0 ...]
             buf[..., :P] = 0
             buf[..., P + T:] = 0
-            buf[..., P:P + T] = vT[:, sl]
+            buf[..., P:P + T] = v[:, :, sl]
             if grad:
-                z = torch.fft.irfft(torch.fft.rfft(buf) * Kf[:, sl], n=n)
-                yb = z[..., P:P + T] + D64[:, sl] * buf[..., P:P + T]    # [E, h, B, T]
+                z = torch.fft.irfft(torch.fft.rfft(buf) * Kf[..., sl, :], n=n)
+                yb = z[..., P:P + T] + D64[..., sl, :] * buf[..., P:P + T]    # [E, B, h, T]
             else:  # the same operations in place
-                z = torch.fft.irfft(torch.fft.rfft(buf).mul_(Kf[:, sl]), n=n)
-                yb = z[..., P:P + T].addcmul_(buf[..., P:P + T], D64[:, sl])
+                z = torch.fft.irfft(torch.fft.rfft(buf).mul_(Kf[..., sl, :]), n=n)
+                yb = z[..., P:P + T].addcmul_(buf[..., P:P + T], D64[..., sl, :])
             if with_h0:  # 2 Re(C Abar^(jL) h0 Abar^i) at k = jL + i = t + 1
-                Wh = (Cc[:, sl].unsqueeze(-2) * Gj[:, sl]).unsqueeze(-2) * h0c[:, sl].unsqueeze(2)
-                Wh = torch.cat([Wh.real, -Wh.imag], -1).reshape(E, h, nJ * B, 2 * M)
-                free = (Wh @ Vri[:, sl].mT).reshape(E, h, nJ, B, L).transpose(2, 3)
-                yb = yb + 2 * free.reshape(E, h, B, nJ * L)[..., 1:T + 1]
-            Z = buf[..., :nJ * L].unflatten(-1, (nJ, L)) @ VBri[:, sl]  # [E, h, B, nJ, 2M]
-            hb = (torch.complex(Z[..., :M], Z[..., M:]) * Gr[:, sl]).sum(-2)   # [E, h, B, M]
-            hs.append(hb + A_T[:, sl] * h0c[:, sl])
+                Wh = (Cc[:, sl].unsqueeze(-2) * Gj[:, sl]).unsqueeze(2) * h0c[:, :, sl].transpose(1, 2).unsqueeze(3)
+                Wh = torch.cat([Wh.real, -Wh.imag], -1).reshape(E, h, B * nJ, 2 * M)   # [E, h, (B, nJ), 2M]
+                free = (Wh @ Vri[:, sl].mT).reshape(E, h, B, nJ * L).transpose(1, 2)
+                yb = yb + 2 * free[..., 1:T + 1]
+            Z = buf[..., :nJ * L].unflatten(-1, (nJ, L)) @ VBri[:, :, sl]  # [E, B, h, nJ, 2M]
+            hb = (torch.complex(Z[..., :M], Z[..., M:]) * Gr[:, :, sl]).sum(-2)   # [E, B, h, M]
+            hs.append(hb + A_T[:, :, sl] * h0c[:, :, sl])
             if out is None:
-                ys.append(yb.permute(3, 0, 2, 1).to(dtype))
+                ys.append(yb.permute(3, 0, 1, 2).to(dtype))
             else:
-                out[..., sl] = yb.permute(3, 0, 2, 1)              # [T, E, B, h]
+                out[..., sl] = yb.permute(3, 0, 1, 2)              # [T, E, B, h]
         y = torch.cat(ys, -1) if out is None else out
-        hT = torch.cat(hs, 1).transpose(1, 2).reshape(E, B, H * M)
+        hT = torch.cat(hs, 2).reshape(E, B, H * M)
         hT = torch.cat([hT.real, hT.imag], -1).to(dtype)
         if not self.ensemble:
             y, hT = y.squeeze(1), hT.squeeze(0)

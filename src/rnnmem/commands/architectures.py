@@ -119,15 +119,15 @@ def architectures_command(
     c = Console()
     for _, r in res["sizes"].iterrows():
         c.print(f"{r['unit']:<8} hidden {r['hidden_size']:>4}  parameters {r['total_params']:>7,} "
-                f"({100 * r['rel_diff']:+.1f}% of {r['target']:,})", highlight=False)
+                f"({100 * r['rel_diff']:+.1f}% of {r['target']:,})", highlight=False, soft_wrap=True)
     for _, r in res["accuracy"].iterrows():
         ci = "" if r["ci_low"] != r["ci_low"] else f" [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
         c.print(f"{r['unit']:<8} {r['task']:<15} accuracy {100 * r['mean']:.1f}%{ci} over {r['seeds']} seed(s) "
-                f"(memoryless {100 * r['baseline_accuracy']:.1f}%)", highlight=False)
+                f"(memoryless {100 * r['baseline_accuracy']:.1f}%)", highlight=False, soft_wrap=True)
     v = res["verdict"]
     c.print(f"selective copying, mamba vs s4d (Gu & Dao 2023, Table 1): {v['verdict']}: {v['reason']}",
-            highlight=False)
-    c.print(f"{res['wall_s']:.0f} s; report: {res['html']} and {res['markdown']}", highlight=False)
+            highlight=False, soft_wrap=True)
+    c.print(f"{res['wall_s']:.0f} s; report: {res['html']} and {res['markdown']}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer, reproduce: typer.Typer) -> None:

@@ -86,7 +86,12 @@ def _fig_memory(frame: pd.DataFrame, units, path: Path) -> Path:
     return path
 
 
-def card_table(cards: list[dict], condition: str, training: pd.DataFrame) -> pd.DataFrame:
+def _plain(text: str) -> str:
+    """A card page's plain-text cell for a Markdown table (its " | " separators would split the cell)."""
+    return text.replace(" | ", "; ")
+
+
+def card_table(cards: list[dict], condition: str) -> pd.DataFrame:
     """One row per card of ``condition``: the forgetting steps per tolerance as the card page shows
     them (censored runs counted, never averaged), the maximal Lyapunov exponent with its CI, memory
     capacity of the state dimension, the connectivity half-life (or why its fit is not valid), the
@@ -98,13 +103,13 @@ def card_table(cards: list[dict], condition: str, training: pd.DataFrame) -> pd.
             continue
         row = {"unit": st["unit"], "seed": st["seed"]}
         for tol in (c["forgetting"].get("tolerances") or {}):
-            row[f"forgetting {TOLERANCE_LABELS.get(tol, tol)}"] = headline_text(c, f"forgetting.tolerances.{tol}")
+            row[f"forgetting {TOLERANCE_LABELS.get(tol, tol)}"] = _plain(headline_text(c, f"forgetting.tolerances.{tol}"))
         ly = c["lyapunov"]
         row["Lyapunov max [CI]"] = (f"{_num(ly.get('max_exponent'))} [{_num(ly.get('ci_low'))}, "
                                     f"{_num(ly.get('ci_high'))}]")
         cap = c["capacity"]
         row["MC / state dim"] = f"{_num(cap.get('mc'))} / {cap.get('state_dim')}"
-        row["connectivity half-life"] = headline_text(c, "connectivity.half_life")
+        row["connectivity half-life"] = _plain(headline_text(c, "connectivity.half_life"))
         row["long memory"] = str(c["long_memory"].get("verdict"))
         if condition != "init":
             row["task accuracy"] = _acc(st.get("token_accuracy"))
@@ -175,8 +180,8 @@ def write_report(res, out: Path, quick: bool = False, command: str = "") -> dict
             f"Published finding, \"{PUBLISHED['finding']}\" ({PUBLISHED['source']}): **{v['verdict']}** at our "
             f"scale. Mamba {_acc(v['mean_a'])} vs S4D {_acc(v['mean_b'])} token accuracy on selective copying "
             f"(mean over {v['n_a']} and {v['n_b']} seeds); {v['reason']}.")
-    glance.append(f"Our scale: {scale}. The paper's: {PUBLISHED['setup']} (sequence length {paper['T']:,}, "
-                  f"{paper['n_memorize']} tokens, {paper['layers']} layers): absolute accuracies are not comparable "
+    glance.append(f"Our scale: {scale}. The paper's: {PUBLISHED['setup']}; its {paper['T']:,} noise tokens are "
+                  f"{paper['T'] / sc['T']:,.0f} times our {sc['T']}: absolute accuracies are not comparable "
                   "across these scales; the check is the qualitative gap.")
     for _, r in res.published.iterrows():
         if r["our unit"]:
@@ -193,7 +198,7 @@ def write_report(res, out: Path, quick: bool = False, command: str = "") -> dict
     doc.bullets(glance)
 
     doc.heading("Setup")
-    card_s = res.cards[0]["settings"] if res.cards else {}
+    card_s = {k: v for k, v in (res.cards[0]["settings"] if res.cards else {}).items() if k != "tasks"}
     setup = pd.DataFrame([
         ("units", ", ".join(units)),
         ("matched size", f"target {cfg['target_params']:,} trainable parameters (unit + linear readout), "
@@ -271,7 +276,7 @@ def write_report(res, out: Path, quick: bool = False, command: str = "") -> dict
              + ", ".join(f"[{CONDITION_LABELS[k]}]({p.relative_to(out).as_posix()})" for k, p in compare.items())
              + ".")
     for cond in CONDITIONS:
-        t = card_table(res.cards, cond, res.training)
+        t = card_table(res.cards, cond)
         if len(t):
             doc.heading(CONDITION_LABELS[cond], level=3)
             doc.table(t)
