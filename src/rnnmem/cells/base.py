@@ -190,16 +190,24 @@ class RecurrentUnit(nn.Module):
         """Unit-specific bias rules (forget bias, chrono, TF1 GRU gate bias)."""
 
     # ----------------------------------------------------------------- state
+    def state_width(self, name: str) -> int:
+        """Trailing width F of state component ``name`` (default: the hidden size). A unit whose
+        state is laid out differently overrides this (or :meth:`state_shape`); ``init_state`` and
+        the input checks then follow."""
+        return self.hidden_size
+
+    def state_shape(self, name: str, batch: int) -> tuple[int, ...]:
+        """Shape of state component ``name`` for ``batch`` sequences: ``[layers, (E,) B, F]``."""
+        ens = (self.ensemble,) if self.ensemble else ()
+        return (self.num_layers,) + ens + (batch, self.state_width(name))
+
     def init_state(self, batch: int, device=None, dtype=None) -> State:
-        """Zero state: a tuple of ``[layers, (E,) B, H]`` tensors, one per ``state_names``."""
-        if not isinstance(batch, int) or batch < 1:
+        """Zero state: a tuple of ``state_shape(name, batch)`` tensors, one per ``state_names``."""
+        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
             raise ConfigError(f"batch must be a positive integer, got {batch!r}")
         ref = self.layer_params[0].W_x
-        shape = (self.num_layers,) + ((self.ensemble,) if self.ensemble else ()) + (batch, self.hidden_size)
-        return tuple(
-            torch.zeros(shape, device=device or ref.device, dtype=dtype or ref.dtype)
-            for _ in self.state_names
-        )
+        return tuple(torch.zeros(self.state_shape(name, batch), device=device or ref.device, dtype=dtype or ref.dtype)
+                     for name in self.state_names)
 
     # ----------------------------------------------------------------- protocol: flat state
     def _state_batch_dim(self) -> int:
@@ -357,13 +365,13 @@ class RecurrentUnit(nn.Module):
                 raise InputError(
                     f"state must be a tuple of {len(self.state_names)} tensors {self.state_names}, got {got}"
                 )
-            want_shape = (self.num_layers,) + tuple(x.shape[1:-1]) + (self.hidden_size,)
             for name, s in zip(self.state_names, state):
+                want_shape = self.state_shape(name, x.shape[-2])
                 if not isinstance(s, torch.Tensor) or tuple(s.shape) != want_shape:
                     got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
                     raise InputError(
                         f"state component {name!r} must have shape {want_shape} "
-                        f"([layers, {'E, ' if self.ensemble else ''}B, H]), got {got}"
+                        f"([layers, {'E, ' if self.ensemble else ''}B, F]), got {got}"
                     )
 
     # ----------------------------------------------------------------- compute

@@ -41,8 +41,8 @@ import numbers
 
 import torch
 
-from ..errors import ConfigError, InputError
-from .base import RecurrentUnit, State
+from ..errors import ConfigError
+from .base import RecurrentUnit
 from .conventions import CONVENTIONS
 from .scan import linear_scan_parts
 
@@ -85,34 +85,12 @@ class DiagonalLinearUnit(RecurrentUnit):
     state_names = ("h",)
     has_scan = True
 
-    def state_width(self) -> int:
+    def state_width(self, name: str = "h") -> int:
         """F, the width of the state component ``h`` per layer."""
         raise NotImplementedError
 
     def layer_input_size(self, layer: int) -> int:
         return self.input_size if layer == 0 else self.hidden_size
-
-    def init_state(self, batch: int, device=None, dtype=None) -> State:
-        """Zero state: ``(h,)`` with ``h`` [layers, (E,) B, F]."""
-        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
-        ref = self.layer_params[0].W_x
-        shape = (self.num_layers,) + ((self.ensemble,) if self.ensemble else ()) + (batch, self.state_width())
-        return (torch.zeros(shape, device=device or ref.device, dtype=dtype or ref.dtype),)
-
-    def _check_input(self, x, state) -> None:
-        super()._check_input(x, None)
-        if state is None:
-            return
-        if not isinstance(state, (tuple, list)) or len(state) != 1:
-            got = len(state) if isinstance(state, (tuple, list)) else type(state).__name__
-            raise InputError(f"state must be a tuple of 1 tensor ('h',), got {got}")
-        want = (self.num_layers,) + tuple(x.shape[1:-1]) + (self.state_width(),)
-        s = state[0]
-        if not isinstance(s, torch.Tensor) or tuple(s.shape) != want:
-            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-            raise InputError(f"state component 'h' must have shape {want} ([layers, {'E, ' if self.ensemble else ''}"
-                             f"B, {self.state_width()}]), got {got}")
 
     def _mm(self, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
         """``x @ W`` over a sequence [T, (E,) B, n] (one batched product per ensemble member)."""
@@ -191,7 +169,7 @@ class LRU(DiagonalLinearUnit):
         super().__init__(input_size, hidden_size, layers=layers, convention=None, dtype=dtype, seed=seed,
                          seeds=seeds, device=device)
 
-    def state_width(self) -> int:
+    def state_width(self, name: str = "h") -> int:
         return 2 * self.N
 
     def _init_layer(self, layer: int, gen: torch.Generator) -> dict[str, torch.Tensor]:

@@ -232,32 +232,8 @@ class Mamba(RecurrentUnit):
         di = self.expand * self.hidden_size
         return {"conv": di * (self.d_conv - 1), "ssm": di * self.d_state}
 
-    def init_state(self, batch: int, device=None, dtype=None) -> State:
-        """Zero state (empty cache): ``(conv[layers, (E,) B, d_inner (K-1)], ssm[layers, (E,) B, d_inner N])``."""
-        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
-        ref = self.layer_params[0].W_x
-        lead = (self.num_layers,) + ((self.ensemble,) if self.ensemble else ()) + (batch,)
-        widths = self.state_widths()
-        return tuple(torch.zeros(lead + (widths[n],), device=device or ref.device, dtype=dtype or ref.dtype)
-                     for n in self.state_names)
-
-    def _check_input(self, x, state) -> None:
-        super()._check_input(x, None)
-        if state is None:
-            return
-        if not isinstance(state, (tuple, list)) or len(state) != len(self.state_names):
-            got = len(state) if isinstance(state, (tuple, list)) else type(state).__name__
-            raise InputError(f"state must be a tuple of {len(self.state_names)} tensors {self.state_names}, got {got}")
-        lead = (self.num_layers,) + tuple(x.shape[1:-1])
-        widths = self.state_widths()
-        for name, s in zip(self.state_names, state):
-            want = lead + (widths[name],)
-            if not isinstance(s, torch.Tensor) or tuple(s.shape) != want:
-                got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-                raise InputError(
-                    f"state component {name!r} must have shape {want} "
-                    f"([layers, {'E, ' if self.ensemble else ''}B, F]), got {got}")
+    def state_width(self, name: str) -> int:
+        return self.state_widths()[name]
 
     # ----------------------------------------------------------------- helpers
     def _mm(self, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

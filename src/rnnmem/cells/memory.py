@@ -75,7 +75,7 @@ import math
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from ..fractional import frac_weights
 from . import init as winit
 from .base import RecurrentUnit, State
@@ -160,28 +160,6 @@ class MemoryUnit(RecurrentUnit):
         """Shape of state component ``name`` for ``batch`` sequences."""
         ens = (self.ensemble,) if self.ensemble else ()
         return (self.num_layers,) + ens + (batch,) + self._padded(name)
-
-    def init_state(self, batch: int, device=None, dtype=None) -> State:
-        """Zero state (empty history): a tuple over ``state_names`` (see the module docstring)."""
-        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
-        ref = self.layer_params[0].W_x
-        return tuple(torch.zeros(self.state_shape(n, batch), device=device or ref.device, dtype=dtype or ref.dtype)
-                     for n in self.state_names)
-
-    def _check_input(self, x, state) -> None:
-        super()._check_input(x, None)
-        if state is None:
-            return
-        if not isinstance(state, (tuple, list)) or len(state) != len(self.state_names):
-            got = len(state) if isinstance(state, (tuple, list)) else type(state).__name__
-            raise InputError(f"state must be a tuple of {len(self.state_names)} tensors {self.state_names}, got {got}")
-        batch = x.shape[-2]
-        for name, s in zip(self.state_names, state):
-            want = self.state_shape(name, batch)
-            if not isinstance(s, torch.Tensor) or tuple(s.shape) != want:
-                got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-                raise InputError(f"state component {name!r} must have shape {want}, got {got}")
 
     def _unpad(self, s: torch.Tensor, name: str, layer: int) -> torch.Tensor:
         width = self._trailing(name, layer)[-1]

@@ -91,7 +91,7 @@ class S4D(DiagonalLinearUnit):
         super().__init__(input_size, hidden_size, layers=layers, convention=None, dtype=dtype, seed=seed,
                          seeds=seeds, device=device)
 
-    def state_width(self) -> int:
+    def state_width(self, name: str = "h") -> int:
         return 2 * self.hidden_size * self.M
 
     def _init_layer(self, layer: int, gen: torch.Generator) -> dict[str, torch.Tensor]:

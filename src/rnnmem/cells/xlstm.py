@@ -100,7 +100,7 @@ import math
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from .base import RecurrentUnit, State
 
 FORGET_GATES = ("sigmoid", "exp")
@@ -155,34 +155,6 @@ class _XLSTMUnit(RecurrentUnit):
     def state_width(self, name: str) -> int:
         """Trailing width of state component ``name``."""
         return self.hidden_size
-
-    def state_shape(self, name: str, batch: int) -> tuple[int, ...]:
-        """Shape of state component ``name`` for ``batch`` sequences: [layers, (E,) B, F]."""
-        ens = (self.ensemble,) if self.ensemble else ()
-        return (self.num_layers,) + ens + (batch, self.state_width(name))
-
-    def init_state(self, batch: int, device=None, dtype=None) -> State:
-        """Zero state (an empty memory): one [layers, (E,) B, F] tensor per ``state_names``."""
-        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
-        ref = self.layer_params[0].W_x
-        return tuple(torch.zeros(self.state_shape(n, batch), device=device or ref.device, dtype=dtype or ref.dtype)
-                     for n in self.state_names)
-
-    def _check_input(self, x, state) -> None:
-        super()._check_input(x, None)
-        if state is None:
-            return
-        if not isinstance(state, (tuple, list)) or len(state) != len(self.state_names):
-            got = len(state) if isinstance(state, (tuple, list)) else type(state).__name__
-            raise InputError(f"state must be a tuple of {len(self.state_names)} tensors {self.state_names}, got {got}")
-        batch = x.shape[-2]
-        for name, s in zip(self.state_names, state):
-            want = self.state_shape(name, batch)
-            if not isinstance(s, torch.Tensor) or tuple(s.shape) != want:
-                got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-                raise InputError(f"state component {name!r} must have shape {want} "
-                                 f"([layers, {'E, ' if self.ensemble else ''}B, F]), got {got}")
 
     def _extra_describe(self) -> dict:
         return {"heads": self.heads, "forget": self.forget}

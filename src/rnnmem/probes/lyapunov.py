@@ -328,33 +328,23 @@ def lyapunov_spectrum(
                         z = fmap(z, x_all[tt])
                     t = washout
                     continue
-                logs = diag.abs().log().to(torch.float64)
-                step_idx = torch.arange(t, t + c, device=dev) - washout - frame_washout
-                keep = step_idx >= 0
-                if keep.any():
-                    b = (step_idx[keep] * blocks) // steps
-                    sums.index_add_(0, b, logs[keep])
-                    counts.index_add_(0, b, torch.ones_like(b, dtype=torch.float64))
-                t += c
-                if progress is not None:
-                    progress(c)
-                continue
-            with torch.enable_grad():
-                try:
-                    J = jacobians(fmap, Zp.reshape(c * R, D), Xc.reshape(c * R, I), vectorize)
-                except RuntimeError as exc:
-                    if not vectorize:
-                        raise
-                    vectorize = False
-                    notes["vectorized"] = f"vmap failed ({str(exc).splitlines()[0][:200]}); looped"
-                    J = jacobians(fmap, Zp.reshape(c * R, D), Xc.reshape(c * R, I), False)
-            J = J.detach().reshape(c, R, D, D)
-            if not torch.isfinite(J).all():
-                raise InputError("the Jacobian became NaN or infinite (the state diverged)")
-            diag = torch.empty(c, R, k, dtype=dt, device=dev)
-            for j in range(c):
-                Q, Rm = torch.linalg.qr(torch.matmul(J[j], Q))
-                diag[j] = torch.diagonal(Rm, dim1=-2, dim2=-1)
+            else:
+                with torch.enable_grad():
+                    try:
+                        J = jacobians(fmap, Zp.reshape(c * R, D), Xc.reshape(c * R, I), vectorize)
+                    except RuntimeError as exc:
+                        if not vectorize:
+                            raise
+                        vectorize = False
+                        notes["vectorized"] = f"vmap failed ({str(exc).splitlines()[0][:200]}); looped"
+                        J = jacobians(fmap, Zp.reshape(c * R, D), Xc.reshape(c * R, I), False)
+                J = J.detach().reshape(c, R, D, D)
+                if not torch.isfinite(J).all():
+                    raise InputError("the Jacobian became NaN or infinite (the state diverged)")
+                diag = torch.empty(c, R, k, dtype=dt, device=dev)
+                for j in range(c):
+                    Q, Rm = torch.linalg.qr(torch.matmul(J[j], Q))
+                    diag[j] = torch.diagonal(Rm, dim1=-2, dim2=-1)
             logs = diag.abs().log().to(torch.float64)
             step_idx = torch.arange(t, t + c, device=dev) - washout - frame_washout
             keep = step_idx >= 0
