@@ -32,7 +32,7 @@ SKIP_KEYS = ("wall", "second", "time", "created", "date", "version", "path", "ou
 
 def _skip(key: str) -> bool:
     k = key.lower()
-    return any(s in k for s in SKIP_KEYS)
+    return any(s in k for s in SKIP_KEYS) or k.endswith("_s") or k in ("command", "corpus", "explorer")
 
 
 def _walk(obj, prefix: str, out: dict) -> None:

@@ -440,14 +440,23 @@ def make_server(models: dict, host: str = "127.0.0.1", port: int = 8765, warn: b
 
 def serve(models: dict, host: str = "127.0.0.1", port: int = 8765, on_ready=None, on_warning=None,
           **options) -> None:
-    """Serve until interrupted (Ctrl-C). ``on_ready(url)`` is called once listening;
+    """Serve until interrupted (Ctrl-C). ``on_ready(url)`` is called once the server accepts
+    connections (from a helper thread, so a "serving at" line is never printed too early);
     ``on_warning(message)`` for a non-loopback bind (default: an ``RnnmemWarning``)."""
     server = make_server(models, host, port, warn=on_warning is None, **options)
     try:  # Ctrl-C at any moment from here on stops quietly
         if server.warning and on_warning is not None:
             on_warning(server.warning)
-        if on_ready is not None:
-            on_ready(server.url)
+        if on_ready is not None:  # announced once uvicorn accepts connections (and handles Ctrl-C itself)
+            import threading
+
+            def announce():
+                while not server.started and not server._stopped.wait(0.05):
+                    pass
+                if server.started:
+                    on_ready(server.url)
+
+            threading.Thread(target=announce, daemon=True, name="rnnmem-serve-ready").start()
         server.serve_forever()
     except KeyboardInterrupt:
         pass
