@@ -4,13 +4,13 @@ checks, and a tiny run end to end through the CLI and the Python API (same confi
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from cli_runner import run_main as _run_main
 from rnnmem import cells
 from rnnmem.errors import ConfigError
 from rnnmem.studies import architectures as A
@@ -144,17 +144,6 @@ def _cli_args(out) -> list[str]:
     return args
 
 
-def _run_main(monkeypatch, capsys, args):
-    from rnnmem.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["rnnmem", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_tiny_run_cli_and_api_agree(monkeypatch, capsys, tmp_path):

@@ -4,31 +4,20 @@ tables, the autocomplete corpus) and help texts (no ``<bool>``, every option exp
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 import typer
 from typer.testing import CliRunner
 
+from cli_runner import run_main
 from rnnmem import devices
-from rnnmem.cli import app, main
+from rnnmem.cli import app
 from rnnmem.commands import options as opt
 from rnnmem.errors import ConfigError, InputError
 
 WIDE = {"COLUMNS": "250"}
 
 
-def run_main(monkeypatch, capsys, args):
-    """Run the installed entry point (``rnnmem.cli:main``) in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["rnnmem", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def assert_one_error_line(code, out, err, match: str):

@@ -5,13 +5,12 @@ command entry (a bad value is one error line before anything runs) and passed do
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from rnnmem.cli import app, main
+from cli_runner import run_main
+from rnnmem.cli import app
 from rnnmem.commands import options as opt
 from rnnmem.commands import parsing
 from rnnmem.errors import ConfigError
@@ -53,15 +52,6 @@ def test_every_command_takes_the_shared_options_the_table_says():
     assert not wrong, wrong
 
 
-def run_main(monkeypatch, capsys, args):
-    monkeypatch.setattr(sys, "argv", ["rnnmem", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 DTYPE_COMMANDS = {

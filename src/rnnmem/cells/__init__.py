@@ -86,12 +86,26 @@ def build(name: str, input_size: int, hidden_size: int, layers: int = 1, convent
                        seed=seed, seeds=seeds, device=device, **own)
 
 
+def check_unit_names(names) -> None:
+    """One clear ``ConfigError`` unless ``names`` is a non-empty list of registered unit names.
+
+    Parameters
+    ----------
+    names : sequence of str.
+    """
+    if not names:
+        raise ConfigError("give at least one unit")
+    for name in names:
+        if name not in UNITS:
+            raise ConfigError(f"unknown unit {name!r}; choose from {', '.join(UNITS)}")
+
+
 def list_units() -> dict[str, str]:
     return dict(UNIT_DOCS)
 
 
 __all__ = [
-    "build", "register_kernel", "kernel_for", "KERNELS", "from_module", "load_keras", "load_tf1", "list_units", "register", "resolve",
+    "build", "check_unit_names", "register_kernel", "kernel_for", "KERNELS", "from_module", "load_keras", "load_tf1", "list_units", "register", "resolve",
     "RecurrentUnit", "CallableUnit", "State", "Convention", "CONVENTIONS", "CONVENTION_DOCS",
     "OPTION_DOCS", "UNITS", "RNN", "LSTM", "GRU", "NestedLSTM", "hard_sigmoid", "resolve_dtype",
 ]

@@ -156,15 +156,11 @@ class ArchitecturesConfig:
 
     def validate(self) -> "ArchitecturesConfig":
         """Check every field once, before anything runs; returns self. Raises ``ConfigError``."""
-        from ..cells import UNITS as KNOWN
+        from ..cells import UNITS as KNOWN, check_unit_names
         from ..cells.base import DTYPES
         from ..probes.card import card_settings
 
-        if not self.units:
-            raise ConfigError("give at least one unit")
-        for u in self.units:
-            if u not in KNOWN:
-                raise ConfigError(f"unknown unit {u!r}; choose from {', '.join(KNOWN)}")
+        check_unit_names(self.units)
         if len(set(self.units)) != len(self.units):
             raise ConfigError(f"units must be distinct, got {', '.join(self.units)}")
         unknown = set(self.unit_options) - set(KNOWN)

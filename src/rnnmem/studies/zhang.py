@@ -127,13 +127,9 @@ class ZhangConfig:
     planted_alpha: float = 0.01
 
     def validate(self) -> "ZhangConfig":
-        if not self.units:
-            raise ConfigError("give at least one unit")
-        from ..cells import UNITS as KNOWN
+        from ..cells import check_unit_names
 
-        for u in self.units:
-            if u not in KNOWN:
-                raise ConfigError(f"unknown unit {u!r}; choose from {', '.join(KNOWN)}")
+        check_unit_names(self.units)
         for name in ("train_lengths", "prefix_lengths"):
             v = getattr(self, name)
             if not v or any((not isinstance(x, int)) or x < 1 for x in v):
