@@ -249,10 +249,10 @@ class RecurrentUnit(nn.Module):
         """
         b = self._state_batch_dim()
         batch = z.shape[b - 1]
-        template = self.init_state(batch, device=z.device, dtype=z.dtype)
         out, off = [], 0
-        for s in template:
-            moved_shape = s.movedim(0, b).shape
+        for name in self.state_names:  # shapes only: no template state is allocated (a hot path)
+            shape = self.state_shape(name, batch)
+            moved_shape = shape[1: b + 1] + shape[:1] + shape[b + 1:]  # [(E,) B, layers, *features]
             size = math.prod(moved_shape[b:])
             out.append(z[..., off: off + size].reshape(moved_shape).movedim(b, 0))
             off += size

@@ -47,7 +47,7 @@ import torch
 from ..cells import CallableUnit
 from ..errors import ConfigError, InputError
 from ..devices import resolve_device
-from .common import as_unit, check_finite, unit_device, unit_dtype
+from .common import as_unit, check_finite, native_device_dtype
 
 
 @dataclass
@@ -106,18 +106,6 @@ def prepare_unit(model, device=None, dtype=None):
     if want_dev != have_dev or want_dt != have_dt:
         unit = copy.deepcopy(unit).to(device=want_dev, dtype=want_dt)
     return unit, want_dev, want_dt
-
-
-def native_device_dtype(unit) -> tuple[torch.device, torch.dtype]:
-    """Device and dtype a unit computes in: its parameters', else its buffers', else its
-    initial state's (a ``CallableUnit`` around a parameter-free module), else CPU float32."""
-    for t in list(unit.parameters()) + list(unit.buffers()):
-        if torch.is_floating_point(t):
-            return t.device, t.dtype
-    st = unit.init_state(1) if isinstance(unit, CallableUnit) else None
-    if st:
-        return st[0].device, st[0].dtype
-    return unit_device(unit), unit_dtype(unit)
 
 
 def collect_states(unit, x: torch.Tensor, components) -> tuple[torch.Tensor, tuple[str, ...]]:

@@ -7,7 +7,6 @@ from torch import nn
 
 from ..cells import CallableUnit, RecurrentUnit
 from ..cells.protocol import as_model
-from ..errors import ConfigError
 
 
 def as_unit(model) -> RecurrentUnit | CallableUnit:
@@ -30,6 +29,18 @@ def unit_dtype(unit) -> torch.dtype:
         return next(unit.parameters()).dtype
     except StopIteration:
         return torch.float32
+
+
+def native_device_dtype(unit) -> tuple[torch.device, torch.dtype]:
+    """Device and dtype a unit computes in: its parameters', else its buffers', else its
+    initial state's (a ``CallableUnit`` around a parameter-free module), else CPU float32."""
+    for t in list(unit.parameters()) + list(unit.buffers()):
+        if torch.is_floating_point(t):
+            return t.device, t.dtype
+    st = unit.init_state(1) if isinstance(unit, CallableUnit) else None
+    if st:
+        return st[0].device, st[0].dtype
+    return unit_device(unit), unit_dtype(unit)
 
 
 def _count_bad(values) -> tuple[int, int] | None:

@@ -37,11 +37,10 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from ..cells.base import RecurrentUnit, resolve_dtype
-from ..cells.custom import CallableUnit
 from ..cells.protocol import as_model
 from ..devices import resolve_device
 from ..errors import ConfigError, config_error_from
-from .common import check_finite
+from .common import check_finite, native_device_dtype
 
 
 class ProbeSettings(BaseModel):
@@ -245,7 +244,7 @@ def prepare(model, device=None, dtype=None):
     (unit, device, dtype)
     """
     unit = as_model(model)
-    have_dev, have_dt = _device_dtype(unit)
+    have_dev, have_dt = native_device_dtype(unit)
     dev = resolve_device(device) if device is not None else have_dev
     dt = resolve_dtype(dtype) if dtype is not None else have_dt
     unit = copy.deepcopy(unit)
@@ -254,17 +253,6 @@ def prepare(model, device=None, dtype=None):
         if hasattr(unit, "dtype"):
             unit.dtype = dt
     return unit, dev, dt
-
-
-def _device_dtype(unit) -> tuple[torch.device, torch.dtype]:
-    for t in list(unit.parameters()) + list(unit.buffers()):
-        if torch.is_floating_point(t):
-            return t.device, t.dtype
-    if isinstance(unit, CallableUnit):
-        st = unit.init_state(1)
-        if st:
-            return st[0].device, st[0].dtype
-    return torch.device("cpu"), torch.float32
 
 
 def member_units(unit) -> list[tuple[int, object]]:
