@@ -81,7 +81,7 @@ def test_sweep_other_cores_match_naive(cell, convention):
     # segments must stay valid while later segments run.
     model = AutocompleteModel(cell=cell, hidden=6, layers=1 if cell == "nlstm" else 2, embedding=5,
                               convention=convention, words=WORDS, dtype="float64", seed=2)
-    res = connectivity_matrix(model, TEXT, normalize=False, chunk=3)
+    res = connectivity_matrix(model, TEXT, normalize=False, chunk=3, method="sweep")
     assert res.config["method"].startswith("batched adjoint sweep")
     ref = connectivity_naive(model, TEXT, normalize=False)
     assert rel_err(res.raw, ref.raw) < 1e-5
@@ -192,7 +192,7 @@ def test_any_sequence_module_with_float_input():
     assert find_readout(model, x[:2, None]) is model.out
     res = connectivity_matrix(model, x, targets=2, normalize=False, chunk=5)
     assert res.config["at"] == "input" and res.config["protocol"] == "module(x[T,B,I])"
-    assert res.config["method"].startswith("batched adjoint sweep")  # model.rnn is a torch.nn.LSTM
+    assert res.config["method"].startswith("hand-derived batched adjoint sweep")  # model.rnn: torch.nn.LSTM
     ref = connectivity_naive(model, x, targets=2, normalize=False)
     assert rel_err(res.raw, ref.raw) < 1e-5
     eps, t, t_out = 1e-6, 4, 9

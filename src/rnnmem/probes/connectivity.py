@@ -60,6 +60,11 @@ active t~ at once, new columns joining as their output step is reached), so each
 ``t <= t~`` costs one batched step of back-propagation: about T^2/2 steps in all, in batches of up
 to ``SWEEP_GROUP`` output steps, against T^2 for the naive loop.
 
+``method="adjoint"`` (chosen first by ``method="auto"``) is the same sweep written out by hand
+for rnnmem's rnn/lstm/gru units and torch.nn.RNN/LSTM/GRU cores (``rnnmem.cells.adjoint``): no
+autograd graph, per-step coefficients precomputed, the embedding matrix folded into the first
+layer's input kernel, each step a few matrix products on the block of active adjoints.
+
 ``connectivity_naive`` is the textbook reference: one forward pass and T separate backward
 passes through the whole model (no truncation, no shortcut); tests compare the two to 1e-5 in
 float64, and against central finite differences.
@@ -78,6 +83,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..cells import adjoint
+from ..cells.adjoint import input_adjoints
 from ..cells.base import resolve_dtype
 from ..errors import ConfigError, InputError
 from ..devices import resolve_device
@@ -85,7 +92,7 @@ from .common import check_finite
 
 NORMS = ("sq_l2", "l2")
 ATS = ("onehot", "embedding")
-METHODS = ("auto", "sweep", "vmap", "replicate")
+METHODS = ("auto", "adjoint", "sweep", "vmap", "replicate")
 DEFAULT_CHUNK = 32           # output steps per backward pass (vmap, replicate)
 DEFAULT_SEGMENT = 16         # steps per graph segment (sweep)
 SWEEP_GROUP = 256            # most output steps back-propagated together (sweep; bounds memory)
@@ -473,8 +480,9 @@ def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normali
                         progress: Callable[[int, int], None] | None = None) -> ConnectivityResult:
     """Connectivity of every (t, t~) pair with batched vector-Jacobian products (module docstring).
 
-    ``method``: ``auto`` (default: ``sweep`` when the model has a recurrent core feeding a linear
-    readout and ``causal``, else ``vmap``), ``sweep``, ``vmap`` or ``replicate`` (see
+    ``method``: ``auto`` (default: ``adjoint`` when the model's recurrent core has a hand-derived
+    sweep, else ``sweep`` when it has a recurrent core feeding a linear readout and ``causal``, else
+    ``vmap``), ``adjoint``, ``sweep``, ``vmap`` or ``replicate`` (see
     ``_chunk_grads`` and ``_sweep``). ``chunk``: output steps per backward pass for vmap/replicate
     (default 32), steps per graph segment for sweep (default 16). ``progress(done, total)`` is
     called as the work proceeds. ``device`` and ``dtype`` (None: the model's own) run the probe on
@@ -489,6 +497,16 @@ def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normali
         fn, x, W, k, logits, tokens, names = _setup(model_, chars, targets, norm, at)
         T, D = x.shape[0], x.shape[-1]
         readout = find_readout(fn, x[: min(T, 2)]) if shortcut else None
+        plan = None
+        if method in ("auto", "adjoint") and readout is not None and causal:
+            plan = _adjoint_plan(model_, fn, x, readout)
+        if method == "adjoint" and plan is None:
+            raise ConfigError("method='adjoint' needs a model whose logits are one nn.Linear readout of the output of "
+                              "`model.rnn`, a rnnmem rnn/lstm/gru unit (not an ensemble) or torch.nn.RNN/LSTM/GRU "
+                              "(time-major, unidirectional), with shortcut=True and causal=True; use method='sweep' "
+                              "(any recurrent core) or 'vmap' (any model)")
+        if plan is not None:
+            method = "adjoint"
         graph = None
         if method in ("auto", "sweep") and readout is not None and causal:
             graph = _sweep_graph(model_, fn, x, readout, DEFAULT_SEGMENT if chunk is None else chunk)
@@ -499,7 +517,14 @@ def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normali
         if method == "auto":
             method = "sweep" if graph is not None else "vmap"
         raw = torch.zeros(T, T, dtype=x.dtype, device=x.device)  # [t, t~]
-        if method == "sweep":
+        if method == "adjoint":
+            core, specs, states = plan
+            rows = readout.weight[k].to(x.dtype)
+            for t, g in input_adjoints(core, x[:, 0], rows, project=W, specs=specs, states=states):
+                raw[t, t:] = _reduce(g, None, norm)
+                if progress is not None:
+                    progress(T - t, T)
+        elif method == "sweep":
             chunk = DEFAULT_SEGMENT if chunk is None else chunk
             for t, cols, g in _sweep(graph, readout.weight[k], progress):
                 raw[t, cols] = _reduce(g, W, norm)
@@ -524,7 +549,8 @@ def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normali
         "dtype": str(x.dtype).replace("torch.", ""), "device": str(x.device),
         "method": {"vmap": "batched vjp (vmap over the backward pass)",
                    "replicate": "batched vjp (sequence replicated across the batch)",
-                   "sweep": "batched adjoint sweep over graph segments of the recurrent core"}[method],
+                   "sweep": "batched adjoint sweep over graph segments of the recurrent core",
+                   "adjoint": "hand-derived batched adjoint sweep of the recurrent core (rnnmem.cells.adjoint)"}[method],
     }
     describe = getattr(model_, "describe", None)
     if callable(describe):
@@ -644,6 +670,31 @@ def _sweep_graph(model: nn.Module, fn: Callable, x: torch.Tensor, readout: nn.Li
     if y.shape != feats.shape or not torch.allclose(y, feats, rtol=1e-6, atol=1e-6):
         return None
     return pieces
+
+
+def _adjoint_plan(model: nn.Module, fn: Callable, x: torch.Tensor, readout: nn.Linear):
+    """``(core, layer specs, trajectory)`` for the hand-derived sweep (``rnnmem.cells.adjoint``), or
+    None when it does not apply: ``model.rnn`` must have a hand-derived sweep, its equations must
+    reproduce the core's first steps (``adjoint.consistent``) and the core's top-layer outputs
+    along ``x`` must equal the readout's input (``_features``), i.e. the logits really are the
+    readout of this core run from a zero state."""
+    core = getattr(model, "rnn", None)
+    specs = adjoint.layer_specs(core) if isinstance(core, nn.Module) else None
+    if specs is None:
+        return None
+    with torch.no_grad():
+        try:
+            states = adjoint.trajectory(core, specs, x[:, 0])
+        except Exception:  # a core with another calling convention: no sweep
+            return None
+        if not adjoint.consistent(specs, x[:, 0], states[0]):
+            return None
+        feats = _features(fn, x, readout)[:, 0]
+    top = states[0][-1]
+    scale = max(float(feats.abs().max()), 1e-30)
+    if top.shape != feats.shape or not torch.allclose(top, feats, rtol=1e-5, atol=1e-6 * scale):
+        return None
+    return core, specs, states
 
 
 def _sweep(pieces, w_out: torch.Tensor, progress=None):
