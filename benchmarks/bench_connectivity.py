@@ -11,8 +11,10 @@ gradient of the target logit at t~ with respect to the embedded input at t, carr
 input), with the targets k(t~) rnnmem chose (the model's top-1), and is checked against
 rnnmem's matrix (max |diff| / max |rnnmem|, and ``np.allclose(rtol=1e-3, atol=1e-6 max)``).
 
-1. rnnmem: ``connectivity_matrix`` (``--methods``; ``sweep`` is the default for this model: one
-   segmented forward pass, one batched adjoint sweep; ``vmap``, ``replicate`` can be added).
+1. rnnmem: ``connectivity_matrix`` (``--methods``, default ``adjoint,sweep``; the first is the one
+   compared: ``adjoint`` is what ``method="auto"`` picks for this model, the hand-derived batched
+   reverse sweep of ``rnnmem.cells.adjoint``; ``sweep`` the autograd sweep over graph segments
+   that other recurrent cores get; ``vmap``, ``replicate`` can be added).
 2. Baselines, written as a competent PyTorch user would (parameters frozen, eval mode, the readout
    row of each target taken directly from the dense layer, no [T, V] logits formed):
    - ``prefix-row``: for each t~, a forward pass over the causal prefix [0, t~] only and one
@@ -32,6 +34,14 @@ wall and CPU (process) time are both printed: on a shared machine wall time also
 other processes. Ratios are baseline time / rnnmem time (> 1: rnnmem faster).
 Goals (issue 16): rnnmem >= 5x faster than the best baseline at T = 200 (wall); >= 10x faster
 than the naive loop (the earlier bar).
+
+Arithmetic: the script also prints the multiply-adds each computation needs (``flops``) and the
+rate each method reached (GFLOP/s = 2 x multiply-adds / wall). Every exact method here back-propagates
+through the recurrence row by row: a row-step (one output step's adjoint through one time step)
+costs ``sum over layers of G H (H + I)`` multiply-adds (G gates, I the input width; rnnmem's bottom
+layer hands on ``C`` projected values instead of ``E``), rnnmem takes ``T (T + 1) / 2`` row-steps
+(pairs t <= t~ only), the batched baselines ``T^2``. The ratio of the two counts is what the
+arithmetic alone allows; what exceeds it would have to come from a higher GFLOP/s.
 """
 
 from __future__ import annotations
@@ -109,6 +119,18 @@ class Baselines:
         return self._norms(g[:, :, 0]).T.double().cpu().numpy()
 
 
+def flops(model: AutocompleteModel, T: int) -> dict:
+    """Multiply-adds of the reverse sweeps (module docstring): ``adjoint`` (pairs t <= t~, projected
+    bottom layer) and ``batched`` (all T^2 pairs, gradient at the embedding, then projected)."""
+    rnn = model.rnn
+    G, H, L = rnn.gates, rnn.hidden_size, rnn.num_layers
+    E, C = rnn.input_size, len(model.chars)
+    widths = [E] + [H] * (L - 1)
+    per_adj = sum(G * H * (H + (C if i == 0 else w)) for i, w in enumerate(widths))
+    per_batched = sum(G * H * (H + w) for w in widths)
+    return {"adjoint": per_adj * T * (T + 1) / 2, "batched": per_batched * T * T + T * T * E * C}
+
+
 def timed(repeat: int, fn, device: torch.device):
     """Best (smallest) wall and CPU time of ``repeat`` calls, and the last result."""
     walls, cpus = [], []
@@ -168,17 +190,23 @@ def run_threads(n: int, model, text: str, args, device) -> dict:
                  f"{len(steps)} of {T} t~ x {scale:.1f}"))
 
     r_wall, r_cpu = rows[0][1], rows[0][2]
+    work = flops(model, T)
+    macs = {"rnnmem adjoint": work["adjoint"], "jacrev-rows": work["batched"], "batched-rows": work["batched"]}
     print(f"{'method':<16}{'wall s':>9}{'CPU s':>9}{'wall ratio':>12}{'CPU ratio':>11}{'max rel diff':>14}"
-          f"{'allclose':>10}  timed on")
+          f"{'allclose':>10}{'GFLOP/s':>9}  timed on")
     for name, wall, cpu, err, close, how in rows:
+        rate = f"{2 * macs[name] / wall / 1e9:>9.1f}" if name in macs else f"{'-':>9}"
         print(f"{name:<16}{wall:>9.2f}{cpu:>9.2f}{wall / r_wall:>11.2f}x{cpu / r_cpu:>10.2f}x{err:>14.1e}"
-              f"{'yes' if close else 'NO':>10}  {how}")
+              f"{'yes' if close else 'NO':>10}{rate}  {how}")
+    print(f"multiply-adds: rnnmem adjoint {work['adjoint'] / 1e9:.1f} G (T(T+1)/2 row-steps), batched baselines "
+          f"{work['batched'] / 1e9:.1f} G (T^2 row-steps): the arithmetic alone allows "
+          f"{work['batched'] / work['adjoint']:.2f}x at equal GFLOP/s")
     baselines = [r for r in rows if r[0] in ("prefix-row", "jacrev-rows", "batched-rows")]
     best = min(baselines, key=lambda r: r[1])
     naive_row = rows[-1]
     out = {"threads": torch.get_num_threads(), "best": best[0], "vs_best_wall": best[1] / r_wall,
            "vs_best_cpu": best[2] / r_cpu, "vs_naive_wall": naive_row[1] / r_wall,
-           "all_close": all(r[4] for r in rows)}
+           "all_close": all(r[4] for r in rows), "arith": work["batched"] / work["adjoint"]}
     print(f"rnnmem ({rows[0][0]}) vs the best baseline ({best[0]}): {out['vs_best_wall']:.2f}x wall, "
           f"{out['vs_best_cpu']:.2f}x CPU (goal >= {GOAL_BASELINE:.0f}x wall: "
           f"{'MET' if out['vs_best_wall'] >= GOAL_BASELINE else 'NOT MET'}); vs naive {out['vs_naive_wall']:.1f}x wall "
@@ -195,7 +223,7 @@ def main() -> None:
                     help="output steps timed for the prefix-row and naive loops (scaled to T)")
     ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts, each run in turn")
     ap.add_argument("--hidden", type=int, default=600)
-    ap.add_argument("--methods", default="sweep", help="rnnmem methods (the first is the reference)")
+    ap.add_argument("--methods", default="adjoint,sweep", help="rnnmem methods (the first is the reference)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best is kept")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
@@ -213,7 +241,8 @@ def main() -> None:
     print("\nsummary (wall ratios; > 1 means rnnmem is faster):")
     for r in results:
         print(f"  {r['threads']} thread(s): vs best baseline ({r['best']}) {r['vs_best_wall']:.2f}x wall / "
-              f"{r['vs_best_cpu']:.2f}x CPU, vs naive {r['vs_naive_wall']:.1f}x; all matrices allclose: "
+              f"{r['vs_best_cpu']:.2f}x CPU (arithmetic bound {r['arith']:.2f}x at equal GFLOP/s), vs naive "
+              f"{r['vs_naive_wall']:.1f}x; all matrices allclose: "
               f"{'yes' if r['all_close'] else 'NO'}")
 
 
