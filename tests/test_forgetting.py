@@ -116,8 +116,93 @@ def test_status_diverging_for_chaotic_rnn():
     with torch.no_grad():
         unit.layer_params[0].W_h.mul_(4.0)  # spectral radius ~2.3: chaotic, not saturated
     res = forgetting(unit, T=3000, P=100)
-    assert res.table.iloc[0]["status"] == "diverging"
-    assert res.table.iloc[0]["censored_0.01"]
+    row = res.table.iloc[0]
+    assert row["status"] == "diverging"
+    assert row["censored_0.01"]
+    # saturated chaos: the difference stays at the attractor's size but grows again after each dip
+    assert row["growth"] > ForgettingSettings().growth_min + row["growth_rounding"]
+
+
+class ScaledIdentity(nn.Module):
+    """h_t = lam h_{t-1} + x_t U + drift, y_t = h_t: the minimal model protocol (``input_size``,
+    ``hidden_size``, ``forward(x, state=None)``), probed through ``as_model``. After the prefix the
+    state difference is lam^(t-P+1) (h^a_{P-1} - h^b_{P-1}) exactly: it contracts for lam < 1, stays
+    constant for lam = 1 (identity recurrent weight) and grows for lam > 1. ``drift`` adds the same
+    amount to both runs every step: it changes no difference, only makes the state, and so its
+    rounding, large."""
+
+    def __init__(self, lam: float, dtype=torch.float64, drift: float = 0.0, input_size: int = 2, hidden_size: int = 3):
+        super().__init__()
+        self.input_size, self.hidden_size, self.lam, self.drift = input_size, hidden_size, lam, drift
+        g = torch.Generator().manual_seed(0)
+        self.U = nn.Parameter(torch.randn(input_size, hidden_size, generator=g, dtype=torch.float64).to(dtype))
+
+    def forward(self, x, state=None):
+        h = torch.zeros(x.shape[1], self.hidden_size, dtype=x.dtype) if state is None else state
+        ys = []
+        for t in range(x.shape[0]):
+            h = self.lam * h + x[t] @ self.U + self.drift
+            ys.append(h)
+        return torch.stack(ys), h
+
+
+def scaled_identity(lam, **kw):
+    from rnnmem.cells.protocol import as_model
+
+    return as_model(ScaledIdentity(lam, **kw))
+
+
+def test_status_contracting_constant_growing():
+    """The three regimes of the difference after the prefix, each with its status: contracting
+    (lam = 0.9) agrees; constant (lam = 1) is censored at every tolerance, not diverging; growing
+    (lam = 1.01) is diverging, with growth (T - 1 - P) ln(lam) and rate -ln(lam)."""
+    T, P, s = 2000, 100, ForgettingSettings()
+    down = forgetting(scaled_identity(0.9), T=T, P=P, input_seeds=[1, 2]).table
+    assert set(down["status"]) <= {"exact", "floor", "converged"}
+    assert not down["censored_0.01"].any() and (down["growth"] == 0).all()
+
+    flat = forgetting(scaled_identity(1.0), T=T, P=P, input_seeds=[1, 2]).table
+    assert (flat["status"] == "censored").all()
+    for tol in s.tolerances:
+        assert flat[f"censored_{tol_name(tol)}"].all()
+    assert (flat["rate"].abs() < 1e-12).all()
+    assert (flat["growth"] < s.growth_min / 100).all()  # rounding only, far below the threshold
+
+    lam = 1.01
+    up = forgetting(scaled_identity(lam), T=T, P=P, input_seeds=[1, 2]).table
+    assert (up["status"] == "diverging").all()
+    np.testing.assert_allclose(up["growth"], (T - 1 - P) * math.log(lam), rtol=1e-9)
+    np.testing.assert_allclose(up["rate"], -math.log(lam), rtol=1e-6)
+    assert (up["growth_rounding"] < 1e-6).all()
+
+
+@pytest.mark.parametrize("growth_min", [0.1, 0.5])
+def test_growth_min_is_the_diverging_threshold(growth_min):
+    """A slow growth, (T - 1 - P) ln(1.0001) = 0.19 nats: diverging above growth_min = 0.1, censored
+    below growth_min = 0.5; the decision is growth > growth_min + growth_rounding."""
+    T, P, lam = 2000, 100, 1.0001
+    t = forgetting(scaled_identity(lam), T=T, P=P, input_seeds=[1], growth_min=growth_min).table
+    growth = (T - 1 - P) * math.log(lam)
+    np.testing.assert_allclose(t["growth"], growth, rtol=1e-6)
+    want = "diverging" if growth > growth_min + t["growth_rounding"][0] else "censored"
+    assert t["status"][0] == want
+    assert want == ("diverging" if growth_min < growth else "censored")
+
+
+def test_constant_difference_in_float32_is_not_diverging():
+    """An identity recurrent weight in float32 with a drift of 10 per step: the state reaches 2e5,
+    where one float32 rounding (1.6e-2) is 4e-4 of the difference (about 40), every step. The
+    difference stays constant up to rounding: censored like the float64 twin, its growth far below
+    growth_min, and the worst-case rounding allowance covers it."""
+    T, P, s = 20_000, 100, ForgettingSettings()
+    t32 = forgetting(scaled_identity(1.0, dtype=torch.float32, drift=10.0), T=T, P=P, input_seeds=[1, 2]).table
+    t64 = forgetting(scaled_identity(1.0, dtype=torch.float64, drift=10.0), T=T, P=P, input_seeds=[1, 2]).table
+    assert (t32["dtype"] == "float32").all()
+    assert (t32["status"] == "censored").all() and (t64["status"] == "censored").all()
+    assert (t32["growth"] > 0).all()  # float32 rounding does move the difference ...
+    assert (t32["growth"] < s.growth_min / 100).all()  # ... by far less than the threshold
+    assert (t32["growth"] < t32["growth_rounding"]).all()
+    assert (t64["growth"] < 1e-9).all()
 
 
 def test_torch_module_and_ensemble_agree():
@@ -145,6 +230,8 @@ def test_same_seed_same_numbers_and_curves_are_logbinned():
     ({"T": 100, "P": 100}, "prefix P=100 must be shorter"),
     ({"tolerances": (-1e-3,)}, "tolerances must be finite and >= 0"),
     ({"T": 0}, "T must be a positive integer"),
+    ({"growth_min": 0.0}, "growth_min"),
+    ({"growth_min": math.inf}, "growth_min"),
 ])
 def test_bad_settings(kwargs, match):
     with pytest.raises(ConfigError, match=match):

@@ -22,8 +22,15 @@ Numerical honesty. Each run ends in one status, decided by the *first* event:
   reported for tolerances ``>= floor_margin * floor_level`` (the window's largest difference) and
   is *censored* below that: the dtype cannot resolve them.
 - ``censored``: no event by step T and some tolerance is still exceeded at T-1 (censored there).
-- ``diverging``: as censored, but the difference is not contracting: the fitted decay over the
-  whole run is less than one e-fold (rate * fitted steps < 1).
+  This includes neutral dynamics (a linear recurrence with eigenvalue modulus exactly 1, an
+  identity recurrent weight): the difference neither shrinks nor grows, so it is never forgotten.
+- ``diverging``: as censored (the outputs still differ by more than the largest tolerance at
+  T-1), the difference is not contracting (the fitted decay over the run is less than one e-fold:
+  rate * fitted steps < 1), *and it grew*: its ``growth`` exceeds ``growth_min`` plus the rounding
+  allowance ``growth_rounding`` (see :func:`_growth`). A chaotic network, whose difference
+  fluctuates at the attractor's size and grows again after every dip, ends here; a constant
+  difference does not, in any dtype (its growth is rounding only, far below ``growth_min``).
+- ``converged``: no event by step T and no tolerance is censored.
 
 Early stopping ends the computation once every run in the batch has an event; nothing computed
 after that could change the answer (the test suite checks this against full T-step runs).
@@ -70,7 +77,12 @@ def derive_input_seed(seed: int) -> int:
 
 @dataclass
 class ForgettingSettings:
-    """Protocol and numerics of the forgetting probe (every field is recorded with each run)."""
+    """Protocol and numerics of the forgetting probe (every field is recorded with each run).
+
+    ``growth_min`` (nats, default 0.1, a growth by a factor e^0.1 = 1.105): how much the state
+    difference must grow after the prefix, on top of its rounding allowance, for a run that never
+    contracted to be ``diverging`` rather than ``censored`` (:func:`_growth`).
+    """
 
     T: int = 100_000
     P: int = 1_000
@@ -83,6 +95,7 @@ class ForgettingSettings:
     fit_floor_factor: float = 100.0
     fit_skip: int = 0
     curve_bins: int = 120
+    growth_min: float = 0.1
 
     def __post_init__(self):
         self.tolerances = tuple(float(t) for t in self.tolerances)
@@ -105,6 +118,8 @@ class ForgettingSettings:
             raise ConfigError(f"fit_skip must be an integer >= 0, got {self.fit_skip!r}")
         if self.floor_factor <= 1 or self.floor_margin < 1 or self.fit_floor_factor <= 1:
             raise ConfigError("floor_factor and fit_floor_factor must be > 1, floor_margin >= 1")
+        if not (self.growth_min > 0) or math.isinf(self.growth_min):
+            raise ConfigError(f"growth_min (nats) must be finite and > 0, got {self.growth_min}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -149,6 +164,7 @@ class _Tracker:
         self.curves = {k: np.full((nb, R), np.nan) for k in ("out_maxabs", "out_l2", "state_maxabs", "state_l2")}
         self.comp_curves: dict[str, np.ndarray] = {}
         self.t = 0  # steps processed
+        self.state_dim = 1  # real state components per run (all components, all layers)
 
     def update(self, out_max, out_l2, comp_max: dict, state_max, state_l2, scale, exact_step):
         s, C = self.s, out_max.shape[0]
@@ -396,6 +412,7 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
                 y = y.reshape(C, R, 2, -1)
                 # components [C, *shape with the batch 2R at bdims[k]] -> [C, R, 2, features]
                 all_st = tuple(c.movedim(1 + bd, 1).reshape(C, R, 2, -1) for c, bd in zip(all_st, bdims))
+            tracker.state_dim = sum(int(c.shape[-1]) for c in all_st)
             tracker.update(*_diffs(y, all_st, names))
             if crit_tracker is not None:
                 crit_tracker.update(y, t)
@@ -429,6 +446,42 @@ def _fit_rate(d: np.ndarray, scale: np.ndarray, P: int, stop: int, eps: float, f
     return -fit.slope, fit.stderr, len(seg)
 
 
+def _growth(d: np.ndarray, scale: np.ndarray, P: int, stop: int, eps: float, factor: float,
+            state_dim: int) -> tuple[float, float]:
+    """How much the state difference grew after the prefix, and how much of that rounding can explain.
+
+    Parameters
+    ----------
+    d : array [T'], the L2 distance of the full states per step.
+    scale : array [T'], the largest state magnitude per step.
+    P, stop : the measured steps are ``P .. stop``.
+    eps : float, machine epsilon of the dtype the state is rounded to.
+    factor : float, ``fit_floor_factor``: steps with ``d_t <= factor * eps * max(1, scale_t)``
+        are at the rounding floor and left out (their ratios are rounding noise).
+    state_dim : int, real state components per run.
+
+    Returns
+    -------
+    (growth, rounding): ``growth = max over t1 <= t2 of ln(d_t2 / d_t1)`` over the measured steps
+    above the floor (nats; 0 for a difference that never grows, such as a contracting or constant
+    one, in exact arithmetic), and ``rounding = sum_t sqrt(state_dim) * eps * scale_t / d_t`` over
+    the same steps (nats): the relative change of ``d`` if every step's rounding moved every state
+    component by a full ``eps * scale_t``, all in the same direction (a pessimistic allowance: a
+    constant float32 difference was measured to move by 1e-5 to 5e-4 nats over 2e4 to 1e5 steps,
+    below both this allowance and ``growth_min``). A run counts as growing when
+    ``growth > growth_min + rounding``. Both are 0.0 with fewer than two measured steps.
+    """
+    seg, sc = d[P : stop + 1], scale[P : stop + 1]
+    keep = seg > factor * eps * np.maximum(sc, 1.0)
+    seg, sc = seg[keep], sc[keep]
+    if len(seg) < 2:
+        return 0.0, 0.0
+    ln = np.log(seg)
+    growth = float(np.max(ln - np.minimum.accumulate(ln)))
+    rounding = float(math.sqrt(state_dim) * eps * np.sum(sc / seg))
+    return growth, rounding
+
+
 def _summarise(tr: _Tracker, s: ForgettingSettings, eps: float, input_seeds, seeds):
     P = s.P
     d_l2 = np.concatenate(tr.d_state_l2)
@@ -439,6 +492,7 @@ def _summarise(tr: _Tracker, s: ForgettingSettings, eps: float, input_seeds, see
         event, ev_step = tr.event[r], int(tr.event_step[r])
         stop = ev_step if event else tr.t - 1
         rate, rate_se, npts = _fit_rate(d_l2[:, r], scale[:, r], P, stop, eps, s.fit_floor_factor, s.fit_skip)
+        growth, growth_rounding = _growth(d_l2[:, r], scale[:, r], P, stop, eps, s.fit_floor_factor, tr.state_dim)
         d0 = float(d_out[P, r]) if d_out.shape[0] > P else math.nan
         row = {
             "run": r,
@@ -448,6 +502,8 @@ def _summarise(tr: _Tracker, s: ForgettingSettings, eps: float, input_seeds, see
             "rate": rate,
             "rate_se": rate_se,
             "fit_points": npts,
+            "growth": growth,
+            "growth_rounding": growth_rounding,
             "d0": d0,
             "floor_level": float(tr.floor_level[r]) if event == "floor" else math.nan,
             "steps_computed": tr.t,
@@ -469,7 +525,8 @@ def _summarise(tr: _Tracker, s: ForgettingSettings, eps: float, input_seeds, see
                 row[f"horizon_{name}"] = math.log(d0 / tol) / rate if rate > 0 and d0 > tol else math.nan
         if event:
             status = event
-        elif not (rate > 0 and rate * npts >= 1.0) and d_out[-1, r] > max(s.tolerances):
+        elif (not (rate > 0 and rate * npts >= 1.0) and d_out[-1, r] > max(s.tolerances)
+              and growth > s.growth_min + growth_rounding):
             status = "diverging"
         else:
             status = "censored" if any_censored else "converged"

@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from .. import __version__
-from ..probes.forgetting import tol_name
+from ..probes.forgetting import ForgettingSettings, tol_name
 from ..report.document import Document
 from ..report.heatmap import heatmaps
 from .muccino import VARIANTS
@@ -40,7 +40,8 @@ CENSORED_DEFINITION = (
     "(k of its n runs censored), or only `k/n cens.` (grey) when more than half its runs are censored. How a run ended is its "
     "status: `exact` (the two runs' states became bitwise equal), `floor` (the difference got stuck at "
     "the rounding floor), `reached T` (stored as status `censored`: still differing at T), `diverging` "
-    "(reached T without contracting)."
+    f"(reached T without contracting, and the difference grew: by more than {ForgettingSettings().growth_min:g} "
+    "nats beyond what rounding explains; a difference that stays constant is `reached T`)."
 )
 STATUS_LABELS = {"n_exact": "ended exact", "n_floor": "ended at floor", "n_censored": "reached T",
                  "n_diverging": "diverging", "n_converged": "converged"}
