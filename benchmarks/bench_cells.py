@@ -32,8 +32,9 @@ Goals (issue 16): rnnmem's loop >= 3x faster per step than tf_keras graph mode, 
 torch.nn's fused kernel.
 
 Last (``--memory-steps``, 0 skips it), the memory-augmented units mrnn, mlstm, mrnnf, mlstmf, rnn2
-(K = 100) at (I, H, batch) = (1, 1, 1), the Zhao study's size, and (8, 32, 2): us per step of the
-compiled loop against the Python loop (``use_native = False``), wall and this thread's CPU time.
+(K = 100) and the recurrent weighted average rwa (no filter, no K) at (I, H, batch) = (1, 1, 1), the
+Zhao study's size, and (8, 32, 2): us per step of the compiled loop against the Python loop
+(``use_native = False``), wall and this thread's CPU time.
 
 Exits with status 1 when the fused path is slower than 1.2x torch.nn anywhere.
 
@@ -142,18 +143,22 @@ x = tf.constant(np.random.default_rng(1).standard_normal((2, steps, 8)).astype("
 run = tf.function(lambda v: layer(v))
 run(x[:, :10]).numpy()
 run(x).numpy()  # traces the full-length graph
-best = float("inf")
+walls, cpus = [], []
 for _ in range(int(sys.argv[4])):
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     run(x).numpy()
-    best = min(best, time.perf_counter() - t0)
-print(json.dumps({"us_per_step": best / steps * 1e6, "tf": tf.__version__}))
+    walls.append(time.perf_counter() - t0)
+    cpus.append(time.process_time() - c0)  # every thread of this process (tf's pools included)
+print(json.dumps({"us_per_step": min(walls) / steps * 1e6, "cpu_us_per_step": sorted(cpus)[len(cpus) // 2] / steps * 1e6,
+                  "tf": tf.__version__}))
 """
 
 
 def tf_peer(cell: str, steps: int, threads: int, rounds: int, python: str | None) -> dict | None:
-    """Per-step time of tf_keras in graph mode, run in a subprocess (this interpreter or ``python``);
-    None when tensorflow / tf_keras do not import there."""
+    """Per-step time of tf_keras in graph mode, run in a subprocess (this interpreter or ``python``):
+    ``us_per_step`` (best wall time of ``rounds``), ``cpu_us_per_step`` (median CPU time of the
+    subprocess, all its threads) and ``tf`` (version); None when tensorflow / tf_keras do not import
+    there."""
     import subprocess
 
     exe = python or sys.executable
@@ -216,13 +221,15 @@ def bench_keras(steps: int, rounds: int, threads: int, tf_python: str | None) ->
                      "native": _native_used(unit, x),
                      "loop_over_torch": statistics.median(a / b for a, b in zip(samples["loop"], samples["torch"])),
                      "tf_us": None if peer is None else peer["us_per_step"],
+                     "tf_cpu_us": None if peer is None else peer.get("cpu_us_per_step"),
                      "tf_version": None if peer is None else peer["tf"]})
     return rows
 
 
 def print_keras(rows: list[dict], steps: int, threads: int) -> None:
     print(f"\nissue-16 protocol: keras convention, 8 inputs, 32 units, batch 2 (one pair), {steps:,} steps, "
-          f"{threads} thread(s), inference; us per step (median of interleaved rounds)")
+          f"{threads} thread(s), inference; us per step (median of interleaved rounds; tf_keras: the best of "
+          "its rounds, in its own process)")
     head = (f"{'cell':5s} | {'rnnmem loop':>11s} {'torch.nn':>9s} {'tf_keras':>9s} {'py loop':>9s} | "
             f"{'loop/nn':>8s} {'tf/loop':>8s} {'py/loop':>8s}")
     print(head)
@@ -232,11 +239,14 @@ def print_keras(rows: list[dict], steps: int, threads: int) -> None:
         ratio = f"{r['tf_us'] / r['loop_us']:8.2f}" if r["tf_us"] is not None else f"{'n/a':>8s}"
         print(f"{r['cell']:5s} | {r['loop_us']:11.2f} {r['torch_us']:9.2f} {tf_txt} {r['pyloop_us']:9.2f} | "
               f"{r['loop_over_torch']:8.2f} {ratio} {r['pyloop_us'] / r['loop_us']:8.2f}")
-    print("CPU time of this thread (us per step; wall time above is inflated by other processes' load):")
+    print("CPU time (us per step; rnnmem and torch.nn: this thread, tf_keras: its process; "
+          "wall time above is inflated by other processes' load):")
     for r in rows:
         c = r["cpu_us"]
+        tf_cpu = (f"  tf_keras {r['tf_cpu_us']:.2f} (process, all threads) | tf/loop {r['tf_cpu_us'] / c['loop']:.2f}"
+                  if r.get("tf_cpu_us") is not None else "")
         print(f"{r['cell']:5s} | loop {c['loop']:.2f}  blocks {c['blocks']:.2f}  torch.nn {c['torch']:.2f}  "
-              f"py loop {c['pyloop']:.2f} | loop/nn {r['loop_over_torch_cpu']:.2f}")
+              f"py loop {c['pyloop']:.2f} | loop/nn {r['loop_over_torch_cpu']:.2f}{tf_cpu}")
     for r in rows:
         print(f"{r['cell']:5s} | probe-style (blocks of 250 steps, all states kept): {r['blocks_us']:.2f} us/step wall, "
               f"{r['blocks_over_torch']:.2f}x torch.nn")
@@ -266,13 +276,13 @@ MEMORY_SIZES = [(1, 1, 1), (8, 32, 2)]  # (I, H, batch): the Zhao study's models
 
 
 def bench_memory(cells_: list[str], steps: int, rounds: int) -> list[dict]:
-    """The memory-augmented units (K = 100) in inference: us per step of the compiled step loop
+    """The memory-augmented units (K = 100; rwa without K) in inference: us per step of the compiled step loop
     (cells/_native.py) against the Python step loop (``use_native = False``), interleaved rounds,
     medians of wall and of this thread's CPU time, and the largest output difference."""
     rows = []
     for cell in cells_:
         for I, H, B in MEMORY_SIZES:
-            unit = cells.build(cell, I, H, K=100, seed=0)
+            unit = cells.build(cell, I, H, seed=0, **({} if cell == "rwa" else {"K": 100}))  # rwa: no filter
             x = torch.randn(steps, B, I, generator=torch.Generator().manual_seed(1))
 
             def run(native, unit=unit, x=x):
@@ -306,7 +316,7 @@ def bench_memory(cells_: list[str], steps: int, rounds: int) -> list[dict]:
 
 
 def print_memory(rows: list[dict], steps: int, threads: int) -> None:
-    print(f"\nmemory-augmented units (K = 100, float32, inference, {steps:,} steps, {threads} thread(s)): "
+    print(f"\nmemory-augmented units (K = 100; rwa has no K; float32, inference, {steps:,} steps, {threads} thread(s)): "
           "us per step, compiled loop vs Python loop (median of interleaved rounds)")
     head = (f"{'cell':7s} {'I':>3s} {'H':>3s} {'B':>2s} | {'compiled':>9s} {'python':>9s} {'speed-up':>8s} | "
             f"{'cpu comp':>9s} {'cpu py':>9s} {'speed-up':>8s} | {'maxdiff':>8s} path")
@@ -337,7 +347,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-table", action="store_true", help="only the issue-16 keras protocol")
     ap.add_argument("--memory-steps", type=int, default=2000,
                     help="steps of the memory-unit comparison (compiled vs Python loop; 0: skip it)")
-    ap.add_argument("--memory-cells", default="mrnn,mlstm,mrnnf,mlstmf,rnn2")
+    ap.add_argument("--memory-cells", default="mrnn,mlstm,mrnnf,mlstmf,rnn2,rwa")
     ap.add_argument("--memory-rounds", type=int, default=3)
     args = ap.parse_args(argv)
     if args.threads > 0:

@@ -266,7 +266,8 @@ def _study_model(small: bool, words=None):
 
 
 def check_connectivity(device: torch.device, small: bool = False) -> list[Row]:
-    """Connectivity matrix of the study's GRU 2x600 model (float32): CPU sweep vs device sweep and vmap."""
+    """Connectivity matrix of the study's GRU 2x600 model (float32): CPU (auto: the hand-derived
+    adjoint sweep) vs the device's adjoint sweep, autograd sweep and vmap."""
     from rnnmem.probes.connectivity import connectivity_matrix
 
     T = 40 if small else 100
@@ -278,7 +279,7 @@ def check_connectivity(device: torch.device, small: bool = False) -> list[Row]:
     connectivity_matrix(model, text[:6], chunk=4)  # warm-up
     rc, t_cpu = timed(lambda: connectivity_matrix(model, text), torch.device("cpu"))
     rows = []
-    for method in ("sweep", "vmap"):
+    for method in ("adjoint", "sweep", "vmap"):
         connectivity_matrix(model, text[:6], chunk=4, method=method, device=device)  # warm-up of this path
         rd, t_dev = timed(lambda: connectivity_matrix(model, text, method=method, device=device), device)
         size = "gru 2x48 tf1, 300 words" if small else f"gru 2x600 tf1, {model.n_words} words"

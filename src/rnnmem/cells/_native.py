@@ -3,7 +3,7 @@
 At small sizes (the forgetting probe runs 8 inputs, 32 units, a batch of 2 for 100,000 steps)
 a step of the Python loop costs tens of microseconds of per-operation dispatch while the
 arithmetic takes well under one. This module compiles, at first use, a few plain-C loops (LSTM,
-GRU reset-before / reset-after, Elman RNN, Nested LSTM, memory.py's mrnn and mlstm(f); sigmoid or hard-sigmoid gates; float32 and float64;
+GRU reset-before / reset-after, Elman RNN, Nested LSTM, memory.py's mrnn, mlstm(f) and rwa; sigmoid or hard-sigmoid gates; float32 and float64;
 ensembles) that run a whole block of steps per call, given the input projection
 ``x W_x + b (+ folded biases)`` that the Python path computes for the block anyway.
 Mamba's sequence form (mamba.py) has two more, ``dconv`` (its causal convolution and SiLU) and
@@ -21,10 +21,10 @@ their Python step loop.
 
 The loops compute the same equations as the Python path in the same order of operations, except
 that the recurrent product is summed in its own order, multiply-adds may fuse (FMA), and
-``tanh``/``exp`` are this module's (float32: evaluated in double and rounded once, within half an
-ulp; float64: libm) rather than torch's vectorised ones. Results agree with the Python loop to
-float rounding (a few ulp per step), not bit for bit; tests/test_native.py checks them within
-1e-5 (float32) / 1e-12 (float64). Used only when no gradient is needed (see
+``tanh``/``exp`` (and rwa's ``log1p``) are this module's (float32: evaluated in double and rounded
+once, within half an ulp; float64: libm) rather than torch's vectorised ones. Results agree with
+the Python loop to float rounding (a few ulp per step), not bit for bit; tests/test_native.py and
+tests/test_native_memory.py check them within 1e-5 (float32) / 1e-12 (float64). Used only when no gradient is needed (see
 ``RecurrentUnit._native_ok``).
 """
 
@@ -542,6 +542,78 @@ int selscan_##SUF(long Tn, long E, long B, long D, long N, const T *restrict del
 
 SSM_LOOPS(float, f32, exp_sel32)
 SSM_LOOPS(double, f64, exp_sel64)
+
+/* log1p(y) in double for 0 <= y <= 1 without a libm call (so that loops over it vectorise):
+   u = 1 + y rounded, plus the first-order correction (y - (u - 1)) / u of that rounding;
+   u = 2^k f with f in [sqrt(2)/2, sqrt(2)], k in {0, 1}; log f = 2 atanh(s), s = (f-1)/(f+1),
+   |s| <= 0.1716, by its series to s^23 (truncation < 1e-19). Within a few ulp of double. */
+static inline double log1p_d(double y) {
+    const double u = 1.0 + y;
+    const double c = (y - (u - 1.0)) / u;
+    const double big = u > 1.4142135623730951 ? 1.0 : 0.0; /* a blend, not a branch */
+    const double f = u - 0.5 * big * u;
+    const double s = (f - 1.0) / (f + 1.0), s2 = s * s;
+    double p = 1.0 / 23.0;
+    p = p * s2 + 1.0 / 21.0; p = p * s2 + 1.0 / 19.0; p = p * s2 + 1.0 / 17.0;
+    p = p * s2 + 1.0 / 15.0; p = p * s2 + 1.0 / 13.0; p = p * s2 + 1.0 / 11.0;
+    p = p * s2 + 1.0 / 9.0;  p = p * s2 + 1.0 / 7.0;  p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;  p = p * s2 + 1.0;
+    return big * 0.69314718055994530942 + (2.0 * s * p + c);
+}
+/* float32 log1p of y in [0, 1] (RWA's log1p(exp(-|l - a|))), in double and rounded once */
+static inline float log1p32(float y) { return (float)log1p_d((double)y); }
+
+/* Recurrent weighted average (memory.py, RWA._run_layer): xq[T,E,B,3H] = [x W_u + b_u,
+   x W_g + b_g, x W_a]; W[E,H,2H] = [U_g, U_a]; h, r, l[E,B,H] in/out (r = n / d, l = log d);
+   hs[T,E,B,H]; rs, ls NULL or [T,E,B,H]. Per unit, in the Python loop's order:
+   z = u tanh(g); l' = logaddexp(l, a) as torch computes it (max(l, a) + log1p(exp(-|l - a|)),
+   l itself when l and a are the same infinity); alpha = exp(a - l'); r' = r + alpha (z - r);
+   h' = tanh(r'). No overflow: alpha <= 1 and the exponent of log1p's argument is <= 0.
+   float32 uses exp_sel32 above (gcc leaves loops over exp32 scalar), so that both loops over j
+   vectorise; float64 uses libm's exp, log1p and tanh. */
+#define RWA_LOOPS(T, SUF, EXP, TANH, LOG1P, ABS)                                               \
+int rwa_##SUF(long Tn, long E, long B, long H, const T *xq, const T *W, T *h, T *r, T *l,      \
+              T *hs, T *rs, T *ls) {                                                           \
+    const long G = 2 * H, R = E * B;                                                           \
+    T *buf = (T *)malloc(sizeof(T) * (B * G + H));                                             \
+    if (!buf) return 1;                                                                        \
+    T *acc = buf, *z = acc + B * G;                                                            \
+    for (long t = 0; t < Tn; ++t) {                                                            \
+        for (long e = 0; e < E; ++e) {                                                         \
+            mv_##SUF(h + e * B * H, B, W + e * H * G, H, G, G, acc);                           \
+            for (long b = 0; b < B; ++b) {                                                     \
+                const long row = e * B + b;                                                    \
+                const T *restrict x = xq + (t * R + row) * 3 * H;                              \
+                T *restrict a = acc + b * G, *restrict zr = z;                                 \
+                T *restrict hr = h + row * H, *restrict rr = r + row * H, *restrict lr = l + row * H; \
+                /* a[j] <- exp(-|l - a|), a[H + j] <- a (the pre-activation), z */             \
+                for (long j = 0; j < H; ++j) {                                                 \
+                    const T gv = x[H + j] + a[j], av = x[2 * H + j] + a[H + j];                \
+                    zr[j] = x[j] * TANH(gv);                                                   \
+                    a[H + j] = av;                                                             \
+                    a[j] = EXP((T)0 - ABS(lr[j] - av));                                        \
+                }                                                                              \
+                for (long j = 0; j < H; ++j) {                                                 \
+                    const T lo = lr[j], av = a[H + j];                                         \
+                    const T mx = lo < av ? av : lo;                                            \
+                    const T lp = LOG1P(a[j]); /* outside the select: no branch, vectorises */  \
+                    const T ln = (lo == av && ABS(lo) == (T)INFINITY) ? lo : mx + lp;          \
+                    const T al = EXP(av - ln);                                                 \
+                    const T rn = rr[j] + al * (zr[j] - rr[j]);                                 \
+                    lr[j] = ln; rr[j] = rn; hr[j] = TANH(rn);                                  \
+                }                                                                              \
+                memcpy(hs + (t * R + row) * H, hr, sizeof(T) * H);                             \
+                if (rs) memcpy(rs + (t * R + row) * H, rr, sizeof(T) * H);                     \
+                if (ls) memcpy(ls + (t * R + row) * H, lr, sizeof(T) * H);                     \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    free(buf);                                                                                 \
+    return 0;                                                                                  \
+}
+
+RWA_LOOPS(float, f32, exp_sel32, tanh32, log1p32, fabsf)
+RWA_LOOPS(double, f64, exp, tanh, log1p, fabs)
 """
 
 # -ffp-contract=fast: multiply-adds fuse where the CPU has FMA (25% faster LSTM steps at H = 32;
@@ -602,10 +674,11 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
         getattr(lib, f"nlstm_{suf}").argtypes = [L, L, L, L, L, P, P, P, P, P, P, P, P, P, I, ctypes.c_double]
         for name in ("lstm", "gru", "rnn", "nlstm"):
             getattr(lib, f"{name}_{suf}").restype = I
-        # memory-augmented units (memory.py): mrnn, mlstm / mlstmf
+        # memory-augmented units (memory.py): mrnn, mlstm / mlstmf, rwa
         getattr(lib, f"mrnn_{suf}").argtypes = [L] * 6 + [P] * 16
         getattr(lib, f"mlstm_{suf}").argtypes = [L] * 5 + [P] * 10 + [I]
-        for name in ("mrnn", "mlstm"):
+        getattr(lib, f"rwa_{suf}").argtypes = [L] * 4 + [P] * 8
+        for name in ("mrnn", "mlstm", "rwa"):
             getattr(lib, f"{name}_{suf}").restype = I
         # mamba's selective scan (mamba.py)
         getattr(lib, f"dconv_{suf}").argtypes = [L] * 5 + [P, L, P, P, P, P]

@@ -64,7 +64,9 @@ mlstm's p gate); b_d = 0 for fixed d. Conventions ``keras``/``tf1``: glorot-unif
 kernels, orthogonal recurrent kernels, zero biases. ``rwa`` follows its authors' code under every
 convention: glorot-uniform kernels over the concatenated fan-in, zero biases, s ~ N(0, 1).
 
-The step loop here is the reference implementation (autograd, forward-mode AD, any layers);
+The step loop here is the reference implementation (autograd, forward-mode AD, any layers); when
+no gradient is needed, on CPU, the compiled loops of ``_native.py`` run the same steps (mrnn,
+mlstm(f) and rwa their own, mrnnf and rnn2 the Elman loop; ``last_path`` says which ran);
 ``rnnmem.train.fastseq`` computes the same sequences with hand-written backward passes for training.
 """
 
@@ -667,6 +669,33 @@ class RWA(MemoryUnit):
                 ls.append(lg)
         Hs = torch.stack(hs)
         per = (Hs, torch.stack(rs), torch.stack(ls)) if keep_all else None
+        return Hs, (h, r, lg), per
+
+    def _native_layer(self, layer, x, st, keep_all, chunk: int = 1024):
+        """All steps of ``_run_layer`` in the compiled loop (``_native.py``, ``rwa_*``: the same
+        logaddexp form); the input projection ``chunk`` steps at a time. None when a subclass
+        changed ``_run_layer``."""
+        if type(self)._run_layer is not RWA._run_layer:
+            return None
+        from . import _native
+
+        fn = getattr(_native.library(), f"rwa_{'f32' if x.dtype == torch.float32 else 'f64'}")
+        p = self.layer_params[layer]
+        H, T, B = self.hidden_size, x.shape[0], x.shape[-2]
+        E = x.shape[1] if x.dim() == 4 else 1
+        h, r, lg = (s.clone(memory_format=torch.contiguous_format) for s in st)
+        W = p.W_h.contiguous()
+        bias = F.pad(p.b, (0, H))                    # [b_u, b_g, 0]: a has no bias (adding 0 is exact)
+        Hs = x.new_empty(x.shape[:-1] + (H,))
+        Rs, Ls = (x.new_empty(Hs.shape), x.new_empty(Hs.shape)) if keep_all else (None, None)
+        for t0 in range(0, T, chunk):
+            t1 = min(T, t0 + chunk)
+            xq = (self._seq_mm(x[t0:t1], p.W_x) + bias).contiguous()
+            rc = fn(t1 - t0, E, B, H, xq.data_ptr(), W.data_ptr(), h.data_ptr(), r.data_ptr(), lg.data_ptr(),
+                    Hs[t0].data_ptr(), Rs[t0].data_ptr() if keep_all else 0, Ls[t0].data_ptr() if keep_all else 0)
+            if rc != 0:
+                raise MemoryError("the compiled rwa loop could not allocate its scratch buffer")
+        per = (Hs, Rs, Ls) if keep_all else None
         return Hs, (h, r, lg), per
 
 
