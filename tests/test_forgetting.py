@@ -11,7 +11,7 @@ from torch import nn
 
 from rnnmem import cells
 from rnnmem.errors import ConfigError, InputError
-from rnnmem.probes.forgetting import ForgettingSettings, forgetting, tol_name
+from rnnmem.probes.forgetting import ForgettingSettings, OutputCriterion, _draw_block, forgetting, tol_name
 
 
 class LinearRNN(nn.Module):
@@ -203,6 +203,103 @@ def test_constant_difference_in_float32_is_not_diverging():
     assert (t32["growth"] < s.growth_min / 100).all()  # ... by far less than the threshold
     assert (t32["growth"] < t32["growth_rounding"]).all()
     assert (t64["growth"] < 1e-9).all()
+
+
+def _first_nonfinite_step(module, T, P, input_seeds, dtype):
+    """The first step at which a state of either stream, or their difference, is not finite,
+    per run (-1 if never): the module run directly on the probe's input streams (``_draw_block``,
+    the documented protocol), without the probe's tracker."""
+    gens = [torch.Generator().manual_seed(s) for s in input_seeds]
+    block, R, I = ForgettingSettings().block, len(input_seeds), module.input_size
+    x = torch.cat([_draw_block(gens, min(block, T - t0), I, t0, P, dtype) for t0 in range(0, T, block)])
+    with torch.no_grad():
+        h, _ = module(x.reshape(T, 2 * R, I))  # y_t = h_t: the state
+    h = h.reshape(T, R, 2, -1)
+    a, b = h[:, :, 0], h[:, :, 1]
+    bad = ~(torch.isfinite(a) & torch.isfinite(b) & torch.isfinite(a - b)).all(-1)  # [T, R]
+    return [int(bad[:, r].float().argmax()) if bad[:, r].any() else -1 for r in range(R)]
+
+
+def test_float32_overflow_is_its_own_status_never_floor_or_converged():
+    """A difference growing by 1.01 per step overflows float32 (3.4e38) after about 8,500 steps;
+    then the states are inf and their difference inf or NaN. Each run ends ``overflow`` at the
+    first non-finite step (found independently by running the module on the same streams),
+    censored at every tolerance (a NaN difference never counts as agreeing), with the rate and
+    growth of the finite steps: -ln(1.01) per step, as in exact arithmetic. Early stopping gives
+    the same table as the full run."""
+    T, P, lam, seeds = 20_000, 100, 1.01, [1, 2]
+    want = _first_nonfinite_step(ScaledIdentity(lam, dtype=torch.float32), T, P, seeds, torch.float32)
+    assert all(P < w < T for w in want), want  # the streams do overflow, after the prefix
+    crit = [OutputCriterion("dec2", decimals=2), OutputCriterion("abs", atol=1e-4)]
+    early = forgetting(scaled_identity(lam, dtype=torch.float32), T=T, P=P, input_seeds=seeds, criteria=crit)
+    full = forgetting(scaled_identity(lam, dtype=torch.float32), T=T, P=P, input_seeds=seeds, criteria=crit,
+                      early_stop=False)
+    t = early.table
+    assert (t["dtype"] == "float32").all()
+    assert list(t["status"]) == ["overflow", "overflow"]
+    assert list(t["event_step"]) == want
+    for tol in ForgettingSettings().tolerances:
+        assert t[f"censored_{tol_name(tol)}"].all() and t[f"steps_{tol_name(tol)}"].isna().all()
+    for c in crit:
+        assert t[f"censored_stay_{c.name}"].all() and t[f"censored_first_{c.name}"].all()
+    # the fit runs over every finite step after P, and they grow exactly as lam^k
+    assert list(t["fit_points"]) == [w - P for w in want]
+    np.testing.assert_allclose(t["rate"], -math.log(lam), rtol=1e-5)  # measured 9e-7 (float32 rounding)
+    np.testing.assert_allclose(t["growth"], (t["event_step"] - 1 - P) * math.log(lam), rtol=1e-5)
+    assert np.isfinite(t["growth_rounding"]).all()
+    # early stopping: both runs have their event by step 8,750, and nothing later changes the table
+    assert early.steps_computed < T and full.steps_computed == T
+    cols = [c for c in t.columns if c != "steps_computed"]
+    pd_a, pd_b = t[cols].fillna(-1), full.table[cols].fillna(-1)
+    assert pd_a.equals(pd_b)
+
+
+def test_nonfinite_state_after_an_exact_event_changes_nothing():
+    """Components 0-2 contract (0.5 per step) until the two runs' states are bitwise equal; a
+    fourth, input-free component grows as 1.5^t and overflows float64 around step 1,750, long
+    after, making the (identical) states inf and their difference NaN. The run stays ``exact``
+    and its forgetting steps are the same whether the probe stops early or computes all T steps."""
+    T, P = 3000, 100
+
+    def unit():
+        mod = ScaledIdentity(torch.tensor([0.5, 0.5, 0.5, 1.5], dtype=torch.float64), hidden_size=4,
+                             drift=torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64))
+        with torch.no_grad():
+            mod.U[:, 3] = 0.0
+        return mod
+
+    from rnnmem.cells.protocol import as_model
+
+    with torch.no_grad():
+        h, _ = unit()(torch.zeros(T, 1, 2, dtype=torch.float64))
+    assert math.isinf(h[-1, 0, 3]) and math.isfinite(h[1000, 0, 3])  # overflows after step 1,000
+    crit = [OutputCriterion("dec2", decimals=2)]
+    early = forgetting(as_model(unit()), T=T, P=P, input_seeds=[1, 2], criteria=crit)
+    full = forgetting(as_model(unit()), T=T, P=P, input_seeds=[1, 2], criteria=crit, early_stop=False)
+    assert (early.table["status"] == "exact").all() and (early.table["event_step"] < 1000).all()
+    assert early.steps_computed < 1000 and full.steps_computed == T
+    cols = [c for c in early.table.columns if c != "steps_computed"]
+    assert early.table[cols].fillna(-1).equals(full.table[cols].fillna(-1))
+    assert not early.table["censored_exact"].any()
+
+
+def test_rate_of_a_huge_growing_state_in_float64():
+    """float64, 1.01 per step over 20,000 steps: the state difference reaches 1e86. The rounding
+    floor of each step is relative to that step's state, so every step is fitted and the rate is
+    the closed form -ln(1.01) per step (it was NaN with one cutoff from the largest state)."""
+    T, P, lam = 20_000, 100, 1.01
+    res = forgetting(scaled_identity(lam), T=T, P=P, input_seeds=[1, 2])
+    t = res.table
+    assert (t["status"] == "diverging").all()
+    assert (t["fit_points"] == T - P).all()
+    np.testing.assert_allclose(t["rate"], -math.log(lam), rtol=1e-9)
+    np.testing.assert_allclose(t["growth"], (T - 1 - P) * math.log(lam), rtol=1e-9)
+    for curve, d0 in zip(res.curves, t["d0"]):
+        last = curve["state_l2"][-1]  # the last bin's largest L2 distance: step T - 1's
+        assert 1e80 < last < math.inf  # finite: its squares (1e172) are not formed in the state's dtype
+        # d0 = max-abs difference at step P, lam^(T - 1 - P) of it at T - 1; L2 / max-abs in [1, sqrt(3)]
+        excess = math.log(last) - math.log(d0) - (T - 1 - P) * math.log(lam)
+        assert -1e-9 <= excess <= 0.5 * math.log(3) + 1e-9
 
 
 def test_torch_module_and_ensemble_agree():

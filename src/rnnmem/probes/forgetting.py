@@ -18,9 +18,10 @@ Numerical honesty. Each run ends in one status, decided by the *first* event:
   deterministic, so they stay equal forever and nothing later can change n(eps).
 - ``floor``: the state difference stopped shrinking at the rounding level of the dtype: over a
   window of ``floor_window`` steps it stays below ``floor_factor * eps_mach * scale`` (scale = the
-  largest state magnitude) and its second half is not below half its first half. Then n(eps) is
-  reported for tolerances ``>= floor_margin * floor_level`` (the window's largest difference) and
-  is *censored* below that: the dtype cannot resolve them.
+  largest state magnitude in the window; every value in it finite) and its second half is not
+  below half its first half. Then n(eps) is reported for tolerances ``>= floor_margin *
+  floor_level`` (the window's largest difference) and is *censored* below that: the dtype cannot
+  resolve them.
 - ``censored``: no event by step T and some tolerance is still exceeded at T-1 (censored there).
   This includes neutral dynamics (a linear recurrence with eigenvalue modulus exactly 1, an
   identity recurrent weight): the difference neither shrinks nor grows, so it is never forgotten.
@@ -31,13 +32,22 @@ Numerical honesty. Each run ends in one status, decided by the *first* event:
   fluctuates at the attractor's size and grows again after every dip, ends here; a constant
   difference does not, in any dtype (its growth is rounding only, far below ``growth_min``).
 - ``converged``: no event by step T and no tolerance is censored.
+- ``overflow``: a state (of either stream, any component) or the state or output difference
+  became non-finite (inf, or NaN from inf - inf) at ``event_step``, e.g. a growing state in
+  float32 past 3.4e38. It is an event: nothing from that step on can be measured, so every
+  tolerance is censored there (a NaN difference counts as exceeding every tolerance, never as
+  agreeing), and ``rate`` and ``growth`` are computed on the steps before it. Non-finite values
+  after a run's earlier event (exact, floor) are left out: they cannot change its answer.
 
-Early stopping ends the computation once every run in the batch has an event; nothing computed
-after that could change the answer (the test suite checks this against full T-step runs).
+Early stopping ends the computation once every run in the batch has an event (exact, floor or
+overflow); nothing computed after that could change the answer (the test suite checks this
+against full T-step runs). A non-finite run is never taken for ``exact`` or ``floor``.
 
 Contraction rate. On the stretch after P where the state difference is above the rounding floor
-(``> fit_floor_factor * eps_mach * scale``) the log L2 state distance is fitted by least squares,
-``ln ||delta_t|| = a - rate * t``; ``rate`` (nats per step) comes with its OLS standard error
+of its own step (``> fit_floor_factor * eps_mach * scale_t``, scale_t = the largest state magnitude
+at step t, so a difference that grows with its state stays above it) the log L2 state distance
+(computed in float64 on scaled values: it cannot overflow while the state is finite) is fitted by
+least squares, ``ln ||delta_t|| = a - rate * t``; ``rate`` (nats per step) comes with its OLS standard error
 and implies the horizon ``ln(d0 / eps) / rate`` for each tolerance, d0 = d_P. ``fit_skip`` leaves
 out the first steps of that stretch, where directions fading faster than the slowest one still
 contribute; with it (about 30 steps) and float64 the rate agrees with minus the maximal Lyapunov
@@ -63,6 +73,8 @@ from ..devices import resolve_device
 from .common import as_unit, check_finite, unit_device, unit_dtype
 
 DEFAULT_TOLERANCES = (0.0, 1e-6, 1e-4, 1e-2)
+#: every status a run can end in (the module docstring defines each); studies count these
+STATUSES = ("exact", "floor", "censored", "diverging", "converged", "overflow")
 
 
 def tol_name(tol: float) -> str:
@@ -163,6 +175,7 @@ class _Tracker:
         nb = len(self.edges) - 1
         self.curves = {k: np.full((nb, R), np.nan) for k in ("out_maxabs", "out_l2", "state_maxabs", "state_l2")}
         self.comp_curves: dict[str, np.ndarray] = {}
+        self.ignored = np.zeros((0, R), dtype=bool)  # the last chunk's non-finite steps after an event
         self.t = 0  # steps processed
         self.state_dim = 1  # real state components per run (all components, all layers)
 
@@ -170,17 +183,28 @@ class _Tracker:
         s, C = self.s, out_max.shape[0]
         t0, P = self.t, s.P
         steps = np.arange(t0, t0 + C)
+        # a non-finite state (either stream) or difference: the state overflowed (or became NaN,
+        # e.g. inf - inf); nothing from that step on can be measured. NaN compares false with
+        # every tolerance, so it is counted here explicitly as exceeding all of them.
+        bad = ~(np.isfinite(out_max) & np.isfinite(state_max) & np.isfinite(scale))  # [C, R]
+        first_bad = np.where(bad.any(axis=0), np.argmax(bad, axis=0), -1)
+        # the run's event is the first of: exact equality of the full state (from step P on), overflow
+        for r in np.nonzero((self.event == "") & ((exact_step >= 0) | (first_bad >= 0)))[0]:
+            ex = int(exact_step[r]) if exact_step[r] >= 0 and t0 + exact_step[r] >= P else -1
+            if first_bad[r] >= 0 and (ex < 0 or first_bad[r] < ex):
+                self.event[r], self.event_step[r] = "overflow", t0 + first_bad[r]
+            elif ex >= 0:
+                self.event[r], self.event_step[r] = "exact", t0 + ex
+        # non-finite values after a run's event (exact, floor or overflow) are left out: they
+        # cannot change its answer (and an early-stopped run never computes them)
+        live = (self.event == "")[None, :] | (steps[:, None] <= self.event_step[None, :])
+        self.ignored = bad & ~live  # [C, R], read by _CriteriaTracker.update
         for k, tol in enumerate(s.tolerances):
-            over = out_max > tol  # [C, R]
+            over = np.where(bad, live, out_max > tol)  # [C, R]
             any_over = over.any(axis=0)
             if any_over.any():
                 last = C - 1 - np.argmax(over[::-1], axis=0)
                 self.last_exceed[k] = np.where(any_over, t0 + last, self.last_exceed[k])
-        # exact equality of the full state: the first time it happens is the run's event
-        for r in np.nonzero(exact_step >= 0)[0]:
-            if self.event[r] == "" and t0 + exact_step[r] >= P:
-                self.event[r] = "exact"
-                self.event_step[r] = t0 + exact_step[r]
         self.d_state_max.append(state_max)
         self.d_state_l2.append(state_l2)
         self.d_out_max.append(out_max)
@@ -203,10 +227,12 @@ class _Tracker:
         if t - W < s.P:
             return
         dmax = np.concatenate(self.d_state_max[-(W // s.block + 2):])[-W:]  # [W, R]
-        scale = np.concatenate(self.scale[-(W // s.block + 2):])[-W:].max(axis=0)
+        win_scale = np.concatenate(self.scale[-(W // s.block + 2):])[-W:]
+        scale = win_scale.max(axis=0)
         gate = s.floor_factor * self.eps * np.maximum(scale, 1.0)
         first, second = dmax[: W // 2].max(axis=0), dmax[W // 2 :].max(axis=0)
-        is_floor = (dmax.max(axis=0) <= gate) & (second >= 0.5 * first) & (dmax.max(axis=0) > 0)
+        finite = np.isfinite(dmax).all(axis=0) & np.isfinite(win_scale).all(axis=0)  # inf <= inf is true
+        is_floor = finite & (dmax.max(axis=0) <= gate) & (second >= 0.5 * first) & (dmax.max(axis=0) > 0)
         for r in np.nonzero(is_floor)[0]:
             if self.event[r] == "":
                 self.event[r] = "floor"
@@ -264,13 +290,17 @@ class _CriteriaTracker:
         self.first_close = np.full((len(criteria), R), -1, dtype=np.int64)
         self.last_far = np.full((len(criteria), R), -1, dtype=np.int64)
 
-    def update(self, y: torch.Tensor, t0: int):
+    def update(self, y: torch.Tensor, t0: int, ignored: np.ndarray | None = None):
+        """Outputs ``y`` ``[C, R, 2, H]`` of steps ``t0 .. t0 + C - 1``; ``ignored`` ``[C, R]``:
+        steps left out (non-finite values after the run's event, ``_Tracker.ignored``)."""
         a, b = y[..., 0, :].double(), y[..., 1, :].double()  # [C, R, H]
         C = a.shape[0]
         diff, babs = (a - b).abs(), b.abs()
         for k, crit in enumerate(self.criteria):
             close = crit.close(a, b, diff, babs).cpu().numpy()  # [C, R]
             far = ~close
+            if ignored is not None:
+                close, far = close & ~ignored, far & ~ignored
             any_far = far.any(axis=0)
             if any_far.any():
                 last = C - 1 - np.argmax(far[::-1], axis=0)
@@ -286,18 +316,22 @@ class _CriteriaTracker:
         (steps until first close) and their ``censored_`` flags. Censoring of ``stay``: a run
         that ended ``exact`` never is; one that ended at the ``floor`` is unless the criterion held
         throughout the floor window (the floor is stationary, so it holds after); one that reached
-        T is when the outputs were not close at its last step. ``first`` is censored when the
-        outputs were never close."""
+        T is when the outputs were not close at its last step; one that ended in ``overflow``
+        always is. ``first`` is censored when the outputs were never close, or, after an
+        ``overflow``, not before the step the state became non-finite."""
         P, out = self.P, {}
+        overflow = tr.event == "overflow"
         for k, crit in enumerate(self.criteria):
             last, first = self.last_far[k], self.first_close[k]
             cens_stay = np.zeros(len(last), dtype=bool)
             for r in range(len(last)):
                 if tr.event[r] == "floor":
                     cens_stay[r] = last[r] > tr.event_step[r] - s.floor_window
+                elif tr.event[r] == "overflow":
+                    cens_stay[r] = True
                 elif tr.event[r] != "exact":
                     cens_stay[r] = last[r] >= tr.t - 1
-            cens_first = first < 0
+            cens_first = (first < 0) | (overflow & (first >= tr.event_step))
             out[f"stay_{crit.name}"] = np.where(cens_stay, np.nan, np.maximum(0, last + 1 - P)).astype(float)
             out[f"censored_stay_{crit.name}"] = cens_stay
             out[f"first_{crit.name}"] = np.where(cens_first, np.nan, first - P).astype(float)
@@ -313,15 +347,15 @@ def _diffs(y: torch.Tensor, states: tuple, names: tuple[str, ...]):
     dy = y[..., 0, :] - y[..., 1, :]
     C, R = dy.shape[0], dy.shape[1]
     out_max = dy.abs().amax(-1)
-    out_l2 = torch.linalg.vector_norm(dy, dim=-1)
-    comp_max, sq, mx, scale = {}, torch.zeros(C, R, dtype=dy.dtype, device=dy.device), None, None
+    out_l2 = _l2([dy], out_max)
+    comp_max, parts, mx, scale = {}, [], None, None
     exact = torch.ones(C, R, dtype=torch.bool, device=dy.device)
     for name, comp in zip(names, states):
         a, b = comp[..., 0, :], comp[..., 1, :]  # [C, ..., R, H]
         d = (a - b).movedim(-2, 1).reshape(C, R, -1)
         m = d.abs().amax(-1)
         comp_max[name] = m
-        sq = sq + d.pow(2).sum(-1)
+        parts.append(d)
         mx = m if mx is None else torch.maximum(mx, m)
         exact &= m == 0
         mag = torch.maximum(a.abs(), b.abs()).movedim(-2, 1).reshape(C, R, -1).amax(-1)
@@ -329,7 +363,27 @@ def _diffs(y: torch.Tensor, states: tuple, names: tuple[str, ...]):
     first_exact = torch.where(exact.any(0), exact.float().argmax(0), torch.full((R,), -1, device=dy.device))
     to_np = lambda v: v.detach().to("cpu", torch.float64).numpy()  # noqa: E731
     return (to_np(out_max), to_np(out_l2), {k: to_np(v) for k, v in comp_max.items()}, to_np(mx),
-            to_np(sq.sqrt()), to_np(scale), first_exact.cpu().numpy())
+            to_np(_l2(parts, mx)), to_np(scale), first_exact.cpu().numpy())
+
+
+def _l2(parts: list[torch.Tensor], mx: torch.Tensor) -> torch.Tensor:
+    """The L2 norm over the last dimension of all ``parts`` together, computed in float64 on the
+    values divided by their largest magnitude ``mx``, so that it cannot overflow while the values
+    are finite (``torch.linalg.vector_norm`` of float32 values above 1.8e19 is inf).
+
+    Parameters
+    ----------
+    parts : list of tensors ``[C, R, n_k]``, the differences of each state component (or the outputs).
+    mx : tensor ``[C, R]``, the largest ``|value|`` over every part.
+
+    Returns
+    -------
+    tensor ``[C, R]`` (float64): the norm; 0 where ``mx`` is 0, non-finite where a value is.
+    """
+    m = mx.double()
+    safe = torch.where((m > 0) & torch.isfinite(m), m, torch.ones_like(m))
+    sq = sum((p.double() / safe.unsqueeze(-1)).pow(2).sum(-1) for p in parts)
+    return sq.sqrt() * safe
 
 
 def _draw_block(gens: list[torch.Generator], C: int, I: int, t0: int, P: int, dtype) -> torch.Tensor:
@@ -415,7 +469,7 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
             tracker.state_dim = sum(int(c.shape[-1]) for c in all_st)
             tracker.update(*_diffs(y, all_st, names))
             if crit_tracker is not None:
-                crit_tracker.update(y, t)
+                crit_tracker.update(y, t, tracker.ignored)
             t += C
             if progress is not None:
                 progress(C)
@@ -432,12 +486,32 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
                                    "kernel": getattr(unit, "last_path", "custom")})
 
 
+def _above_floor(d: np.ndarray, scale: np.ndarray, eps: float, factor: float) -> np.ndarray:
+    """Steps whose state distance ``d_t`` is finite and above that step's rounding floor,
+    ``factor * eps * max(1, scale_t)`` (``scale_t``: the largest state magnitude at step t)."""
+    return np.isfinite(d) & (d > factor * eps * np.maximum(scale, 1.0))
+
+
 def _fit_rate(d: np.ndarray, scale: np.ndarray, P: int, stop: int, eps: float, factor: float, skip: int = 0):
     """OLS fit of ln ||delta_t|| = a - rate * t on the stretch above the rounding floor, leaving
-    out its first ``skip`` steps (where faster-decaying directions still contribute)."""
+    out its first ``skip`` steps (where faster-decaying directions still contribute).
+
+    Parameters
+    ----------
+    d, scale : arrays [T'], the L2 state distance and the largest state magnitude per step.
+    P, stop : the stretch starts at step ``P`` and ends at ``stop`` or before the first step that
+        is not above its own rounding floor (:func:`_above_floor`: a per-step cutoff, so a
+        difference that grows with a growing state is fitted all along).
+    eps, factor : machine epsilon and ``fit_floor_factor``.
+    skip : steps left out at the start of the stretch.
+
+    Returns
+    -------
+    (rate, rate_se, points): nats per step, its OLS standard error, and the fitted steps (NaN,
+    NaN, n with fewer than 5 points).
+    """
     seg = d[P : stop + 1]
-    floor = factor * eps * max(1.0, float(scale[P : stop + 1].max()) if stop >= P else 1.0)
-    below = np.nonzero(seg <= floor)[0]
+    below = np.nonzero(~_above_floor(seg, scale[P : stop + 1], eps, factor))[0]
     end = below[0] if len(below) else len(seg)
     seg = seg[skip:end]
     if len(seg) < 5:
@@ -472,7 +546,7 @@ def _growth(d: np.ndarray, scale: np.ndarray, P: int, stop: int, eps: float, fac
     ``growth > growth_min + rounding``. Both are 0.0 with fewer than two measured steps.
     """
     seg, sc = d[P : stop + 1], scale[P : stop + 1]
-    keep = seg > factor * eps * np.maximum(sc, 1.0)
+    keep = _above_floor(seg, sc, eps, factor)
     seg, sc = seg[keep], sc[keep]
     if len(seg) < 2:
         return 0.0, 0.0
@@ -490,7 +564,8 @@ def _summarise(tr: _Tracker, s: ForgettingSettings, eps: float, input_seeds, see
     rows, curves = [], []
     for r in range(tr.R):
         event, ev_step = tr.event[r], int(tr.event_step[r])
-        stop = ev_step if event else tr.t - 1
+        # measured through the event step; an overflow run through the step before (its last finite one)
+        stop = (ev_step - 1 if event == "overflow" else ev_step) if event else tr.t - 1
         rate, rate_se, npts = _fit_rate(d_l2[:, r], scale[:, r], P, stop, eps, s.fit_floor_factor, s.fit_skip)
         growth, growth_rounding = _growth(d_l2[:, r], scale[:, r], P, stop, eps, s.fit_floor_factor, tr.state_dim)
         d0 = float(d_out[P, r]) if d_out.shape[0] > P else math.nan
@@ -514,6 +589,8 @@ def _summarise(tr: _Tracker, s: ForgettingSettings, eps: float, input_seeds, see
             last = int(tr.last_exceed[k, r])
             if event == "exact":
                 censored = False
+            elif event == "overflow":  # unmeasurable from the overflow on: whether it agrees later is unknown
+                censored = True
             elif event == "floor":
                 censored = not (tol > 0 and tol >= s.floor_margin * tr.floor_level[r])
             else:

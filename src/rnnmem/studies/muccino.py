@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..errors import ConfigError
 from ..store.db import config_column
 from ..store.validation import validate_model
-from ..probes.forgetting import DEFAULT_TOLERANCES, ForgettingSettings, forgetting, tol_name
+from ..probes.forgetting import DEFAULT_TOLERANCES, STATUSES, ForgettingSettings, forgetting, tol_name
 
 STUDY = "forgetting"
 SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -32,7 +32,12 @@ VARIANTS = {  # name -> (convention, dtype); the first is the published setting
 
 
 class ForgettingConfig(BaseModel):
-    """One configuration of the forgetting experiment (everything but the seed)."""
+    """One configuration of the forgetting experiment (everything but the seed).
+
+    Every setting that changes a run's result is a field, so it is part of the stored config and
+    of the run key: ``growth_min`` (the ``diverging`` threshold) too, so runs stored before it was
+    a setting (their configs lack it) are never taken for runs labelled by the growth rule.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -52,6 +57,7 @@ class ForgettingConfig(BaseModel):
     floor_margin: float = 10.0
     fit_floor_factor: float = 100.0
     fit_skip: int = Field(default=0, ge=0)
+    growth_min: float = ForgettingSettings.growth_min
     early_stop: bool = True
     device: str = "cpu"
 
@@ -68,7 +74,7 @@ class ForgettingConfig(BaseModel):
         return ForgettingSettings(
             T=self.T, P=self.P, tolerances=tuple(self.tolerances), block=self.block, early_stop=self.early_stop,
             floor_factor=self.floor_factor, floor_window=self.floor_window, floor_margin=self.floor_margin,
-            fit_floor_factor=self.fit_floor_factor, fit_skip=self.fit_skip,
+            fit_floor_factor=self.fit_floor_factor, fit_skip=self.fit_skip, growth_min=self.growth_min,
         )
 
 
@@ -149,9 +155,10 @@ def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
 def censored_at(runs: pd.DataFrame) -> pd.Series:
     """Steps after the prefix each run was followed for: its value at a censored tolerance is
     larger than this (a right-censored observation). ``floor``: the step the floor was detected;
-    otherwise the last computed step."""
+    ``overflow``: the steps before the state became non-finite; otherwise the last computed step."""
     end = np.where(runs["status"] == "floor", runs["event_step"].astype(float) + 1,
-                   runs["steps_computed"].astype(float))
+                   np.where(runs["status"] == "overflow", runs["event_step"].astype(float),
+                            runs["steps_computed"].astype(float)))
     return pd.Series(end - runs["P"].astype(float), index=runs.index)
 
 
@@ -186,7 +193,7 @@ def aggregate(runs: pd.DataFrame, tolerances=DEFAULT_TOLERANCES) -> pd.DataFrame
             row[f"std_{name}"] = float(vals.std(ddof=1)) if len(vals) > 1 else float("nan")
             row[f"censored_{name}"] = int(cens.sum())
         row["rate"] = float(g["rate"].astype(float).mean())
-        for st in ("exact", "floor", "censored", "diverging", "converged"):
+        for st in STATUSES:
             row[f"n_{st}"] = int((g["status"] == st).sum())
         rows.append(row)
     return pd.DataFrame(rows)

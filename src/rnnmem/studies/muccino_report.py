@@ -41,10 +41,12 @@ CENSORED_DEFINITION = (
     "status: `exact` (the two runs' states became bitwise equal), `floor` (the difference got stuck at "
     "the rounding floor), `reached T` (stored as status `censored`: still differing at T), `diverging` "
     f"(reached T without contracting, and the difference grew: by more than {ForgettingSettings().growth_min:g} "
-    "nats beyond what rounding explains; a difference that stays constant is `reached T`)."
+    "nats beyond what rounding explains; a difference that stays constant is `reached T`), `converged` (reached T "
+    "with every tolerance met), `overflow` (a state or the difference became inf or NaN; the run is censored at "
+    "every tolerance from that step on)."
 )
 STATUS_LABELS = {"n_exact": "ended exact", "n_floor": "ended at floor", "n_censored": "reached T",
-                 "n_diverging": "diverging", "n_converged": "converged"}
+                 "n_diverging": "diverging", "n_converged": "converged", "n_overflow": "overflow (inf/NaN)"}
 
 
 def _display(df: pd.DataFrame, tol: str) -> tuple[pd.DataFrame, pd.DataFrame]:
