@@ -115,3 +115,16 @@ def test_cli_forgetting_with_nan_state_dict_is_an_error(tmp_path):
     assert res.returncode == 2, res.stdout
     assert res.stderr.strip().startswith("error:") and "converged" not in res.stdout
     assert "'weight_hh_l0' holds 1 NaN or infinite values" in res.stderr
+
+
+def test_huge_finite_weights_pass_and_one_inf_among_them_is_counted():
+    # the check sums each tensor first (a NaN or inf anywhere makes the sum non-finite); a sum that
+    # overflows on finite values must fall back to the exact count, not raise
+    lin = nn.Linear(4, 3)
+    with torch.no_grad():
+        lin.weight.fill_(3e38)  # float32: the sum overflows to inf, every value is finite
+    check_finite(lin)
+    with torch.no_grad():
+        lin.weight[1, 2] = float("inf")
+    with pytest.raises(InputError, match="holds 1 NaN or infinite values"):
+        check_finite(lin)

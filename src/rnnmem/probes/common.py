@@ -10,14 +10,39 @@ from ..cells.protocol import as_model
 
 
 def as_unit(model) -> RecurrentUnit | CallableUnit:
-    """The model protocol's door (``rnnmem.cells.protocol.as_model``): a built-in unit, a
+    """Turn what the user brings into an rnnmem unit.
+
+    The model protocol's door (``rnnmem.cells.protocol.as_model``): a built-in unit, a
     ``CallableUnit``, a ``torch.nn.RNN/LSTM/GRU`` (copied into a built-in unit), or an ``nn.Module``
     with the minimal protocol (``forward(x, state=None) -> (y, state)``, ``input_size``,
-    ``hidden_size``), wrapped in a ``CallableUnit``."""
+    ``hidden_size``), wrapped in a ``CallableUnit``.
+
+    Parameters
+    ----------
+    model : RecurrentUnit, CallableUnit, torch.nn.RNN/LSTM/GRU or nn.Module
+        The model to wrap (built-in units are returned as they are).
+
+    Returns
+    -------
+    RecurrentUnit or CallableUnit
+        The unit the probes compute with.
+    """
     return as_model(model)
 
 
 def unit_device(unit) -> torch.device:
+    """Device of a unit's first parameter.
+
+    Parameters
+    ----------
+    unit : nn.Module
+        Any module (an rnnmem unit, a ``CallableUnit``...).
+
+    Returns
+    -------
+    torch.device
+        The device of ``next(unit.parameters())``; CPU when the unit has no parameters.
+    """
     try:
         return next(unit.parameters()).device
     except StopIteration:
@@ -25,6 +50,18 @@ def unit_device(unit) -> torch.device:
 
 
 def unit_dtype(unit) -> torch.dtype:
+    """Dtype of a unit's first parameter.
+
+    Parameters
+    ----------
+    unit : nn.Module
+        Any module (an rnnmem unit, a ``CallableUnit``...).
+
+    Returns
+    -------
+    torch.dtype
+        The dtype of ``next(unit.parameters())``; ``torch.float32`` when the unit has no parameters.
+    """
     try:
         return next(unit.parameters()).dtype
     except StopIteration:
@@ -33,7 +70,19 @@ def unit_dtype(unit) -> torch.dtype:
 
 def native_device_dtype(unit) -> tuple[torch.device, torch.dtype]:
     """Device and dtype a unit computes in: its parameters', else its buffers', else its
-    initial state's (a ``CallableUnit`` around a parameter-free module), else CPU float32."""
+    initial state's (a ``CallableUnit`` around a parameter-free module), else CPU float32.
+
+    Parameters
+    ----------
+    unit : RecurrentUnit or CallableUnit
+        The unit (only its first floating-point parameter/buffer, or ``init_state(1)``, is read).
+
+    Returns
+    -------
+    (torch.device, torch.dtype)
+        Device and dtype of the first floating-point parameter or buffer, else of the first tensor of
+        ``unit.init_state(1)`` (``CallableUnit`` only), else ``(cpu, torch.float32)``.
+    """
     for t in list(unit.parameters()) + list(unit.buffers()):
         if torch.is_floating_point(t):
             return t.device, t.dtype
@@ -48,7 +97,10 @@ def _count_bad(values) -> tuple[int, int] | None:
     if isinstance(values, torch.Tensor):
         if not (values.is_floating_point() or values.is_complex()):
             return None
-        return int((~torch.isfinite(values.detach())).sum()), values.numel()
+        v = values.detach()
+        if bool(torch.isfinite(v.sum())):  # fast path: a NaN or inf anywhere makes the sum non-finite
+            return 0, v.numel()
+        return int((~torch.isfinite(v)).sum()), v.numel()  # (or the sum overflowed: count exactly)
     import numpy as np
 
     if hasattr(values, "to_numpy"):  # pandas
@@ -87,6 +139,11 @@ def check_finite(model=None, *tensors, names=None) -> None:
     ------
     InputError
         Naming the first parameter or input with non-finite values and how many it holds.
+
+    Returns
+    -------
+    None
+        Returns only when every checked value is finite.
     """
     from ..errors import InputError
 
