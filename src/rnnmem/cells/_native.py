@@ -641,7 +641,13 @@ def _cpu_identity() -> str:
 
 
 def cache_dir() -> Path:
-    """``$RNNMEM_CACHE/native`` or ``~/.cache/rnnmem/native``."""
+    """``$RNNMEM_CACHE/native`` or ``~/.cache/rnnmem/native``.
+
+    Returns
+    -------
+    Path
+        The folder the compiled library is built into and loaded from (not created here).
+    """
     root = os.environ.get("RNNMEM_CACHE")
     return Path(root) / "native" if root else Path.home() / ".cache" / "rnnmem" / "native"
 
@@ -689,7 +695,18 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
 
 
 def library() -> ctypes.CDLL | None:
-    """The compiled step loops, built and cached at first call; None when unavailable."""
+    """The compiled step loops, built and cached at first call; None when unavailable.
+
+    The library file is ``cache_dir() / "steploops-<key>.so"``, the key a hash of the C source, the
+    compiler flags and the CPU's identity; the result (library or None) is kept for the process.
+
+    Returns
+    -------
+    ctypes.CDLL or None
+        The loaded library with argument types bound (``lstm_f32``, ``gru_f64``, ...); None with
+        ``RNNMEM_NATIVE=0`` (or false / no / off), or when no compiler is found or the build or load
+        fails (logged at debug level; never raised).
+    """
     if "lib" in _state:
         return _state["lib"]
     lib = None

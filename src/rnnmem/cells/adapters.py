@@ -77,6 +77,29 @@ class _AdapterUnit(CallableUnit):
         return torch.stack(ys), state
 
     def forward(self, x, state=None, return_all_states: bool = False):
+        """See ``CallableUnit.forward``: the model stepped one token embedding at a time.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input embeddings ``[T, B, d_model]`` (cast to the model's dtype).
+        state : tuple of Tensor, optional
+            The state to start from, shaped as the zero state (``[layers, B, F]`` per component);
+            None: the zero state (an empty cache).
+        return_all_states : bool
+            Also return every step's state (default False).
+
+        Returns
+        -------
+        tuple
+            ``(y[T, B, d_model], state)``, or ``(y, state, states)`` with ``return_all_states``.
+
+        Raises
+        ------
+        InputError
+            When ``x`` is not ``[T, B, d_model]`` or contains NaN, or ``state`` does not match the zero state's
+            components and shapes.
+        """
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.input_size:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InputError(f"input must have shape [T, B, {self.input_size}] (embeddings), got {got}")
@@ -89,6 +112,14 @@ class _AdapterUnit(CallableUnit):
         return super().forward(x, state, return_all_states)
 
     def describe(self) -> dict:
+        """See ``CallableUnit.describe``.
+
+        Returns
+        -------
+        dict
+            ``cell`` (the adapter's kind), ``library``, ``model`` (class name), ``input_size``,
+            ``hidden_size``, ``layers``, ``state_names``, ``dtype``.
+        """
         return {"cell": self.kind, "library": self.library, "model": type(self.model).__name__,
                 "input_size": self.input_size, "hidden_size": self.hidden_size,
                 "layers": self.num_layers, "state_names": list(self.state_names),

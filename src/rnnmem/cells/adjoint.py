@@ -80,6 +80,12 @@ class LayerSpec:
 
     @property
     def hidden(self) -> int:
+        """The layer's width.
+
+        Returns
+        -------
+        H, the number of hidden units (rows of ``W_h``).
+        """
         return self.W_h.shape[0]
 
 
@@ -202,6 +208,12 @@ def trajectory(core: nn.Module, specs: list[LayerSpec], x: torch.Tensor):
     rnnmem units report their own per-step states (``return_all_states``); torch.nn modules are
     run layer by layer with the equations of :class:`LayerSpec`.
 
+    Parameters
+    ----------
+    core: the recurrent core (see :func:`layer_specs`).
+    specs: ``layer_specs(core)``.
+    x: the input ``[T, I]`` (one sequence).
+
     Returns
     -------
     ``(hs, cs)``: lists (bottom layer first) of ``[T, H]`` tensors; ``cs`` entries are None except
@@ -228,6 +240,13 @@ def consistent(specs: list[LayerSpec], x: torch.Tensor, hs: list[torch.Tensor], 
     """Whether the equations of ``specs`` reproduce the first ``steps`` outputs ``hs`` of every layer
     along ``x[T, I]`` (float rounding allowed): the guard that the hand-derived sweep describes the
     unit that produced the trajectory.
+
+    Parameters
+    ----------
+    specs: the layers' equations (:func:`layer_specs`).
+    x: the input ``[T, I]``.
+    hs: every layer's outputs ``[T, H]`` as the unit computed them (:func:`trajectory`).
+    steps: how many leading steps are recomputed.
 
     Returns
     -------

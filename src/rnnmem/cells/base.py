@@ -38,8 +38,19 @@ _LOCAL = threading.local()
 
 @contextlib.contextmanager
 def python_loop():
-    """Within this block units run their Python step loop (never the fused kernel nor the compiled
-    loop): what ``torch.func`` transforms (``jacrev``, ``vmap``) need to trace a step."""
+    """Force the Python step loop: a context manager for tracing a unit with ``torch.func``.
+
+    Within this block units run their Python step loop (never the fused kernel nor the compiled
+    loop): what ``torch.func`` transforms (``jacrev``, ``vmap``) need to trace a step. Units' own
+    fast paths that check it are off too (S4D's FFT path, mamba's compiled loops, the minGRU /
+    minLSTM scans), and ``forward`` skips its NaN test of the input (a value test cannot be traced).
+    The setting is thread-local; blocks nest (leaving one restores the setting it found).
+
+    Yields
+    ------
+    None
+        Control passes to the body of the ``with`` block.
+    """
     before = getattr(_LOCAL, "python_only", False)
     _LOCAL.python_only = True
     try:
@@ -51,6 +62,23 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def resolve_dtype(dtype) -> torch.dtype:
+    """The floating dtype a unit computes in, from its name or a torch dtype.
+
+    Parameters
+    ----------
+    dtype : str or torch.dtype
+        ``"float32"`` or ``"float64"``, or ``torch.float32`` / ``torch.float64``.
+
+    Returns
+    -------
+    torch.dtype
+        ``torch.float32`` or ``torch.float64``.
+
+    Raises
+    ------
+    ConfigError
+        For any other dtype or name (float16, bfloat16, integer types, ...).
+    """
     if isinstance(dtype, torch.dtype):
         if dtype not in (torch.float32, torch.float64):
             raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
@@ -71,7 +99,18 @@ def _check_seed(value, name: str) -> None:
 
 
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """Keras 2.2.4: clip(0.2 x + 0.5, 0, 1)."""
+    """Keras 2.2.4's hard sigmoid: clip(0.2 x + 0.5, 0, 1).
+
+    Parameters
+    ----------
+    x : Tensor
+        Pre-activations, any shape.
+
+    Returns
+    -------
+    Tensor
+        Same shape and dtype as ``x``, values in [0, 1] (0 for x <= -2.5, 1 for x >= 2.5).
+    """
     return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
 
 
@@ -140,6 +179,18 @@ class RecurrentUnit(nn.Module):
 
     # ----------------------------------------------------------------- construction
     def layer_input_size(self, layer: int) -> int:
+        """Width of the inputs layer ``layer`` reads: ``input_size`` for layer 0, ``hidden_size`` above.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index, 0 for the first layer.
+
+        Returns
+        -------
+        int
+            I_l, the number of rows of that layer's ``W_x``.
+        """
         return self.input_size if layer == 0 else self.hidden_size
 
     def _init_member(self, gen: torch.Generator) -> list[dict[str, torch.Tensor]]:
@@ -193,16 +244,64 @@ class RecurrentUnit(nn.Module):
     def state_width(self, name: str) -> int:
         """Trailing width F of state component ``name`` (default: the hidden size). A unit whose
         state is laid out differently overrides this (or :meth:`state_shape`); ``init_state`` and
-        the input checks then follow."""
+        the input checks then follow.
+
+        Parameters
+        ----------
+        name : str
+            A state component, one of ``state_names``.
+
+        Returns
+        -------
+        int
+            F, the last dimension of that component.
+        """
         return self.hidden_size
 
     def state_shape(self, name: str, batch: int) -> tuple[int, ...]:
-        """Shape of state component ``name`` for ``batch`` sequences: ``[layers, (E,) B, F]``."""
+        """Shape of state component ``name`` for ``batch`` sequences: ``[layers, (E,) B, F]``.
+
+        Parameters
+        ----------
+        name : str
+            A state component, one of ``state_names``.
+        batch : int
+            B, the number of sequences.
+
+        Returns
+        -------
+        tuple of int
+            ``(layers, B, F)``, or ``(layers, E, B, F)`` for an ensemble, with F = ``state_width(name)``.
+        """
         ens = (self.ensemble,) if self.ensemble else ()
         return (self.num_layers,) + ens + (batch, self.state_width(name))
 
     def init_state(self, batch: int, device=None, dtype=None) -> State:
-        """Zero state: a tuple of ``state_shape(name, batch)`` tensors, one per ``state_names``."""
+        """Zero state: a tuple of ``state_shape(name, batch)`` tensors, one per ``state_names``.
+
+        Units whose state does not start at zero override this (``rwa``: h_0 = tanh(s), l_0 = -1e30;
+        ``xlstm_m``: m_0 = -1e30).
+
+        Parameters
+        ----------
+        batch : int
+            B, the number of sequences (positive).
+        device : torch.device or str, optional
+            Where to allocate the state (default: the parameters' device).
+        dtype : torch.dtype, optional
+            Its dtype (default: the parameters' dtype).
+
+        Returns
+        -------
+        State
+            Tuple of zero tensors in ``state_names`` order, component ``name`` shaped
+            ``state_shape(name, batch)`` = ``[layers, (E,) B, F]``.
+
+        Raises
+        ------
+        ConfigError
+            When ``batch`` is not a positive integer.
+        """
         if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
             raise ConfigError(f"batch must be a positive integer, got {batch!r}")
         ref = self.layer_params[0].W_x
@@ -246,6 +345,11 @@ class RecurrentUnit(nn.Module):
         Returns
         -------
         tuple of tensors shaped like ``init_state(B)``'s components.
+
+        Raises
+        ------
+        InputError
+            When D is not this unit's state length (:meth:`state_size`).
         """
         b = self._state_batch_dim()
         batch = z.shape[b - 1]
@@ -261,7 +365,13 @@ class RecurrentUnit(nn.Module):
         return tuple(out)
 
     def state_size(self) -> int:
-        """``D``, the length of :meth:`state_vector` for one sequence."""
+        """``D``, the length of :meth:`state_vector` for one sequence.
+
+        Returns
+        -------
+        int
+            ``D = sum_k layers * prod(features_k)`` over the state components.
+        """
         z = self.state_vector(self.init_state(1))
         return int(z.shape[-1])
 
@@ -278,6 +388,11 @@ class RecurrentUnit(nn.Module):
         Returns
         -------
         RecurrentUnit with ``ensemble=None`` and ``seed = seeds[e]``.
+
+        Raises
+        ------
+        ConfigError
+            When this unit is not an ensemble, or ``e`` is not an int in 0..E-1.
         """
         if not self.ensemble:
             raise ConfigError("member() takes an ensemble unit (built with seeds=[...])")
@@ -300,7 +415,13 @@ class RecurrentUnit(nn.Module):
         ``"cell_step"`` (one layer's step on ``[layers, B, H]`` states via ``_cell_step``),
         ``"scan"`` (an exact parallel scan for the sequence form), and every capability another layer
         registered a kernel for (``cells.register_kernel``; e.g. ``"fast_forward"``, the training
-        kernels of ``train.fastseq``, once that module is imported)."""
+        kernels of ``train.fastseq``, once that module is imported).
+
+        Returns
+        -------
+        frozenset of str
+            The capability names that apply to this unit.
+        """
         caps = set()
         if self.ensemble:
             caps.add("ensemble")
@@ -321,7 +442,16 @@ class RecurrentUnit(nn.Module):
         return frozenset(caps)
 
     def describe(self) -> dict:
-        """Full configuration of this unit, JSON-serialisable (recorded with every run)."""
+        """Full configuration of this unit, JSON-serialisable (recorded with every run).
+
+        Returns
+        -------
+        dict
+            ``cell`` (the kind), ``input_size``, ``hidden_size``, ``layers``, ``dtype`` (``"float32"`` or
+            ``"float64"``), ``seed`` (None for an ensemble; the drawn seed when none was given),
+            ``seeds`` (None unless an ensemble), ``convention`` (its options as a dict, or None), then
+            the unit's own options (e.g. ``nonlinearity``, ``depth``, ``K``, ``state_size``).
+        """
         return {
             "cell": self.kind,
             "input_size": self.input_size,
@@ -376,13 +506,55 @@ class RecurrentUnit(nn.Module):
 
     # ----------------------------------------------------------------- compute
     def fusable(self) -> bool:
-        """True when torch's fused RNN kernel computes exactly this configuration."""
+        """True when torch's fused RNN kernel computes exactly this configuration.
+
+        :meth:`forward` then runs that kernel, unless ``use_fused`` is False, per-step states are
+        asked for or a :func:`python_loop` block is active.
+
+        Returns
+        -------
+        bool
+            False here (no fused kernel); ``rnn``, ``lstm`` and ``gru`` override it.
+        """
         return False
 
     def forward(self, x: torch.Tensor, state: State | None = None, return_all_states: bool = False):
         """Run the sequence. Returns ``(y, state)`` or, with ``return_all_states``,
         ``(y, state, states)`` where ``states`` holds every component at every step,
-        each ``[T, layers, (E,) B, H]``."""
+        each ``[T, layers, (E,) B, H]``.
+
+        ``x`` and ``state`` are moved to the parameters' device and dtype. ``self.last_path`` records
+        which arithmetic ran: ``"fused"`` (torch's kernel, see :meth:`fusable`), ``"compiled"``
+        (``_native.py``), ``"python"`` (the step loop), a ``+``-joined mix of them across layers, or
+        a unit's own sequence form (``"scan"``, ``"fft"``, ``"parallel"``, ...).
+
+        Parameters
+        ----------
+        x : Tensor
+            Inputs ``[T, B, I]``, or ``[T, E, B, I]`` for an ensemble; floating point, no NaN.
+        state : State, optional
+            The state to start from: a tuple of ``state_shape(name, B)`` tensors in ``state_names``
+            order. None: :meth:`init_state`.
+        return_all_states : bool
+            Also return every step's state (default False; never runs the fused kernel).
+
+        Returns
+        -------
+        y : Tensor
+            Outputs of the top layer, ``[T, (E,) B, H]`` (H the output width: ``hidden_size``, or
+            ``out_features`` for the memory units with ``output_size``).
+        state : State
+            The final state, shaped like the initial one.
+        states : tuple of Tensor
+            Only with ``return_all_states``: component k at every step, ``[T, layers, (E,) B, F_k]``
+            (the component's shape with a leading T).
+
+        Raises
+        ------
+        InputError
+            When ``x`` is not a floating-point tensor of the right rank, width and ensemble size, is
+            empty or contains NaN, or when ``state`` does not have the components and shapes above.
+        """
         self._check_input(x, state)
         ref = self.layer_params[0].W_x  # the device and dtype follow the parameters
         x = x.to(device=ref.device, dtype=ref.dtype)
@@ -397,7 +569,29 @@ class RecurrentUnit(nn.Module):
         return self._forward_loop(x, state, return_all_states)
 
     def step(self, x_t: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """One time step: ``x_t[(E,) B, I] -> (h_t[(E,) B, H], state)``."""
+        """One time step: ``x_t[(E,) B, I] -> (h_t[(E,) B, H], state)``.
+
+        :meth:`forward` on a one-step sequence.
+
+        Parameters
+        ----------
+        x_t : Tensor
+            Input of one step, ``[B, I]``, or ``[E, B, I]`` for an ensemble.
+        state : State, optional
+            The state before the step (as for :meth:`forward`); None: :meth:`init_state`.
+
+        Returns
+        -------
+        h_t : Tensor
+            Output of the top layer, ``[(E,) B, H]``.
+        state : State
+            The state after the step.
+
+        Raises
+        ------
+        InputError
+            As :meth:`forward`.
+        """
         y, st = self.forward(x_t.unsqueeze(0), state)
         return y[0], st
 
@@ -510,6 +704,14 @@ class RecurrentUnit(nn.Module):
         return torch.sigmoid(x)
 
     def extra_repr(self) -> str:
+        """The one-line summary ``print(unit)`` shows (``nn.Module.extra_repr``).
+
+        Returns
+        -------
+        str
+            ``"<kind>: input_size=I, hidden_size=H, layers=L, convention=<name>, dtype=<dtype>"``, then
+            ``", ensemble=E"`` for an ensemble (convention ``-`` when the unit has none).
+        """
         conv = self.convention.name if self.convention else "-"
         ens = f", ensemble={self.ensemble}" if self.ensemble else ""
         return (

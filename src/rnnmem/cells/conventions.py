@@ -52,6 +52,13 @@ class Convention:
     chrono_tmax: float = 100.0
 
     def as_dict(self) -> dict:
+        """The options as a plain dict (JSON-serialisable; recorded by ``describe()``).
+
+        Returns
+        -------
+        dict
+            Field name -> value, ``name`` included.
+        """
         return asdict(self)
 
 
@@ -85,7 +92,28 @@ OPTION_DOCS = {
 
 
 def resolve(name: str = "torch", **overrides) -> Convention:
-    """Convention ``name`` with options overridden; unknown names or values raise ConfigError."""
+    """Convention ``name`` with options overridden; unknown names or values raise ConfigError.
+
+    Parameters
+    ----------
+    name : str or Convention
+        ``"torch"`` (default), ``"keras"``, ``"keras2"``, ``"tf1"``, or a Convention to start from.
+    **overrides
+        Options to replace (see ``OPTION_DOCS``): ``gate_activation``, ``gru_reset``, ``init``,
+        ``forget_bias``, ``forget_shift``, ``chrono_tmax``, ``two_biases``, ``gru_two_biases``; None
+        values are ignored.
+
+    Returns
+    -------
+    Convention
+        A new frozen Convention (the base's ``name`` kept); numeric options as floats.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown convention or option, a choice outside its list, a non-finite or non-numeric
+        number, a non-bool for the ``*two_biases`` options, or ``chrono_tmax <= 2``.
+    """
     if isinstance(name, Convention):
         base = name
     else:

@@ -37,6 +37,23 @@ class CallableUnit(nn.Module):
             self.dtype = torch.float32
 
     def init_state(self, batch: int, device=None, dtype=None):
+        """The module's initial state, from the ``init_state`` callable given at construction.
+
+        Parameters
+        ----------
+        batch : int
+            B, the number of sequences.
+        device : torch.device or str, optional
+            Move the state there (default: where the callable put it).
+        dtype : torch.dtype, optional
+            Cast it (default: the callable's dtype).
+
+        Returns
+        -------
+        tuple of Tensor or None
+            The state as a tuple (a single tensor is wrapped); None when no ``init_state`` was given
+            (the module then starts from its own default when called with ``state=None``).
+        """
         if self._init_state is None:
             return None
         st = self._init_state(batch)
@@ -44,6 +61,14 @@ class CallableUnit(nn.Module):
         return tuple(s.to(device=device or s.device, dtype=dtype or s.dtype) for s in st)
 
     def describe(self) -> dict:
+        """What a result records about the wrapped model.
+
+        Returns
+        -------
+        dict
+            ``cell`` (``"custom"``), ``module`` (the module's class name), ``input_size``,
+            ``hidden_size``, ``dtype`` (of its first parameter, else ``"float32"``).
+        """
         return {"cell": "custom", "module": type(self.module).__name__,
                 "input_size": self.input_size, "hidden_size": self.hidden_size,
                 "dtype": str(self.dtype).replace("torch.", "")}
@@ -58,6 +83,34 @@ class CallableUnit(nn.Module):
         return y, st
 
     def forward(self, x, state=None, return_all_states: bool = False):
+        """Run the module over a sequence (see ``RecurrentUnit.forward``; no ensemble dimension).
+
+        With ``return_all_states`` the module is called once per step, so its per-step states
+        can be collected.
+
+        Parameters
+        ----------
+        x : Tensor
+            Inputs ``[T, B, I]``, no NaN.
+        state : Tensor or tuple of Tensor, optional
+            The state to start from; None: the module's own start.
+        return_all_states : bool
+            Also return every step's state (default False).
+
+        Returns
+        -------
+        y : Tensor
+            The module's outputs, ``[T, B, H]``.
+        state : tuple of Tensor
+            The final state (a single tensor is wrapped in a tuple).
+        states : tuple of Tensor
+            Only with ``return_all_states``: component k at every step, ``[T, *shape_k]``.
+
+        Raises
+        ------
+        InputError
+            When ``x`` is not ``[T, B, input_size]`` or contains NaN.
+        """
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise InputError(f"input must have shape [T, B, {self.input_size}], got {tuple(x.shape)}")
         if torch.isnan(x).any():
@@ -73,14 +126,52 @@ class CallableUnit(nn.Module):
         return torch.cat(ys), state, stacked
 
     def step(self, x_t, state=None):
-        """One time step: ``x_t[B, I] -> (y_t[B, H], state)``."""
+        """One time step: ``x_t[B, I] -> (y_t[B, H], state)``.
+
+        Parameters
+        ----------
+        x_t : Tensor
+            Input of one step, ``[B, I]``.
+        state : Tensor or tuple of Tensor, optional
+            The state before the step; None: the module's own start.
+
+        Returns
+        -------
+        y_t : Tensor
+            ``[B, H]``.
+        state : tuple of Tensor
+            The state after the step.
+
+        Raises
+        ------
+        InputError
+            As :meth:`forward`.
+        """
         y, st = self.forward(x_t.unsqueeze(0), state)
         return y[0], st
 
     # ----------------------------------------------------------------- protocol: flat state
     def template_state(self, batch: int, device=None, dtype=None) -> tuple:
         """The state after no input: ``init_state(batch)`` when given, else what the module returns
-        after one zero step from ``None`` (its own initial state, one step on)."""
+        after one zero step from ``None`` (its own initial state, one step on).
+
+        It gives the state's layout (shapes, batch dimension) and a concrete state where the module
+        has no ``init_state`` (e.g. the Lyapunov probe's starting point).
+
+        Parameters
+        ----------
+        batch : int
+            B, the number of sequences.
+        device : torch.device or str, optional
+            Where to put it (default: the module's first parameter's device, else CPU).
+        dtype : torch.dtype, optional
+            Its dtype (default: the module's dtype).
+
+        Returns
+        -------
+        tuple of Tensor
+            One tensor per state component.
+        """
         st = self.init_state(batch, device=device, dtype=dtype)
         if st is None:
             dev = device or next((p.device for p in self.module.parameters()), torch.device("cpu"))
@@ -106,13 +197,48 @@ class CallableUnit(nn.Module):
         return self._layout_cache
 
     def state_vector(self, state) -> torch.Tensor:
-        """The full state flattened per sequence: ``[B, D]`` (components in order)."""
+        """The full state flattened per sequence: ``[B, D]`` (components in order).
+
+        Each component's batch dimension (found by comparing the states for batch 1 and 2) is moved
+        first and the rest flattened.
+
+        Parameters
+        ----------
+        state : Tensor or tuple of Tensor
+            A state of the wrapped module.
+
+        Returns
+        -------
+        Tensor
+            ``[B, D]``, D = :meth:`state_size`.
+
+        Raises
+        ------
+        ConfigError
+            When a state component has no single dimension that grows with the batch.
+        """
         state = state if isinstance(state, tuple) else (state,)
         return torch.cat([s.movedim(bd, 0).reshape(s.shape[bd], -1) for s, (bd, _) in zip(state, self._layout())],
                          dim=1)
 
     def state_from_vector(self, z: torch.Tensor) -> tuple:
-        """Inverse of :meth:`state_vector`: ``z[B, D]`` back to the component tuple."""
+        """Inverse of :meth:`state_vector`: ``z[B, D]`` back to the component tuple.
+
+        Parameters
+        ----------
+        z : Tensor
+            ``[B, D]``.
+
+        Returns
+        -------
+        tuple of Tensor
+            The components in the module's layout (batch dimension where the module keeps it).
+
+        Raises
+        ------
+        InputError
+            When D is not the module's state length.
+        """
         out, off = [], 0
         for bd, shape in self._layout():
             size = int(torch.tensor(shape).prod().item()) if shape else 1
@@ -123,9 +249,21 @@ class CallableUnit(nn.Module):
         return tuple(out)
 
     def state_size(self) -> int:
-        """``D``, the length of :meth:`state_vector` for one sequence."""
+        """``D``, the length of :meth:`state_vector` for one sequence.
+
+        Returns
+        -------
+        int
+            The number of state entries per sequence.
+        """
         return int(self.state_vector(self.template_state(1)).shape[-1])
 
     def capabilities(self) -> frozenset:
-        """A wrapped module offers only the protocol (see ``RecurrentUnit.capabilities``)."""
+        """A wrapped module offers only the protocol (see ``RecurrentUnit.capabilities``).
+
+        Returns
+        -------
+        frozenset
+            Empty.
+        """
         return frozenset()

@@ -174,6 +174,13 @@ class RNN(_FusedMixin, RecurrentUnit):
         return {"nonlinearity": self.nonlinearity}
 
     def fusable(self):
+        """See ``RecurrentUnit.fusable``: torch's ``rnn_tanh`` / ``rnn_relu`` kernel.
+
+        Returns
+        -------
+        bool
+            True unless the unit is an ensemble (every convention's RNN maths is the kernel's).
+        """
         return self.ensemble is None
 
     def _act(self):
@@ -241,6 +248,13 @@ class LSTM(_FusedMixin, RecurrentUnit):
                 b_h[H : 2 * H] = 0.0
 
     def fusable(self):
+        """See ``RecurrentUnit.fusable``: torch's ``lstm`` kernel (a forget shift is folded into b).
+
+        Returns
+        -------
+        bool
+            True for a single network (no ensemble) with sigmoid gates.
+        """
         return self.ensemble is None and self.convention.gate_activation == "sigmoid"
 
     def _fused_bias_shift(self):
@@ -330,6 +344,13 @@ class GRU(_FusedMixin, RecurrentUnit):
                 b_h[H : 2 * H] = 0.0
 
     def fusable(self):
+        """See ``RecurrentUnit.fusable``: torch's ``gru`` kernel (reset after, PyTorch's maths).
+
+        Returns
+        -------
+        bool
+            True for a single network (no ensemble) with sigmoid gates and ``gru_reset == "after"``.
+        """
         conv = self.convention
         return self.ensemble is None and conv.gate_activation == "sigmoid" and conv.gru_reset == "after"
 

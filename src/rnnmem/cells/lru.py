@@ -48,7 +48,25 @@ from .scan import linear_scan_parts
 
 
 def check_no_convention(kind: str, convention) -> None:
-    """Units without gates take no convention options: refuse overrides instead of ignoring them."""
+    """Units without gates take no convention options: refuse overrides instead of ignoring them.
+
+    Parameters
+    ----------
+    kind : str
+        The unit's name, for the message.
+    convention : Convention or None
+        What ``cells.build`` resolved; a named convention without overrides is accepted (and
+        ignored by the unit).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ConfigError
+        When ``convention`` differs from every named convention (an option was overridden).
+    """
     if convention is None:
         return
     base = CONVENTIONS.get(getattr(convention, "name", None))
@@ -61,7 +79,31 @@ def check_no_convention(kind: str, convention) -> None:
 
 def real_option(kind: str, name: str, value, low: float | None = None, high: float | None = None,
                 low_open: bool = False) -> float:
-    """A finite real option within [low, high] (``low_open``: strictly above low)."""
+    """A finite real option within [low, high] (``low_open``: strictly above low).
+
+    Parameters
+    ----------
+    kind : str
+        The unit's name, for the message.
+    name : str
+        The option's name, for the message.
+    value : object
+        The value given.
+    low, high : float, optional
+        Bounds (None: unbounded on that side); ``high`` is inclusive.
+    low_open : bool
+        Exclude ``low`` itself (default False).
+
+    Returns
+    -------
+    float
+        ``value`` as a float.
+
+    Raises
+    ------
+    ConfigError
+        For a bool, a non-number, a non-finite number or a value out of bounds.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ConfigError(f"cell {kind!r}: {name} must be a finite number, got {value!r}")
     value = float(value)
@@ -73,6 +115,29 @@ def real_option(kind: str, name: str, value, low: float | None = None, high: flo
 
 
 def int_option(kind: str, name: str, value, low: int = 1) -> int:
+    """An integer option of at least ``low``.
+
+    Parameters
+    ----------
+    kind : str
+        The unit's name, for the message.
+    name : str
+        The option's name, for the message.
+    value : object
+        The value given (Python or NumPy integer; bools are refused).
+    low : int
+        The smallest value allowed (default 1).
+
+    Returns
+    -------
+    int
+        ``value`` as a Python int.
+
+    Raises
+    ------
+    ConfigError
+        For a bool, a non-integer or a value below ``low``.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ConfigError(f"cell {kind!r}: {name} must be an integer >= {low}, got {value!r}")
     return int(value)
@@ -86,10 +151,33 @@ class DiagonalLinearUnit(RecurrentUnit):
     has_scan = True
 
     def state_width(self, name: str = "h") -> int:
-        """F, the width of the state component ``h`` per layer."""
+        """F, the width of the state component ``h`` per layer.
+
+        Parameters
+        ----------
+        name : str
+            The state component (the only one: ``"h"``).
+
+        Returns
+        -------
+        int
+            F, twice the number of complex states (the [re | im] halves); subclasses define it.
+        """
         raise NotImplementedError
 
     def layer_input_size(self, layer: int) -> int:
+        """See ``RecurrentUnit.layer_input_size``: ``input_size`` for layer 0, ``hidden_size`` above.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index, 0 for the first layer.
+
+        Returns
+        -------
+        int
+            I_l, the width of the inputs layer ``layer`` reads.
+        """
         return self.input_size if layer == 0 else self.hidden_size
 
     def _mm(self, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
@@ -170,6 +258,18 @@ class LRU(DiagonalLinearUnit):
                          seeds=seeds, device=device)
 
     def state_width(self, name: str = "h") -> int:
+        """See ``DiagonalLinearUnit.state_width``.
+
+        Parameters
+        ----------
+        name : str
+            The state component, ``"h"``.
+
+        Returns
+        -------
+        int
+            2N: Re h and Im h of the N complex states.
+        """
         return 2 * self.N
 
     def _init_layer(self, layer: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -190,7 +290,21 @@ class LRU(DiagonalLinearUnit):
         return {k: v.to(self.dtype).contiguous() for k, v in p.items()}
 
     def eigenvalues(self, layer: int = 0) -> torch.Tensor:
-        """lambda of layer ``layer`` as a complex tensor [(E,) N]."""
+        """lambda of layer ``layer`` as a complex tensor [(E,) N].
+
+        ``lambda_n = exp(-exp(nu_n) + i exp(theta_n))`` (Orvieto et al. 2023, Section 3), computed
+        from the current parameters (differentiable).
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (default 0).
+
+        Returns
+        -------
+        Tensor
+            Complex ``[N]``, or ``[E, N]`` for an ensemble; ``|lambda_n| < 1``.
+        """
         p = self.layer_params[layer]
         return torch.polar(torch.exp(-torch.exp(p.nu_log)), torch.exp(p.theta_log))
 

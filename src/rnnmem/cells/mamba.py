@@ -228,11 +228,29 @@ class Mamba(RecurrentUnit):
 
     # ----------------------------------------------------------------- state
     def state_widths(self) -> dict[str, int]:
-        """Trailing width F of each state component: conv d_inner (K-1), ssm d_inner N."""
+        """Trailing width F of each state component: conv d_inner (K-1), ssm d_inner N.
+
+        Returns
+        -------
+        dict of str to int
+            ``{"conv": d_inner (K - 1), "ssm": d_inner N}``.
+        """
         di = self.expand * self.hidden_size
         return {"conv": di * (self.d_conv - 1), "ssm": di * self.d_state}
 
     def state_width(self, name: str) -> int:
+        """See ``RecurrentUnit.state_width``.
+
+        Parameters
+        ----------
+        name : str
+            ``"conv"`` or ``"ssm"``.
+
+        Returns
+        -------
+        int
+            ``state_widths()[name]``.
+        """
         return self.state_widths()[name]
 
     # ----------------------------------------------------------------- helpers
@@ -285,7 +303,31 @@ class Mamba(RecurrentUnit):
         return _native.library() is not None
 
     def step(self, x_t: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """One time step, ``x_t[(E,) B, I] -> (o_t[(E,) B, H], state)`` (the recurrent form)."""
+        """One time step, ``x_t[(E,) B, I] -> (o_t[(E,) B, H], state)`` (the recurrent form).
+
+        Runs the recurrence directly (not ``forward`` on one step); the same numbers as the
+        sequence form to float rounding.
+
+        Parameters
+        ----------
+        x_t : Tensor
+            Input of one step, ``[B, I]``, or ``[E, B, I]`` for an ensemble.
+        state : State, optional
+            ``(conv, ssm)`` before the step, ``[layers, (E,) B, d_inner (K - 1)]`` and
+            ``[layers, (E,) B, d_inner N]``; None: the zero state.
+
+        Returns
+        -------
+        o_t : Tensor
+            Output of the top layer, ``[(E,) B, H]``.
+        state : State
+            ``(conv, ssm)`` after the step.
+
+        Raises
+        ------
+        InputError
+            As ``RecurrentUnit.forward`` (input and state checks).
+        """
         if not isinstance(x_t, torch.Tensor):
             raise InputError(f"input must be a torch.Tensor, got {type(x_t).__name__}")
         self._check_input(x_t.unsqueeze(0), state)

@@ -93,7 +93,21 @@ def fir_filter(xext: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     (E, B)); ``w``: lag-ascending weights broadcastable to [*lead, I, K] (``w[..., 0]`` multiplies
     x_t). Returns [T, *lead, I]. The product of the real FFTs (length >= K-1+T, so the circular
     wrap-around only touches the K-1 discarded outputs) costs O((T+K) log(T+K)) per channel;
-    gradients flow to ``w`` and ``xext``.
+    gradients flow to ``w`` and ``xext``. With ``w = w(d)`` this is the fractional filter of
+    Zhao et al. (ICML 2020, Section 4), ``F_t = sum_j w_j(d) x_{t-j+1}``.
+
+    Parameters
+    ----------
+    xext : Tensor
+        ``[K-1+T, *lead, I]``: the stored window, then the new inputs (oldest first).
+    w : Tensor
+        ``[..., I, K]``, lag-ascending filter weights broadcastable to ``[*lead, I, K]``.
+
+    Returns
+    -------
+    Tensor
+        ``[T, *lead, I]``, ``F_t`` for the T new steps (``[0, *lead, I]`` when ``xext`` has fewer than K
+        rows).
     """
     K = w.shape[-1]
     L = xext.shape[0]
@@ -135,10 +149,29 @@ class MemoryUnit(RecurrentUnit):
     # ----------------------------------------------------------------- sizes and states
     @property
     def out_features(self) -> int:
-        """Width of the unit's output y_t (the next layer's input)."""
+        """Width of the unit's output y_t (the next layer's input).
+
+        Returns
+        -------
+        int
+            ``output_size`` (default ``hidden_size``) for mrnnf, mrnn and rnn2; ``hidden_size`` for
+            mlstm(f) and rwa.
+        """
         return self.output_size
 
     def layer_input_size(self, layer: int) -> int:
+        """See ``RecurrentUnit.layer_input_size``; layers above the first read ``out_features``.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index, 0 for the first layer.
+
+        Returns
+        -------
+        int
+            ``input_size`` for layer 0, ``out_features`` above.
+        """
         return self.input_size if layer == 0 else self.out_features
 
     def _trailing(self, name: str, layer: int) -> tuple[int, ...]:
@@ -159,7 +192,25 @@ class MemoryUnit(RecurrentUnit):
         return shapes[0][:-1] + (max(s[-1] for s in shapes),)
 
     def state_shape(self, name: str, batch: int) -> tuple[int, ...]:
-        """Shape of state component ``name`` for ``batch`` sequences."""
+        """Shape of state component ``name`` for ``batch`` sequences.
+
+        Window components are padded to the widest layer (layers read the first columns), so every
+        layer's component has the same shape.
+
+        Parameters
+        ----------
+        name : str
+            A state component, one of ``state_names``.
+        batch : int
+            B, the number of sequences.
+
+        Returns
+        -------
+        tuple of int
+            ``(layers, (E,) B, *trailing)``: trailing ``(H,)`` for h, m, r, l and mlstm's d,
+            ``(W,)`` for mrnn's d, ``(K-1, W)`` for ``x_window`` (W the widest layer input) and
+            ``(H, K)`` for mlstm(f)'s c.
+        """
         ens = (self.ensemble,) if self.ensemble else ()
         return (self.num_layers,) + ens + (batch,) + self._padded(name)
 
@@ -204,11 +255,44 @@ class MemoryUnit(RecurrentUnit):
         return xext.unfold(0, keep, 1)[1:T + 1].movedim(-1, -2).contiguous()
 
     def filter_weights(self, layer: int = 0) -> torch.Tensor:
-        """Lag-ascending filter weights of layer ``layer`` ([(E, 1,) I or H, K]), for fixed filters."""
+        """Lag-ascending filter weights of layer ``layer`` ([(E, 1,) I or H, K]), for fixed filters.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (default 0).
+
+        Returns
+        -------
+        Tensor
+            ``[(E, 1,) I or H, K]``; ``[..., 0]`` multiplies the newest term.
+
+        Raises
+        ------
+        ConfigError
+            Here and in units whose filter changes every step (mrnn, mlstm) or that have none (rwa).
+        """
         raise ConfigError(f"cell {self.kind!r} has no fixed filter")
 
     def d_values(self, layer: int = 0) -> torch.Tensor:
-        """The memory parameter d = 0.5 sigmoid(b_d) of layer ``layer`` (fixed-d units)."""
+        """The memory parameter d = 0.5 sigmoid(b_d) of layer ``layer`` (fixed-d units).
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (default 0).
+
+        Returns
+        -------
+        Tensor
+            ``[(E, 1,) I]`` (mrnnf: one d per input dimension) or ``[(E, 1,) H]`` (mlstmf: per unit),
+            values in (0, 0.5).
+
+        Raises
+        ------
+        ConfigError
+            Here and in units without a fixed d (mrnn, mlstm: d_t is in the state; rnn2; rwa).
+        """
         raise ConfigError(f"cell {self.kind!r} has no fixed memory parameter d")
 
     # ----------------------------------------------------------------- compute
@@ -270,9 +354,33 @@ class _FixedD:
     and the fractional filter w_j(d) it defines (mrnnf, mlstmf)."""
 
     def d_values(self, layer: int = 0) -> torch.Tensor:
+        """See ``MemoryUnit.d_values``: ``d = 0.5 sigmoid(b_d)``.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (default 0).
+
+        Returns
+        -------
+        Tensor
+            ``[(E, 1,) I]`` (mrnnf) or ``[(E, 1,) H]`` (mlstmf), values in (0, 0.5).
+        """
         return 0.5 * torch.sigmoid(self.layer_params[layer].b_d)
 
     def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        """See ``MemoryUnit.filter_weights``: ``w_j(d) = prod_{i<j} (i - d) / (i + 1)``, j = 1..K.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (default 0).
+
+        Returns
+        -------
+        Tensor
+            ``[(E, 1,) I or H, K]``, ``w_1 .. w_K`` of :meth:`d_values` (differentiable in ``b_d``).
+        """
         return frac_weights(self.d_values(layer), self.K)
 
 
@@ -363,10 +471,39 @@ class RNN2(MRNNF):
         return {"v": w}
 
     def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        """See ``MemoryUnit.filter_weights``: the free weights ``v``.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (default 0).
+
+        Returns
+        -------
+        Tensor
+            ``[(E, 1,) I, K]``, the parameter ``v`` (a broadcast view for an ensemble); gradients flow to it.
+        """
         v = self.layer_params[layer].v
         return v.unsqueeze(-3) if self.ensemble else v   # [E, 1, I, K] broadcasts over the batch
 
     def d_values(self, layer: int = 0) -> torch.Tensor:
+        """See ``MemoryUnit.d_values``; rnn2 has none.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (unused).
+
+        Returns
+        -------
+        Tensor
+            Never returns.
+
+        Raises
+        ------
+        ConfigError
+            Always: rnn2's filter weights are free, not a function of d.
+        """
         raise ConfigError("rnn2 has free filter weights, not a memory parameter d; see filter_weights()")
 
 
@@ -390,9 +527,43 @@ class MRNN(MRNNF):
         }
 
     def d_values(self, layer: int = 0) -> torch.Tensor:
+        """See ``MemoryUnit.d_values``; mrnn's d_t is part of the state (component ``"d"``).
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (unused).
+
+        Returns
+        -------
+        Tensor
+            Never returns.
+
+        Raises
+        ------
+        ConfigError
+            Always.
+        """
         raise ConfigError("mrnn's memory parameter d_t changes every step; it is part of the state ('d')")
 
     def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        """See ``MemoryUnit.filter_weights``; mrnn's filter changes with d_t at every step.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (unused).
+
+        Returns
+        -------
+        Tensor
+            Never returns.
+
+        Raises
+        ------
+        ConfigError
+            Always.
+        """
         raise ConfigError("mrnn's filter depends on d_t at every step")
 
     def _run_layer(self, layer, x, st, keep_all):
@@ -463,6 +634,13 @@ class MLSTMF(_FixedD, MemoryUnit):
 
     @property
     def out_features(self) -> int:
+        """See ``MemoryUnit.out_features``.
+
+        Returns
+        -------
+        int
+            ``hidden_size`` (the output is h).
+        """
         return self.hidden_size
 
     def _gate_blocks(self, I, H):
@@ -570,9 +748,43 @@ class MLSTM(MLSTMF):
         return {"W_d": winit.orthogonal((H, H), gen, self.dtype)}
 
     def d_values(self, layer: int = 0) -> torch.Tensor:
+        """See ``MemoryUnit.d_values``; mlstm's d_t is part of the state (component ``"d"``).
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (unused).
+
+        Returns
+        -------
+        Tensor
+            Never returns.
+
+        Raises
+        ------
+        ConfigError
+            Always.
+        """
         raise ConfigError("mlstm's memory parameter d_t changes every step; it is part of the state ('d')")
 
     def filter_weights(self, layer: int = 0) -> torch.Tensor:
+        """See ``MemoryUnit.filter_weights``; mlstm's filter changes with d_t at every step.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (unused).
+
+        Returns
+        -------
+        Tensor
+            Never returns.
+
+        Raises
+        ------
+        ConfigError
+            Always.
+        """
         raise ConfigError("mlstm's filter depends on d_t at every step")
 
     def _run_layer(self, layer, x, st, keep_all):
@@ -620,6 +832,13 @@ class RWA(MemoryUnit):
 
     @property
     def out_features(self) -> int:
+        """See ``MemoryUnit.out_features``.
+
+        Returns
+        -------
+        int
+            ``hidden_size`` (the output is h).
+        """
         return self.hidden_size
 
     def _init_layer(self, layer, gen):
@@ -641,7 +860,27 @@ class RWA(MemoryUnit):
         return {}
 
     def init_state(self, batch: int, device=None, dtype=None) -> State:
-        """(h_0, r_0, l_0) = (tanh(s), 0, -1e30) per layer: the learned initial state."""
+        """(h_0, r_0, l_0) = (tanh(s), 0, -1e30) per layer: the learned initial state.
+
+        Parameters
+        ----------
+        batch : int
+            B, the number of sequences (positive).
+        device : torch.device or str, optional
+            Default: the parameters' device.
+        dtype : torch.dtype, optional
+            Default: the parameters' dtype.
+
+        Returns
+        -------
+        State
+            ``(h, r, l)``, each ``[layers, (E,) B, H]``; h depends on the current ``s`` (differentiable).
+
+        Raises
+        ------
+        ConfigError
+            When ``batch`` is not a positive integer.
+        """
         h0, r0, l0 = super().init_state(batch, device, dtype)
         s = torch.stack([p.s for p in self.layer_params])      # [L, (E,) H]
         h0 = h0 + torch.tanh(s).unsqueeze(-2).to(h0)

@@ -83,7 +83,20 @@ _SAFE_EXP = {torch.float32: 80.0, torch.float64: 700.0}
 
 
 def g(x: torch.Tensor) -> torch.Tensor:
-    """The paper's candidate activation: ``x + 0.5`` for x >= 0, ``sigmoid(x)`` otherwise (> 0)."""
+    """The paper's candidate activation: ``x + 0.5`` for x >= 0, ``sigmoid(x)`` otherwise (> 0).
+
+    Feng et al. (2024), appendix listings (``g``).
+
+    Parameters
+    ----------
+    x : Tensor
+        Pre-activations, any shape.
+
+    Returns
+    -------
+    Tensor
+        Same shape and dtype, every entry > 0 (continuous at 0, where both branches give 0.5).
+    """
     return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
 
 
@@ -91,7 +104,18 @@ def log_g(x: torch.Tensor) -> torch.Tensor:
     """``log g(x)``: ``log(x + 0.5)`` for x >= 0, ``-softplus(-x)`` otherwise (the paper's
     ``log_g``, with ``logsigmoid(x)`` for its ``-softplus(-x)``: the same function, without
     softplus's linear cut-off above 20, which errs by 2e-9 there; ``relu`` keeps the unused branch
-    finite for the gradient)."""
+    finite for the gradient).
+
+    Parameters
+    ----------
+    x : Tensor
+        Pre-activations, any shape.
+
+    Returns
+    -------
+    Tensor
+        Same shape and dtype: ``log g(x)``, finite for finite x.
+    """
     return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), F.logsigmoid(x))
 
 
@@ -245,6 +269,13 @@ class _MinRNN(RecurrentUnit):
 
     @property
     def gates(self) -> int:  # blocks of width H in W_x and b
+        """The number of blocks of width H in ``W_x`` and ``b`` (minGRU 2, minLSTM 3).
+
+        Returns
+        -------
+        int
+            ``len(blocks)``.
+        """
         return len(self.blocks)
 
     def _init_layer(self, layer, gen):

@@ -54,17 +54,98 @@ class RecurrentModel(Protocol):
     state_names: tuple[str, ...]
     ensemble: int | None
 
-    def init_state(self, batch: int, device=None, dtype=None): ...
+    def init_state(self, batch: int, device=None, dtype=None):
+        """The initial state for ``batch`` sequences.
 
-    def forward(self, x: torch.Tensor, state=None, return_all_states: bool = False): ...
+        Parameters
+        ----------
+        batch : int
+            B, the number of sequences.
+        device : torch.device or str, optional
+            Where to allocate it (default: the model's device).
+        dtype : torch.dtype, optional
+            Its dtype (default: the model's dtype).
 
-    def step(self, x_t: torch.Tensor, state=None): ...
+        Returns
+        -------
+        tuple of Tensor or None
+            One tensor per ``state_names`` (built-in units: each ``[layers, (E,) B, F]``); None for a
+            wrapped module that starts from its own default.
+        """
 
-    def state_vector(self, state) -> torch.Tensor: ...
+    def forward(self, x: torch.Tensor, state=None, return_all_states: bool = False):
+        """Run a sequence: ``x[T, (E,) B, I] -> (y[T, (E,) B, H], state)``.
 
-    def state_from_vector(self, z: torch.Tensor): ...
+        Parameters
+        ----------
+        x : Tensor
+            Inputs ``[T, B, I]``, or ``[T, E, B, I]`` when ``ensemble`` is E.
+        state : tuple of Tensor, optional
+            The state to start from; None: the initial state.
+        return_all_states : bool
+            Also return every step's state components (default False).
 
-    def capabilities(self) -> frozenset: ...
+        Returns
+        -------
+        tuple
+            ``(y, state)``: the outputs ``[T, (E,) B, H]`` and the final state; with
+            ``return_all_states`` ``(y, state, states)``, ``states[k]`` component k at every step
+            (a leading T dimension).
+        """
+
+    def step(self, x_t: torch.Tensor, state=None):
+        """One step, ``x_t[(E,) B, I] -> (y_t, state)``; equals ``forward`` on a one-step sequence.
+
+        Parameters
+        ----------
+        x_t : Tensor
+            Input of one step, ``[(E,) B, I]``.
+        state : tuple of Tensor, optional
+            The state before the step; None: the initial state.
+
+        Returns
+        -------
+        tuple
+            ``(y_t, state)``: the output ``[(E,) B, H]`` and the state after the step.
+        """
+
+    def state_vector(self, state) -> torch.Tensor:
+        """The full state flattened per sequence (divergence, Jacobians of the step map).
+
+        Parameters
+        ----------
+        state : tuple of Tensor
+            A state as ``forward`` returns it.
+
+        Returns
+        -------
+        Tensor
+            ``[(E,) B, D]``, D the state's length per sequence.
+        """
+
+    def state_from_vector(self, z: torch.Tensor):
+        """Inverse of :meth:`state_vector`.
+
+        Parameters
+        ----------
+        z : Tensor
+            ``[(E,) B, D]``.
+
+        Returns
+        -------
+        tuple of Tensor
+            The state components, shaped as the model's states.
+        """
+
+    def capabilities(self) -> frozenset:
+        """Optional extras probes query instead of testing ``kind`` strings.
+
+        Returns
+        -------
+        frozenset of str
+            A subset of ``ensemble``, ``fused``, ``native``, ``cell_step``, ``scan`` and the
+            capabilities of registered kernels (``cells.register_kernel``); empty for wrapped modules.
+        """
 
 
 def _int_attr(module, name: str):
@@ -73,7 +154,19 @@ def _int_attr(module, name: str):
 
 
 def is_minimal_module(module) -> bool:
-    """True for an ``nn.Module`` that declares the minimal protocol's ``input_size`` and ``hidden_size``."""
+    """True for an ``nn.Module`` that declares the minimal protocol's ``input_size`` and ``hidden_size``.
+
+    Parameters
+    ----------
+    module : object
+        Anything; only ``nn.Module`` instances qualify.
+
+    Returns
+    -------
+    bool
+        Whether ``module`` is an ``nn.Module`` whose ``input_size`` and ``hidden_size`` attributes are
+        positive ints (bools excluded).
+    """
     return isinstance(module, nn.Module) and _int_attr(module, "input_size") is not None \
         and _int_attr(module, "hidden_size") is not None
 

@@ -92,6 +92,18 @@ class S4D(DiagonalLinearUnit):
                          seeds=seeds, device=device)
 
     def state_width(self, name: str = "h") -> int:
+        """See ``DiagonalLinearUnit.state_width``.
+
+        Parameters
+        ----------
+        name : str
+            The state component, ``"h"``.
+
+        Returns
+        -------
+        int
+            2 H M: Re s and Im s of the M complex modes of each of the H channels.
+        """
         return 2 * self.hidden_size * self.M
 
     def _init_layer(self, layer: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -114,7 +126,24 @@ class S4D(DiagonalLinearUnit):
         return {k: v.to(self.dtype).contiguous() for k, v in p.items()}
 
     def discretised(self, layer: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Abar, Bbar) of layer ``layer`` as complex tensors [(E,) H, M] (zero-order hold)."""
+        """(Abar, Bbar) of layer ``layer`` as complex tensors [(E,) H, M] (zero-order hold).
+
+        ``Abar = exp(dt A)``, ``Bbar = (exp(dt A) - 1) / A * B`` with ``A = -exp(log_A_real) + i A_imag``
+        and ``dt = exp(log_dt)`` (Gu et al. 2022), in complex arithmetic from the current parameters
+        (the unit itself computes the same numbers in real arithmetic).
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (default 0).
+
+        Returns
+        -------
+        Abar : Tensor
+            Complex ``[(E,) H, M]``, the per-step decay of every mode (``|Abar| < 1``).
+        Bbar : Tensor
+            Complex ``[(E,) H, M]``, the input gain of every mode.
+        """
         p = self.layer_params[layer]
         A = torch.complex(-torch.exp(p.log_A_real), p.A_imag)
         dtA = A * torch.exp(p.log_dt).unsqueeze(-1)

@@ -126,6 +126,33 @@ def linear_scan_parts(a: Parts, u: Parts, h0: Parts | None = None, block: int | 
     the caller's freshly projected inputs become the states without a copy.
 
     Returns the states as parts (two when any of ``a``, ``u``, ``h0`` is complex).
+
+    Parameters
+    ----------
+    a : tuple of Tensor
+        ``(a,)`` or ``(a_re, a_im)``, shaped as :func:`linear_scan`'s ``a`` (time-varying ``[T, ...]``
+        or constant).
+    u : tuple of Tensor
+        ``(u,)`` or ``(u_re, u_im)``, each ``[T, ...]`` with ``T >= 1``.
+    h0 : tuple of Tensor, optional
+        The state before step 0, parts broadcastable to ``u[0].shape[1:]`` (default zeros).
+    block : int, optional
+        Block length c (default ``max(8, isqrt(T))``).
+    inplace : bool
+        Let the scan overwrite ``u``'s parts when no gradient is needed (default False: they are
+        copied first).
+
+    Returns
+    -------
+    tuple of Tensor
+        The states ``h_0 .. h_{T-1}`` as parts, each ``[T, ...]`` shaped like ``u[0]``; with
+        ``inplace`` and no gradient they may be ``u``'s own tensors.
+
+    Raises
+    ------
+    InputError
+        When a part is not a tuple of 1 or 2 tensors, ``u`` has no time steps, the shapes do not
+        broadcast to ``u`` without enlarging it, or ``block < 1``.
     """
     for name, p in (("a", a), ("u", u), ("h0", h0)):
         if p is None:

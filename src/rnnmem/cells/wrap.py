@@ -51,6 +51,24 @@ def from_module(module: nn.Module) -> RecurrentUnit:
     Inputs to the returned unit are always time-major ``[T, B, I]``, whatever the module's
     ``batch_first``; the maths is identical (checked by the test suite). Dropout between layers
     is not applied: the unit computes what the module computes in ``eval()`` mode.
+
+    Parameters
+    ----------
+    module : nn.Module
+        A ``torch.nn.RNN`` (tanh or relu), ``LSTM`` or ``GRU``, float32 or float64, any number of
+        layers, with or without bias (none: zero biases).
+
+    Returns
+    -------
+    RecurrentUnit
+        The ``rnn`` / ``lstm`` / ``gru`` unit (convention ``torch``) on the module's device and dtype,
+        holding a copy of its weights; ``unit.source_module`` names the module's class.
+
+    Raises
+    ------
+    ConfigError
+        For another kind of module, a bidirectional module, an LSTM with ``proj_size``, or a dtype
+        other than float32 / float64.
     """
     from . import build
 
@@ -104,7 +122,33 @@ def load_keras(unit: RecurrentUnit, layer: int, kernel, recurrent_kernel, bias) 
     """Load Keras weights (``layer.get_weights()``) into layer ``layer`` of ``unit``.
 
     Build ``unit`` with the matching convention: ``keras`` (2.2.4: hard_sigmoid, GRU reset
-    before, one bias) or ``keras2`` (sigmoid, GRU reset_after with bias shape (2, 3H))."""
+    before, one bias) or ``keras2`` (sigmoid, GRU reset_after with bias shape (2, 3H)).
+
+    Parameters
+    ----------
+    unit : RecurrentUnit
+        An ``rnn``, ``lstm`` or ``gru`` unit (not an ensemble).
+    layer : int
+        The layer to load, 0 <= layer < layers.
+    kernel : array_like
+        ``[I_l, G*H]``, Keras gate order (LSTM i, f, c, o; GRU z, r, h).
+    recurrent_kernel : array_like
+        ``[H, G*H]``, the same gate order.
+    bias : array_like
+        ``[G*H]``, or ``[2, G*H]`` (input bias, recurrent bias) for a GRU with ``reset_after``.
+
+    Returns
+    -------
+    RecurrentUnit
+        ``unit`` itself, its parameters overwritten in place (gates reordered to i, f, g, o / r, z, n;
+        a second bias ``b_h`` the weights do not carry is set to zero).
+
+    Raises
+    ------
+    ConfigError
+        When ``unit`` is not an rnnmem unit of those kinds, ``layer`` is out of range, a shape does
+        not match the unit's, or the bias layout does not match its convention.
+    """
     _check_layer(unit, layer)
     H = unit.hidden_size
     kernel, recurrent_kernel, bias = (np.asarray(a) for a in (kernel, recurrent_kernel, bias))
@@ -135,7 +179,33 @@ def load_tf1(unit: RecurrentUnit, layer: int, kernel=None, bias=None, *, gates_k
              gates_bias=None, candidate_kernel=None, candidate_bias=None) -> RecurrentUnit:
     """Load TF1 weights: BasicLSTMCell / BasicRNNCell ``kernel, bias``; GRUCell ``gates_*,
     candidate_*``. Kernels act on ``[x, h]`` (rows: input first). Build ``unit`` with
-    ``convention="tf1"`` (BasicLSTMCell's forget_bias=1.0 is the convention's forget_shift)."""
+    ``convention="tf1"`` (BasicLSTMCell's forget_bias=1.0 is the convention's forget_shift).
+
+    Parameters
+    ----------
+    unit : RecurrentUnit
+        An ``rnn``, ``lstm`` or ``gru`` unit (not an ensemble).
+    layer : int
+        The layer to load, 0 <= layer < layers.
+    kernel, bias : array_like, optional
+        BasicLSTMCell (``[I_l + H, 4H]``, gates i, j, f, o; ``[4H]``) or BasicRNNCell (``[I_l + H, H]``,
+        ``[H]``).
+    gates_kernel, gates_bias : array_like, optional
+        GRUCell's gates: ``[I_l + H, 2H]`` (r, u) and ``[2H]``.
+    candidate_kernel, candidate_bias : array_like, optional
+        GRUCell's candidate: ``[I_l + H, H]`` and ``[H]``.
+
+    Returns
+    -------
+    RecurrentUnit
+        ``unit`` itself, its parameters overwritten in place (a second bias ``b_h`` set to zero).
+
+    Raises
+    ------
+    ConfigError
+        When ``unit`` is not an rnnmem unit of those kinds, ``layer`` is out of range, the weights its
+        kind needs are missing, or a shape does not match the unit's.
+    """
     _check_layer(unit, layer)
     H = unit.hidden_size
     I = unit.layer_input_size(layer)

@@ -122,7 +122,26 @@ def _uniform(shape, bound: float, gen: torch.Generator, dtype) -> torch.Tensor:
 def powerlaw_forget_bias(head_dim: int, layer: int, layers: int, dtype=torch.float64) -> torch.Tensor:
     """The official sLSTM "powerlaw_blockdependent" forget-gate bias of one head:
     ``5 - 12 (j / (d - 1))^(0.3 + 1.3 r)``, j = 0..d-1, r = layer / (layers - 1) (0 for one layer);
-    5 for every unit when d = 1 (where the official formula divides by zero)."""
+    5 for every unit when d = 1 (where the official formula divides by zero).
+
+    Source: the official xlstm code (Beck et al. 2024; ``bias_init="powerlaw_blockdependent"``).
+
+    Parameters
+    ----------
+    head_dim : int
+        d, the units per head.
+    layer : int
+        The layer l the bias is for (0-based).
+    layers : int
+        The number of layers of the stack.
+    dtype : torch.dtype
+        dtype of the result (computed in float64; default float64).
+
+    Returns
+    -------
+    Tensor
+        ``[d]``, decreasing from 5 (j = 0) to -7 (j = d - 1); ``[5]`` when d = 1.
+    """
     ratio = layer / (layers - 1) if layers > 1 else 0.0
     j = torch.arange(head_dim, dtype=torch.float64) / max(head_dim - 1, 1)
     return (5.0 - 12.0 * j ** (0.3 + 1.3 * ratio)).to(dtype)
@@ -153,7 +172,18 @@ class _XLSTMUnit(RecurrentUnit):
 
     # ----------------------------------------------------------------- states
     def state_width(self, name: str) -> int:
-        """Trailing width of state component ``name``."""
+        """Trailing width of state component ``name``.
+
+        Parameters
+        ----------
+        name : str
+            One of ``state_names``.
+
+        Returns
+        -------
+        int
+            H for every component (sLSTM's h, c, n and m are all per unit).
+        """
         return self.hidden_size
 
     def _extra_describe(self) -> dict:
@@ -224,7 +254,19 @@ class XLSTMScalar(_XLSTMUnit):
 
     def recurrent_matrix(self, layer: int = 0) -> torch.Tensor:
         """The dense recurrent matrix of layer ``layer``, ``[(E,) H, 4H]`` (block-diagonal by heads;
-        gradients flow to the blocks ``R``)."""
+        gradients flow to the blocks ``R``).
+
+        Parameters
+        ----------
+        layer : int
+            Layer index (default 0).
+
+        Returns
+        -------
+        Tensor
+            ``[H, 4H]``, or ``[E, H, 4H]`` for an ensemble: ``h_{t-1} @ R`` gives the recurrent part of
+            the pre-activations i~, f~, z~, o~ (gate-major columns, heads then units).
+        """
         R = self.layer_params[layer].R                  # [(E,) NH, d, 4d]
         NH, d, H = self.heads, self.head_dim, self.hidden_size
         if NH == 1:
@@ -306,10 +348,42 @@ class XLSTMMatrix(_XLSTMUnit):
         return {**super()._extra_describe(), "chunk": self.chunk}
 
     def state_width(self, name: str) -> int:
+        """See ``RecurrentUnit.state_width``.
+
+        Parameters
+        ----------
+        name : str
+            ``"C"``, ``"n"`` or ``"m"``.
+
+        Returns
+        -------
+        int
+            ``H d`` (= NH d d) for C, H (= NH d) for n, NH for m.
+        """
         return {"C": self.hidden_size * self.head_dim, "n": self.hidden_size, "m": self.heads}[name]
 
     def init_state(self, batch: int, device=None, dtype=None) -> State:
-        """An empty memory: C = 0, n = 0 and m = -1e30 (no stabiliser yet; see the module docstring)."""
+        """An empty memory: C = 0, n = 0 and m = -1e30 (no stabiliser yet; see the module docstring).
+
+        Parameters
+        ----------
+        batch : int
+            B, the number of sequences (positive).
+        device : torch.device or str, optional
+            Default: the parameters' device.
+        dtype : torch.dtype, optional
+            Default: the parameters' dtype.
+
+        Returns
+        -------
+        State
+            ``(C, n, m)``: ``[layers, (E,) B, NH d d]``, ``[layers, (E,) B, H]``, ``[layers, (E,) B, NH]``.
+
+        Raises
+        ------
+        ConfigError
+            When ``batch`` is not a positive integer.
+        """
         C, n, m = super().init_state(batch, device, dtype)
         return C, n, m.fill_(EMPTY_M)
 

@@ -12,7 +12,30 @@ from . import forgetting, lyapunov, capacity, connectivity, long_memory, semanti
 
 
 def probe(name: str, model, **kwargs) -> Result:
-    """``PROBES[name](model, **kwargs)`` with one clear error for an unknown name."""
+    """Run the registered probe ``name`` on ``model``: ``PROBES[name](model, **kwargs)`` with one clear
+    error for an unknown name.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``PROBES`` (``"forgetting"``, ``"connectivity"``, ``"long_memory"``, ``"capacity"``,
+        ``"lyapunov"``, ``"semantic"``...).
+    model : rnnmem unit, CallableUnit, torch.nn.RNN/LSTM/GRU or nn.Module with the model protocol
+        The recurrent model to probe (see :func:`rnnmem.probes.common.as_unit`).
+    **kwargs
+        Passed on to the probe: ``settings``, ``seed``, ``device``, ``dtype``, ``progress``
+        (see :class:`rnnmem.probes.contract.Probe`).
+
+    Returns
+    -------
+    Result
+        The probe's result (``summary()``, ``to_frame()``, ``to_json()``, ``plot()``).
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not a registered probe (the message lists the valid names).
+    """
     from ..errors import ConfigError
 
     if name not in PROBES:

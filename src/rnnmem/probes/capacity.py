@@ -68,7 +68,14 @@ class CapacityResult:
     notes: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        """Flat, JSON-able summary (for tables and the memory card)."""
+        """Flat, JSON-able summary (for tables and the memory card).
+
+        Returns
+        -------
+        dict
+            ``mc``, ``mc_raw``, ``state_dim``, ``mc_per_dim`` (= mc / state_dim), ``lags`` (number of lags),
+            ``n_train``, ``n_test``, ``null_bias``, ``null_sd``, ``wall_s`` and every key of ``config``.
+        """
         return {
             "mc": self.mc, "mc_raw": self.mc_raw, "state_dim": self.state_dim,
             "mc_per_dim": self.mc / self.state_dim, "lags": len(self.curve),
@@ -77,7 +84,13 @@ class CapacityResult:
         }
 
     def to_frame(self) -> pd.DataFrame:
-        """The per-lag curve with the run's configuration repeated on each row."""
+        """The per-lag curve with the run's headline and cell repeated on each row.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per lag: ``lag``, ``r2``, ``r2_adj``, ``mc`` (the capacity) and ``cell`` (the unit's cell name).
+        """
         df = self.curve.copy()
         df["mc"] = self.mc
         df["cell"] = self.unit.get("cell")
@@ -93,7 +106,28 @@ def _check_int(name: str, value, minimum: int) -> int:
 def prepare_unit(model, device=None, dtype=None):
     """A probe-ready unit on ``device``/``dtype``: the caller's model is copied, never moved.
 
-    Ensembles are refused (probe each member's unit on its own)."""
+    Ensembles are refused (probe each member's unit on its own).
+
+    Parameters
+    ----------
+    model : rnnmem unit, CallableUnit, torch.nn.RNN/LSTM/GRU or nn.Module with the model protocol
+        The network (see :func:`rnnmem.probes.common.as_unit`).
+    device : str or torch.device, optional
+        Where to compute; default the unit's own device.
+    dtype : torch.dtype, optional
+        Precision to compute in; default the unit's own dtype.
+
+    Returns
+    -------
+    (unit, torch.device, torch.dtype)
+        The unit (a deep copy moved/cast when device or dtype differ from its own; otherwise
+        ``as_unit(model)`` itself, which is the caller's object for a built-in unit), its device and dtype.
+
+    Raises
+    ------
+    ConfigError
+        ``model`` is an ensemble unit.
+    """
     unit = as_unit(model)
     if getattr(unit, "ensemble", None):
         raise ConfigError(
@@ -110,7 +144,31 @@ def prepare_unit(model, device=None, dtype=None):
 
 def collect_states(unit, x: torch.Tensor, components) -> tuple[torch.Tensor, tuple[str, ...]]:
     """Run ``unit`` on ``x[T, 1, I]`` from its initial state and return the chosen state
-    components of every layer at every step, concatenated: ``[T, D]``."""
+    components of every layer at every step, concatenated: ``[T, D]``.
+
+    Parameters
+    ----------
+    unit : RecurrentUnit or CallableUnit
+        A single (non-ensemble) unit; it is run under ``torch.inference_mode`` with ``return_all_states=True``.
+    x : torch.Tensor
+        Inputs ``[T, 1, I]`` (batch of one).
+    components : None, "all", str or sequence of str
+        State component names (``unit.state_names``, e.g. ``("h",)`` or ``("h", "c")``); None or
+        ``"all"`` takes every component.
+
+    Returns
+    -------
+    states : torch.Tensor
+        ``[T, D]``: per step, the chosen components (each ``[layers, 1, H]`` flattened) concatenated
+        in the order chosen, so ``D = len(chosen) * layers * H`` for a built-in unit.
+    chosen : tuple of str
+        The component names used.
+
+    Raises
+    ------
+    ConfigError
+        An unknown component name, or an empty selection.
+    """
     names = tuple(getattr(unit, "state_names", ("state",)))
     if components in (None, "all"):
         chosen = names
@@ -140,7 +198,30 @@ def ridge_r2(X_train, Y_train, X_test, Y_test, alpha: float) -> np.ndarray:
     """Out-of-sample squared correlation of ridge readouts, one per column of ``Y``.
 
     Closed form on z-scored features with an unpenalised intercept:
-    ``W = (Xs'Xs + alpha n I)^-1 Xs'(Y - mean)``, float64 on the tensors' device."""
+    ``W = (Xs'Xs + alpha n I)^-1 Xs'(Y - mean)``, computed in the tensors' dtype (the probe passes
+    float64) on their device. Features are z-scored with the training mean and standard deviation
+    (a feature with sd ~ 0 is only centred). The score of column j is
+
+        r_j^2 = corr(Xt_s W_j, Y_test[:, j])^2,  clipped at 1 (0 when either series is constant).
+
+    Parameters
+    ----------
+    X_train : torch.Tensor
+        Training features ``[n, D]``.
+    Y_train : torch.Tensor
+        Training targets ``[n, K]`` (one column per readout).
+    X_test : torch.Tensor
+        Test features ``[m, D]``.
+    Y_test : torch.Tensor
+        Test targets ``[m, K]``.
+    alpha : float
+        Ridge penalty per sample (the penalty is ``alpha * n``); 0 is ordinary least squares.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[K]`` out-of-sample squared correlations (not adjusted for finite-sample bias).
+    """
     n, D = X_train.shape
     mu = X_train.mean(0)
     sd = X_train.std(0)
@@ -175,11 +256,63 @@ def memory_capacity(
 ) -> CapacityResult:
     """Jaeger's short-term memory capacity of ``model`` (see the module docstring).
 
+    Source: H. Jaeger (2002), "Short term memory in echo state networks", GMD Report 152. Driving the
+    network with ``u_t ~ U[-1, 1]`` and fitting one linear readout ``y_k(t)`` of the state ``x_t`` per lag k,
+
+        MC_k = r^2(u_{t-k}, y_k(t)),   r2_adj_k = 1 - (1 - MC_k)(n_test - 1)/(n_test - 2)  (Ezekiel 1930),
+        MC = sum_{k=min_lag}^{max_lag} r2_adj_k,
+
+    with r^2 measured out of sample on the last ``1 - train_frac`` of the usable steps.
+
     ``model``: an rnnmem unit, a ``torch.nn.RNN/LSTM/GRU`` or a ``CallableUnit``.
     ``steps``: steps used for readouts (after ``washout``; split ``train_frac`` / rest in time).
     ``max_lag``: largest lag k (default ``2 * D``, D = state dimension). ``components``: "all" or
     state names, e.g. ``("h",)``. ``inputs``: a 1-d array of length ``washout + steps`` to use
     instead of U[-1, 1]. ``input_projection``: "error" | "random" for units with input_size > 1.
+
+    Parameters
+    ----------
+    model : rnnmem unit, CallableUnit, torch.nn.RNN/LSTM/GRU or nn.Module with the model protocol
+        A single network (ensembles are refused).
+    steps : int
+        Steps after the washout that feed the readouts (>= 10; default 20000). Usable samples start at
+        ``max(washout, max_lag)`` so every target ``u_{t-k}`` exists.
+    washout : int
+        Initial steps discarded (>= 0; default 1000).
+    max_lag : int, optional
+        Largest lag k (>= ``min_lag``); default ``2 * D`` with D the state dimension.
+    min_lag : int
+        Smallest lag (default 0: ``x_t`` already contains ``u_t``).
+    alpha : float
+        Ridge penalty per sample (finite, >= 0; default 1e-6), see :func:`ridge_r2`.
+    train_frac : float
+        Fraction of the usable steps (the first ones) that train the readouts, in (0, 1); default 0.5.
+    components : "all", str or sequence of str
+        State components read out (see :func:`collect_states`).
+    inputs : array-like, optional
+        ``washout + steps`` scalar inputs used instead of i.i.d. U[-1, 1] draws.
+    input_projection : {"error", "random"}
+        For ``input_size > 1``: "error" refuses, "random" feeds ``u_t v`` along a fixed Gaussian unit vector v.
+    seed : int
+        Seed of the input draws and of the random projection direction.
+    device : str or torch.device, optional
+        Where to run the network; default the model's device (the model's dtype is kept).
+
+    Returns
+    -------
+    CapacityResult
+        ``mc`` (sum of adjusted r^2), ``mc_raw`` (sum of raw r^2), ``curve`` (lag, r2, r2_adj per lag),
+        ``state_dim``, ``n_train``, ``n_test``, ``null_bias = K/(n_test - 1)``, ``null_sd = sqrt(2K)/n_test``
+        (K lags), ``config``, ``unit`` (its describe()), ``wall_s`` (seconds) and ``notes``
+        (``input_direction`` with a random projection).
+
+    Raises
+    ------
+    ConfigError
+        An out-of-range option, a unit with ``input_size > 1`` under ``input_projection="error"``, an
+        ensemble, or too few samples (need ``n_train > D + 1`` and ``n_test >= 10``).
+    InputError
+        ``inputs`` of the wrong length, non-finite weights or inputs, or states that become non-finite.
     """
     start = time.perf_counter()
     steps = _check_int("steps", steps, 10)

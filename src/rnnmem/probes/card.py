@@ -56,7 +56,20 @@ FIT_RULES = {"min_points": 10, "min_r2": 0.9, "exponent_range": (0.0, 5.0)}
 def long_memory_source(lm: dict) -> tuple[str, dict]:
     """Where the card's long-memory test numbers are: ``("long_memory", lm)``, or, when |A_k| alone was
     inconclusive and the verdict came from its upper bound mean_t ||dy_t/dx_{t-k}|| (``via_bound``),
-    ``("long_memory.bound", lm["bound"])``."""
+    ``("long_memory.bound", lm["bound"])``.
+
+    Parameters
+    ----------
+    lm : dict
+        The card's ``long_memory`` section.
+
+    Returns
+    -------
+    (str, dict)
+        The section's path on the card and the dict holding the test numbers (``alpha``, ``n_tail``...):
+        ``lm["bound"]`` when ``lm["alpha"]`` is None, ``lm["via_bound"]`` is true and ``lm["bound"]`` is a
+        dict, else ``lm`` itself.
+    """
     if lm.get("alpha") is None and lm.get("via_bound") and isinstance(lm.get("bound"), dict):
         return "long_memory.bound", lm["bound"]
     return "long_memory", lm
@@ -70,7 +83,21 @@ def fit_checks(card: dict) -> dict:
     Rules (``FIT_RULES``): at least ``min_points`` fitted points, R^2 of the fit (on log values)
     >= ``min_r2`` where there is one, a tail exponent inside ``exponent_range``, and a tail that is a
     power law: not when the response ends (|A_k| below the numerical floor past some lag) or a mixture
-    of exponentials extrapolates the tail better."""
+    of exponentials extrapolates the tail better.
+
+    Parameters
+    ----------
+    card : dict
+        A memory card (:func:`compute_card` or :func:`load_card`); missing sections are skipped.
+
+    Returns
+    -------
+    dict
+        ``{path: {"valid": bool, "reason": str}}`` for each of ``long_memory.alpha`` (the test's points
+        ``n_tail``, no R^2 rule), ``long_memory.rate`` (points ``n_fit``, R^2 ``r2_exp`` checked when present,
+        ``rate > 0``) and ``connectivity.half_life`` (points ``fit_lags``, R^2 ``r2`` required) whose number
+        is on the card; ``reason`` is ``"ok"`` or the failed rules joined by ``"; "``.
+    """
     rules = FIT_RULES
     out = {}
 
@@ -127,13 +154,37 @@ TASK_SETTINGS = {"copy": [10, 20], "adding": [10, 20, 50], "steps": 600}
 
 
 def card_probes() -> dict:
-    """The probes the card computes: every registered probe with ``in_card``, in registry order."""
+    """The probes the card computes: every registered probe with ``in_card``, in registry order.
+
+    Returns
+    -------
+    dict
+        ``{name: Probe}`` from :data:`rnnmem.probes.contract.PROBES`.
+    """
     return {name: p for name, p in PROBES.items() if p.in_card}
 
 
 def card_settings(settings: dict | None = None, tasks: bool = True) -> dict:
     """Each card probe's validated settings as a dict (its schema's defaults updated with
-    ``settings[name]``), plus the tasks' settings; one ``ConfigError`` for an unknown probe or field."""
+    ``settings[name]``), plus the tasks' settings; one ``ConfigError`` for an unknown probe or field.
+
+    Parameters
+    ----------
+    settings : dict, optional
+        ``{probe name or "tasks": {field: value}}`` overriding the defaults.
+    tasks : bool
+        Include the ``tasks`` entry (``TASK_SETTINGS`` updated with ``settings["tasks"]``); default True.
+
+    Returns
+    -------
+    dict
+        ``{probe name: settings dict (JSON mode)}`` for every card probe, plus ``"tasks"`` when asked.
+
+    Raises
+    ------
+    ConfigError
+        An unknown section name or an invalid field of a probe's settings.
+    """
     settings = dict(settings or {})
     unknown = set(settings) - set(card_probes()) - {"tasks"}
     if unknown:
@@ -160,6 +211,20 @@ def __getattr__(name):  # CARD_SETTINGS: the defaults, computed from the registr
 def compute_card(model, name: str | None = None, tasks: bool = False, seed: int = 0, device=None,
                  settings: dict | None = None, progress=None) -> dict:
     """Every card probe of ``model``, through the probe contract.
+
+    The built-in sections and their measures (equations in each function's docstring):
+
+    - ``forgetting`` (Muccino 2019): ``n(eps) = max(0, t_last(eps) + 1 - P)`` steps to identical outputs
+      per tolerance, and the contraction rate of ``ln ||delta_t|| = a - rate t``
+      (:func:`rnnmem.probes.forgetting.forgetting`);
+    - ``lyapunov`` (Benettin et al. 1980): ``lambda_i = (1/n) sum_t ln |R_t[i, i]|`` of the QR method
+      (:func:`rnnmem.probes.lyapunov.lyapunov_spectrum`);
+    - ``capacity`` (Jaeger 2002): ``MC = sum_k r^2(u_{t-k}, y_k(t))``, adjusted r^2
+      (:func:`rnnmem.probes.capacity.memory_capacity`);
+    - ``connectivity`` (Madsen 2019): mean over t~ of ``|| d z_{t~} / d x_{t~-k} ||`` per lag k and its
+      half-life ``ln 2 / rate`` (:func:`rnnmem.probes.connectivity.fit_half_life`);
+    - ``long_memory`` (Zhao et al. 2020, Definition 3): long memory iff ``sum_k |A_k|`` diverges,
+      ``A_k = E_t[dy_t / dx_{t-k}]`` (:func:`rnnmem.probes.long_memory.long_memory_probe`).
 
     Parameters
     ----------
@@ -208,6 +273,20 @@ def compute_card(model, name: str | None = None, tasks: bool = False, seed: int 
 
 
 def save_card(card: dict, path: str | Path) -> Path:
+    """Write a memory card as indented JSON (parent folders are created).
+
+    Parameters
+    ----------
+    card : dict
+        A JSON-able card (:func:`compute_card`).
+    path : str or Path
+        The file to write (overwritten).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(card, indent=1))
@@ -215,6 +294,24 @@ def save_card(card: dict, path: str | Path) -> Path:
 
 
 def load_card(path: str | Path) -> dict:
+    """Read a memory card written by :func:`save_card`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The card's JSON file.
+
+    Returns
+    -------
+    dict
+        The card.
+
+    Raises
+    ------
+    InputError
+        The file does not exist, is not JSON, or lacks a card's keys (``name``, ``model``, ``forgetting``,
+        ``lyapunov``, ``capacity``).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"card file {path} not found")

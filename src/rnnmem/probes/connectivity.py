@@ -100,7 +100,18 @@ SWEEP_GROUP = 256            # most output steps back-propagated together (sweep
 
 # ----------------------------------------------------------------------------- model protocol
 def is_char_model(model) -> bool:
-    """True for models following the character protocol (``embed`` + ``from_embedding``)."""
+    """True for models following the character protocol (``embed`` + ``from_embedding``).
+
+    Parameters
+    ----------
+    model : object
+        Any model.
+
+    Returns
+    -------
+    bool
+        Whether ``model.embed`` and ``model.from_embedding`` are both callable.
+    """
     return callable(getattr(model, "embed", None)) and callable(getattr(model, "from_embedding", None))
 
 
@@ -110,7 +121,27 @@ def _first(out):
 
 def encode(model, text: str) -> torch.Tensor:
     """Character ids of ``text`` for a character model: ``model.encode_text`` when present,
-    else the index of each character in ``model.chars``. Unknown characters raise InputError."""
+    else the index of each character in ``model.chars``. Unknown characters raise InputError.
+
+    Parameters
+    ----------
+    model : character model
+        Has ``encode_text(str)`` and/or ``chars`` (its alphabet, a sequence of characters).
+    text : str
+        A non-empty text; when ``model.chars`` exists every character must be in it.
+
+    Returns
+    -------
+    torch.Tensor
+        ``Long[T]`` character ids, T = ``len(text)`` for the ``chars`` lookup.
+
+    Raises
+    ------
+    InputError
+        An empty text or characters outside the model's alphabet.
+    ConfigError
+        The model has neither ``encode_text`` nor ``chars``.
+    """
     if not isinstance(text, str) or not text:
         raise InputError("the text is empty; give at least one character")
     chars = getattr(model, "chars", None)
@@ -133,13 +164,36 @@ def encode(model, text: str) -> torch.Tensor:
 
 
 def class_names(model) -> list[str] | None:
+    """The model's class names (``model.words``), if it has any.
+
+    Parameters
+    ----------
+    model : object
+        A model, optionally with a ``words`` sequence (one name per logit).
+
+    Returns
+    -------
+    list of str or None
+        ``list(model.words)``, or None when the model has no ``words``.
+    """
     words = getattr(model, "words", None)
     return list(words) if words is not None else None
 
 
 def padding_classes(names: list[str] | None) -> list[int]:
     """Class ids that are never a prediction: the padding class ``<eos>`` of the autocomplete
-    vocabulary (none for models without class names)."""
+    vocabulary (none for models without class names).
+
+    Parameters
+    ----------
+    names : list of str or None
+        Class names (:func:`class_names`).
+
+    Returns
+    -------
+    list of int
+        Indices i with ``names[i] == "<eos>"``; empty for None.
+    """
     return [i for i, n in enumerate(names or ()) if n == "<eos>"]
 
 
@@ -151,7 +205,27 @@ def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
 
 def prepare_model(model: nn.Module, device=None, dtype=None) -> nn.Module:
     """The model itself when it already has ``device``/``dtype`` (None = keep), else a moved copy
-    (the caller's model is never changed)."""
+    (the caller's model is never changed).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model; its device and dtype are those of its first parameter (CPU float32 without parameters).
+    device : str or torch.device, optional
+        Target device (None: the model's).
+    dtype : str or torch.dtype, optional
+        Target dtype, e.g. ``"float64"`` (None: the model's).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model`` itself, or a deep copy moved to ``device``/``dtype``.
+
+    Raises
+    ------
+    ConfigError
+        ``model`` is not a ``torch.nn.Module``.
+    """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"connectivity needs a torch.nn.Module, got {type(model).__name__}")
     cur_dev, cur_dt = _model_device_dtype(model)
@@ -173,7 +247,22 @@ class _ReadoutReached(Exception):
 
 def find_readout(fn: Callable, x: torch.Tensor) -> nn.Linear | None:
     """The ``nn.Linear`` whose output *is* what ``fn(x)`` returns, called exactly once, with a
-    ``[T, B, H]`` input; ``None`` when there is no such layer (then no shortcut is taken)."""
+    ``[T, B, H]`` input; ``None`` when there is no such layer (then no shortcut is taken).
+
+    Parameters
+    ----------
+    fn : nn.Module or bound method of an nn.Module
+        The function mapping the input to logits (``model`` or ``model.from_embedding``); it is called
+        once on ``x`` under ``torch.no_grad`` with forward hooks on every ``nn.Linear`` of its module.
+    x : torch.Tensor
+        A short probe input ``[T, B, D]`` (the first 2 steps of the sequence).
+
+    Returns
+    -------
+    nn.Linear or None
+        The readout layer, or None when ``fn`` is not a module's, the output is not one Linear's output,
+        that Linear runs more than once, or its input is not ``[T, B, H]`` with the input's T and B.
+    """
     module = fn if isinstance(fn, nn.Module) else getattr(fn, "__self__", None)
     if not isinstance(module, nn.Module):
         return None
@@ -214,11 +303,26 @@ class ConnectivityResult:
 
     @property
     def T(self) -> int:
+        """Sequence length.
+
+        Returns
+        -------
+        int
+            ``matrix.shape[0]`` (the matrix is ``[T, T]``).
+        """
         return self.matrix.shape[0]
 
     def frame(self) -> pd.DataFrame:
         """Long form: one row per (t, t~) pair (only t <= t~ when ``causal``), with columns
-        ``t, t_out, lag = t~ - t, connectivity, raw, char, char_out, target, target_word``."""
+        ``t, t_out, lag = t~ - t, connectivity, raw, char, char_out, target, target_word``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows sorted by ``t_out`` then ``t``; ``connectivity`` from ``matrix``, ``raw`` before normalisation,
+            ``char``/``char_out`` the tokens at t and t~, ``target`` the class id at t~ and ``target_word``
+            its name (only with class names); ``df.attrs["config"]`` holds the result's config.
+        """
         T = self.T
         t, t_out = np.meshgrid(np.arange(T), np.arange(T), indexing="ij")
         keep = (t <= t_out) if self.config.get("causal", True) else np.ones_like(t, dtype=bool)
@@ -242,13 +346,42 @@ class ConnectivityResult:
         return df
 
     def decay(self) -> pd.DataFrame:
+        """Mean connectivity per lag of this result: ``decay_profile(self)``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``lag, mean, std, sem, n`` (see :func:`decay_profile`).
+        """
         return decay_profile(self)
 
 
 def decay_profile(results) -> pd.DataFrame:
     """Mean connectivity as a function of the lag ``t~ - t >= 0``, pooled over every output step
     of one or several results (``ConnectivityResult``, their ``frame()``s, or a list of them).
-    Columns: ``lag, mean, std, sem, n`` (n = number of (t, t~) pairs at that lag)."""
+    Columns: ``lag, mean, std, sem, n`` (n = number of (t, t~) pairs at that lag).
+
+    With c(t, t~) the connectivity of Madsen (2019, "Visualizing memorization in RNNs", Distill) and
+    P_k the pooled pairs at lag k = t~ - t,
+
+        mean_k = (1 / n_k) sum_{(t, t~) in P_k} c(t, t~),   std_k (ddof = 1),   sem_k = std_k / sqrt(n_k).
+
+    Parameters
+    ----------
+    results : ConnectivityResult, pandas.DataFrame, or a list of them
+        Results or long frames with ``lag`` and ``connectivity`` columns (pairs with lag < 0 are dropped).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per lag: ``lag, mean, std, sem, n``; ``attrs["config"]`` is the first result's config
+        plus ``sequences`` (how many results were pooled).
+
+    Raises
+    ------
+    InputError
+        No result, or a frame without ``lag`` and ``connectivity``.
+    """
     if isinstance(results, (ConnectivityResult, pd.DataFrame)):
         results = [results]
     frames = []
@@ -285,6 +418,9 @@ def half_life(lags, values, reference: int = 0) -> dict:
     half-life is longer than that); no value is extrapolated. Missing (NaN) or non-positive
     values are skipped.
 
+    Source: rnnmem's summary of the connectivity profile of Madsen (2019, Distill), described in
+    ``docs/connectivity.md`` (the paper itself defines no half-life).
+
     Parameters
     ----------
     lags : array-like of int, distances t~ - t (a ``decay_profile``'s ``lag`` column).
@@ -296,6 +432,14 @@ def half_life(lags, values, reference: int = 0) -> dict:
     dict with ``half_life`` (float or None), ``censored`` (bool), ``at_least`` (the largest
     distance measured when censored, else None), ``reference`` (the distance), ``reference_value``
     and ``max_distance``.
+
+    Raises
+    ------
+    ConfigError
+        ``reference`` is not 0 or 1.
+    InputError
+        ``lags`` and ``values`` are not 1-d of one length, or the profile has no positive value at
+        ``reference``.
     """
     if reference not in (0, 1):
         raise ConfigError(f"the half-life's reference distance must be 0 or 1, got {reference!r}")
@@ -486,7 +630,64 @@ def connectivity_matrix(model, chars, targets=None, norm: str = "sq_l2", normali
     ``_chunk_grads`` and ``_sweep``). ``chunk``: output steps per backward pass for vmap/replicate
     (default 32), steps per graph segment for sweep (default 16). ``progress(done, total)`` is
     called as the work proceeds. ``device`` and ``dtype`` (None: the model's own) run the probe on
-    a moved copy of the model."""
+    a moved copy of the model.
+
+    The measure (Madsen 2019, "Visualizing memorization in RNNs", Distill), for input step t and output
+    step t~, with z the logits and k(t~) the target class:
+
+        raw(t, t~) = || d z_{t~, k(t~)} / d x_t ||^2   (norm="sq_l2")   or   || . ||   (norm="l2"),
+        matrix(t, t~) = raw(t, t~) / max_t raw(t, t~)   (normalize=True; 0 for an all-zero column),
+
+    with ``d z / d o_t = W (d z / d e_t)`` for a character model at ``at="onehot"`` (W the embedding matrix).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A character model (``embed`` + ``from_embedding``) or a module ``model(x[T, B, I]) -> logits
+        [T, B, V]`` (or a tuple whose first element is the logits).
+    chars : str, Long[T] tensor, or float tensor [T, I] / [T, 1, I]
+        A text or character ids (character model), or the float input (other models).
+    targets : None, "predicted", int, str, or sequence of int
+        Class differentiated at each output step: None/"predicted" the model's top-1 (never ``<eos>``), an
+        int or a class name that class at every step, or one class id per step (T values).
+    norm : {"sq_l2", "l2"}
+        Squared or plain L2 norm of the gradient (default ``"sq_l2"``, the study's).
+    normalize : bool
+        Divide each column t~ by its maximum over t (default True).
+    chunk : int, optional
+        Output steps per backward pass (vmap/replicate, default 32) or steps per graph segment (sweep,
+        default 16); >= 1.
+    device : str or torch.device, optional
+        Where to compute (None: the model's device).
+    at : {"onehot", "embedding"}
+        Where the gradient of a character model is taken (see the module docstring).
+    causal : bool
+        Run only the prefix up to each chunk's last output step; entries t > t~ are zero (default True).
+    shortcut : bool
+        Start back-propagation at the input of a detected ``nn.Linear`` readout (default True).
+    method : {"auto", "adjoint", "sweep", "vmap", "replicate"}
+        Algorithm (see above); all give the same numbers up to rounding.
+    dtype : str or torch.dtype, optional
+        Precision (None: the model's).
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    ConnectivityResult
+        ``matrix`` and ``raw`` (``[T, T]`` float64, row t = input step, column t~ = output step), ``targets``
+        (``[T]`` class ids), ``logits`` (``[T, V]`` float64), ``tokens``, ``target_names`` and ``config``
+        (definition, norm, method used, dtype, device...).
+
+    Raises
+    ------
+    ConfigError
+        A bad ``chunk``, ``method``, ``norm``, ``at`` or target name, a method that does not apply to the
+        model, or a model that is not an ``nn.Module``.
+    InputError
+        An empty, non-finite or wrongly shaped input, ids outside the alphabet, logits not ``[T, 1, V]``,
+        or targets of the wrong length or range.
+    """
     if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
         raise ConfigError(f"chunk must be a positive integer, got {chunk!r}")
     if method not in METHODS:
@@ -748,7 +949,26 @@ def connectivity(model, chars, targets=None, norm: str = "sq_l2", normalize: boo
                  chunk: int | None = None, device=None, at: str = "onehot", causal: bool = True,
                  shortcut: bool = True, method: str = "auto", dtype=None, progress=None) -> pd.DataFrame:
     """Connectivity as a long DataFrame (see ``ConnectivityResult.frame``); the configuration
-    is in ``df.attrs['config']``. ``connectivity_matrix`` returns the matrix form."""
+    is in ``df.attrs['config']``. ``connectivity_matrix`` returns the matrix form.
+
+    The measure is Madsen's (2019, Distill) ``connectivity(t, t~) = || d z_{t~, k(t~)} / d x_t ||^2`` (or
+    its square root with ``norm="l2"``), each column divided by its maximum with ``normalize=True``.
+
+    Parameters
+    ----------
+    model, chars, targets, norm, normalize, chunk, device, at, causal, shortcut, method, dtype, progress
+        As for :func:`connectivity_matrix`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``connectivity_matrix(...).frame()``: one row per (t, t~) pair with t <= t~ when causal.
+
+    Raises
+    ------
+    ConfigError, InputError
+        As :func:`connectivity_matrix`.
+    """
     return connectivity_matrix(model, chars, targets=targets, norm=norm, normalize=normalize, chunk=chunk,
                                device=device, at=at, causal=causal, shortcut=shortcut, method=method, dtype=dtype,
                                progress=progress).frame()
@@ -759,7 +979,30 @@ def connectivity_naive(model, chars, targets=None, norm: str = "sq_l2", normaliz
     """Reference implementation: one forward pass over the whole sequence, then one backward pass
     per output step t~ through the whole model (no truncation, no readout shortcut). ``t_out``
     restricts the output steps computed (the other columns stay NaN); used by tests and the
-    benchmark."""
+    benchmark.
+
+    Computes the same measure as :func:`connectivity_matrix` (Madsen 2019), column by column:
+    ``raw[:, t~] = || d z_{t~, k(t~)} / d x_t ||^2`` (or its norm) for every t.
+
+    Parameters
+    ----------
+    model, chars, targets, norm, normalize, device, at, dtype
+        As for :func:`connectivity_matrix`.
+    t_out : iterable of int, optional
+        Output steps t~ to compute (default all T).
+
+    Returns
+    -------
+    ConnectivityResult
+        ``matrix`` and ``raw`` ``[T, T]`` float64 (NaN in columns not computed; normalisation over the
+        computed columns only), ``targets``, ``logits``, ``tokens``, ``target_names`` and ``config``
+        (``causal`` is False: entries t > t~ are computed, and are zero for a causal model).
+
+    Raises
+    ------
+    ConfigError, InputError
+        As :func:`connectivity_matrix` (norm, at, input and targets).
+    """
     check_finite(model, None if isinstance(chars, str) else chars, names=["the input sequence"])
     model_ = prepare_model(model, device, dtype)
     with _frozen(model_):
@@ -792,7 +1035,24 @@ def connectivity_naive(model, chars, targets=None, norm: str = "sq_l2", normaliz
 def top_k(logits: np.ndarray, k: int = 3, names: list[str] | None = None, exclude=None) -> list[list[tuple]]:
     """Top-k classes per step with softmax probabilities (over all classes), skipping the class
     ids in ``exclude`` (default: ``padding_classes(names)``, i.e. ``<eos>``). Returns, per step, a
-    list of ``(class_id, name, probability)``; the first entry is the "predicted" target."""
+    list of ``(class_id, name, probability)``; the first entry is the "predicted" target.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray
+        ``[T, V]`` logits (float64 softmax over all V classes, excluded ones included).
+    k : int
+        Entries per step (default 3; fewer when fewer classes remain).
+    names : list of str, optional
+        Class names (None: the class id as a string).
+    exclude : iterable of int, optional
+        Class ids skipped (default: the ``<eos>`` class of ``names``).
+
+    Returns
+    -------
+    list of list of (int, str, float)
+        Per step, up to k ``(class_id, name, probability)`` in decreasing probability.
+    """
     exclude = set(padding_classes(names) if exclude is None else exclude)
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)
@@ -840,6 +1100,18 @@ class RandomReadout(nn.Module):
         self.register_buffer("v", v / v.norm())
 
     def forward(self, x):
+        """The scalar readout ``z_t = v . y_t`` of the unit's output.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Inputs ``[T, B, I]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[T, B, 1]`` logits (one "class"), in the output's dtype.
+        """
         y = self.unit(x)[0]
         return (y @ self.v.to(y.dtype)).unsqueeze(-1)
 
@@ -848,9 +1120,21 @@ def fit_half_life(lags: np.ndarray, values: np.ndarray) -> dict:
     """Least-squares fit of ln v_k = a - rate * k over the lags where v_k > 1e-12 max(v);
     half-life = ln 2 / rate.
 
+    Source: rnnmem's memory-card summary of the connectivity decay profile of Madsen (2019, Distill),
+    an exponential fit (the paper defines no rate); compare :func:`half_life`, which interpolates
+    the first crossing instead of fitting.
+
+    Parameters
+    ----------
+    lags : numpy.ndarray
+        Lags k (a :func:`decay_profile`'s ``lag`` column).
+    values : numpy.ndarray
+        Mean connectivity v_k at each lag (non-finite values are left out).
+
     Returns
     -------
     dict with ``rate``, ``half_life`` (None unless rate > 0), ``r2`` (of the log fit) and ``fit_lags``.
+    With fewer than 3 lags to fit, ``rate``, ``half_life`` and ``r2`` are None.
     """
     lags, values = np.asarray(lags, float), np.asarray(values, float)
     ok = np.isfinite(values) & (values > 1e-12 * np.nanmax(values))

@@ -78,12 +78,37 @@ STATUSES = ("exact", "floor", "censored", "diverging", "converged", "overflow")
 
 
 def tol_name(tol: float) -> str:
-    """Column suffix of a tolerance: ``exact`` for 0, else ``%g`` (``1e-06``, ``0.0001``)."""
+    """Column suffix of a tolerance: ``exact`` for 0, else ``%g`` (``1e-06``, ``0.0001``).
+
+    Parameters
+    ----------
+    tol : float
+        A tolerance on the outputs' max-abs difference (0 = bit-exact equality).
+
+    Returns
+    -------
+    str
+        ``"exact"`` for 0, else ``f"{tol:g}"`` (as in the columns ``steps_<name>``, ``censored_<name>``).
+    """
     return "exact" if tol == 0 else f"{tol:g}"
 
 
 def derive_input_seed(seed: int) -> int:
-    """Seed of the input streams of the run whose network has seed ``seed`` (documented, stable)."""
+    """Seed of the input streams of the run whose network has seed ``seed`` (documented, stable).
+
+    Computed as ``SeedSequence([seed mod 2^63, 20190]).generate_state(1, uint64)[0] mod 2^63`` (numpy), so
+    the same network seed always gets the same input streams.
+
+    Parameters
+    ----------
+    seed : int
+        The network's seed (any integer; reduced mod 2^63).
+
+    Returns
+    -------
+    int
+        A seed in ``[0, 2^63)`` for ``torch.Generator().manual_seed``.
+    """
     return int(np.random.SeedSequence([int(seed) % 2**63, 20190]).generate_state(1, dtype=np.uint64)[0] % 2**63)
 
 
@@ -134,6 +159,13 @@ class ForgettingSettings:
             raise ConfigError(f"growth_min (nats) must be finite and > 0, got {self.growth_min}")
 
     def as_dict(self) -> dict:
+        """The settings as a plain dict (recorded with each run).
+
+        Returns
+        -------
+        dict
+            Every field by name, ``tolerances`` as a list of float.
+        """
         d = asdict(self)
         d["tolerances"] = list(self.tolerances)
         return d
@@ -272,7 +304,25 @@ class OutputCriterion:
     def close(self, a: torch.Tensor, b: torch.Tensor, diff: torch.Tensor | None = None,
               babs: torch.Tensor | None = None) -> torch.Tensor:
         """``[..., H]`` outputs -> ``[...]`` bool: every unit close (``diff = |a - b|`` and
-        ``babs = |b|`` may be passed in when several criteria share them)."""
+        ``babs = |b|`` may be passed in when several criteria share them).
+
+        Parameters
+        ----------
+        a : torch.Tensor
+            ``[..., H]`` outputs of stream a.
+        b : torch.Tensor
+            ``[..., H]`` outputs of stream b (the reference of ``rtol``), same shape as ``a``.
+        diff : torch.Tensor, optional
+            ``|a - b|`` precomputed (ignored with ``decimals``).
+        babs : torch.Tensor, optional
+            ``|b|`` precomputed (used only when ``rtol > 0``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[...]`` bool: True where all H units satisfy ``|a - b| <= atol + rtol * |b|`` (or, with
+            ``decimals``, ``round(a, decimals) == round(b, decimals)``).
+        """
         if self.decimals is not None:
             return (torch.round(a, decimals=self.decimals) == torch.round(b, decimals=self.decimals)).all(-1)
         diff = (a - b).abs() if diff is None else diff
@@ -415,6 +465,53 @@ def forgetting(model, settings: ForgettingSettings | None = None, input_seeds: l
 
     A unit with a ``rounding_dtype`` attribute (e.g. float16 emulated by rounding the state each
     step) has its rounding floor detected at that dtype's machine epsilon.
+
+    The measure (Muccino 2019, "An Investigation of RNN Memory Stability"): two i.i.d. N(0, 1) input
+    streams differ for the first P steps and agree afterwards; with ``d_t = max_i |y_t^a - y_t^b|`` the
+    forgetting steps per tolerance eps are
+
+        n(eps) = max(0, t_last(eps) + 1 - P),   t_last(eps) = max{t : d_t > eps},
+
+    and the contraction rate is the OLS slope of ``ln ||delta_t|| = a - rate * t`` (L2 distance of the full
+    states, above the rounding floor), with horizon ``ln(d0 / eps) / rate``. Statuses and censoring: see
+    the module docstring.
+
+    Parameters
+    ----------
+    model : rnnmem unit, CallableUnit, torch.nn.RNN/LSTM/GRU or nn.Module with the model protocol
+        The network(s); an ensemble unit runs its E networks as one batch (one run each).
+    settings : ForgettingSettings, optional
+        Protocol and numerics (default ``ForgettingSettings()``).
+    input_seeds : list of int, optional
+        One seed per run. Default: ``derive_input_seed(seed_e)`` per ensemble member, else one run
+        with ``derive_input_seed(unit.seed or 0)``; several seeds on a single network are batched runs.
+    device : str or torch.device, optional
+        Where to compute; a moved copy is used when it differs from the model's device (dtype is the model's).
+    progress : callable, optional
+        ``progress(n)`` with the number of steps done in each block.
+    criteria : sequence of OutputCriterion
+        Extra definitions of identical outputs (distinct names).
+    **overrides
+        Fields of :class:`ForgettingSettings` replacing those of ``settings``.
+
+    Returns
+    -------
+    ForgettingResult
+        ``table`` (one row per run: ``dtype``, ``run``, ``seed``, ``input_seed``, ``event_step``, ``rate`` and
+        ``rate_se`` (nats/step), ``fit_points``, ``growth``, ``growth_rounding``, ``d0``, ``floor_level``,
+        ``steps_computed``, per tolerance ``steps_<name>`` (NaN when censored), ``censored_<name>`` and
+        for eps > 0 ``horizon_<name>``, ``status``, plus the criteria's columns), ``curves`` (per run, the
+        log-binned maxima over shared steps: ``bin_edges``, ``out_maxabs``, ``out_l2``, ``state_maxabs``,
+        ``state_l2``, ``<component>_maxabs``), ``settings``, ``unit`` (its describe()), ``wall_s``,
+        ``steps_computed`` and ``notes`` (``eps_mach``, ``custom``, ``kernel``).
+
+    Raises
+    ------
+    ConfigError
+        Duplicate criteria names, an invalid settings field, or a number of input seeds that does not
+        match the ensemble.
+    InputError
+        Non-finite weights.
     """
     criteria = tuple(criteria or ())
     if len({c.name for c in criteria}) != len(criteria):
@@ -655,6 +752,22 @@ class ForgettingProbeSettings(ProbeSettings):
         return tuple(float(t) for t in v)
 
     def model_post_init(self, __context) -> None:
+        """Check across fields after validation: the differing prefix must be shorter than the sequence.
+
+        Parameters
+        ----------
+        __context : object
+            pydantic's validation context (unused).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            ``P >= T`` (pydantic turns it into a validation error, the contract into a ConfigError).
+        """
         if self.P >= self.T:
             raise ValueError(f"the differing prefix P={self.P} must be shorter than the sequence T={self.T}")
 

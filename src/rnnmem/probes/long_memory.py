@@ -109,6 +109,20 @@ class LinearRecurrence(nn.Module):
         self.a = float(a)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        """Run ``h_t = a h_{t-1} + x_t`` over the sequence.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Inputs ``[T, B, I]`` (any trailing shape; the recurrence is elementwise).
+        state : torch.Tensor, optional
+            Initial ``h_0`` shaped like ``x[0]`` (default zeros).
+
+        Returns
+        -------
+        (torch.Tensor, torch.Tensor)
+            ``y = h`` at every step, ``[T, B, I]``, and the final state ``[B, I]``.
+        """
         h = torch.zeros_like(x[0]) if state is None else state
         out = []
         for t in range(x.shape[0]):
@@ -129,6 +143,18 @@ class FractionalFilter(nn.Module):
                                                  include_zero=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the filter ``y_t = sum_{j=0}^{min(K, t)} psi_j x_{t-j}`` along dim 0 (zero input before t = 0).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Inputs ``[T, ...]`` (time first, e.g. ``[T, B, I]``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``y`` of the same shape and dtype as ``x`` (FFT convolution; exact up to rounding).
+        """
         T = x.shape[0]
         psi = self.psi[:T].to(x.dtype)
         size = 1 << math.ceil(math.log2(T + psi.shape[0] - 1))
@@ -310,6 +336,13 @@ def hac_slope(x, y) -> dict:
     Var(slope) = n * LRV(xc_i e_i) / (sum_i xc_i^2)^2 with xc = x - mean(x), e the OLS residuals,
     LRV the Bartlett-kernel long-run variance (Newey & West 1987) at Andrews' (1991) bandwidth.
 
+    Parameters
+    ----------
+    x : array-like of float
+        ``[n]`` regressor (the probe passes log k).
+    y : array-like of float
+        ``[n]`` response (the probe passes log |A_k|).
+
     Returns
     -------
     dict with slope, intercept, se, bandwidth, rss.
@@ -338,6 +371,22 @@ def fit_exp_mixture(k, v, n_exp: int = 4, rate_min: float | None = None, rate_ma
     all (log c_j, log s_j) refined by ``scipy.optimize.least_squares`` on the log residuals
     log(sum_j c_j e^{-s_j k}) - log v_k. Default rate_min = 1 / (20 max k): slower terms are
     constant over the data.
+
+    Source: rnnmem's short-memory alternative of the Definition-3 test (module docstring); the NNLS is
+    Lawson & Hanson's (1974) through ``scipy.optimize.nnls``.
+
+    Parameters
+    ----------
+    k : array-like of float
+        ``[n]`` lags (> 0).
+    v : array-like of float
+        ``[n]`` positive values to fit (|A_k|).
+    n_exp : int
+        Most exponential terms kept (default 4).
+    rate_min : float, optional
+        Smallest rate (default ``1 / (20 max k)``).
+    rate_max : float
+        Largest rate (default 20).
 
     Returns
     -------
@@ -485,7 +534,15 @@ def definition3_test(lags, values, *, boot=None, se=None, eps: float = float(np.
                      n_points: int = 80, n_exp: int = 4, min_ratio: float = 3.0, level: float = 0.95) -> dict:
     """Definition 3 of Zhao et al. (2020) as a test: is sum_k |A_k| finite (short) or not (long)?
 
-    See the module docstring for the equations. Parameters
+    The full rules are in the module docstring. In short (Zhao et al., ICML 2020, Definition 3; the
+    tail test is rnnmem's):
+
+        long memory  <=>  sum_k |A_k| = infinity;   tail fit  log|A_k| = a - alpha log k  (OLS, HAC + bootstrap se),
+
+    ``short`` when the response ends or the CI of alpha lies above 1 or a mixture of exponentials
+    extrapolates the tail better; ``long`` when the CI lies at or below 1 and the power law extrapolates better.
+
+    Parameters
     ----------
     lags, values: lags k and response coefficients A_k (signs are ignored).
     boot: optional [B, len(lags)] bootstrap replicates of the values (resampled output times).
@@ -499,6 +556,10 @@ def definition3_test(lags, values, *, boot=None, se=None, eps: float = float(np.
     tail_start: the tail is [max(start, tail_start * k_end), k_end], k_end the last measurable lag.
     holdout: fraction (in log k) of the tail exposed for the extrapolation test.
     n_points: log-spaced lags used in the tail; n_exp: terms of the exponential mixture; level: of the CI.
+    floor: numerical floor relative to max|A_k| (default 0); rel_floor: floor in units of eps * max|A_k|
+        (default 1e3); significance: standard errors a measurable |A_k| must exceed (default 2).
+    min_fit_lags: fewest measurable tail lags for a test (default 10; fewer: inconclusive).
+    min_ratio: how many times smaller the winner's log-RMSE on the exposed tail must be (default 3).
 
     Returns
     -------
@@ -508,6 +569,13 @@ def definition3_test(lags, values, *, boot=None, se=None, eps: float = float(np.
     extrapolates the exposed tail better than the best mixture of exponentials), mixture_rates,
     the ranges used (k_end, tail, holdout_from), noise_floor, and the earlier exp/power AIC numbers
     (aic_exp, aic_power, delta_aic, rate, half_life, exponent_full) as description only.
+
+    Raises
+    ------
+    InputError
+        ``lags`` and ``values`` not 1-D of one length, or ``boot`` not ``[B, len(lags)]``.
+    ConfigError
+        ``k_min < 1``, ``k_max <= k_min``, or ``tail_start``, ``holdout`` or ``level`` outside (0, 1).
     """
     lags = np.asarray(lags).astype(np.int64)
     v_all = np.abs(np.asarray(values, dtype=np.float64))
@@ -690,6 +758,65 @@ def long_memory_probe(
     ``rel_floor`` (times the dtype's eps), ``significance``, ``min_fit_lags``, ``filter_length``
     ("auto": the K of rnnmem's filter units and ``FractionalFilter``; an int; None),
     ``tail_start``, ``level`` and ``n_boot`` (bootstrap replicates over the output times; 0: none).
+
+    The measure (Zhao et al., ICML 2020, Definition 3), estimated over the S sampled output times t:
+
+        J_k(t) = dy_t / dx_{t-k}  (O x I),   |A_k| = || (1/S) sum_t J_k(t) ||_F   (reduce="mean"),
+        or mean_abs_k = (1/S) sum_t ||J_k(t)||_F   (reduce="mean_abs");   long memory <=> sum_k |A_k| = infinity.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        Causal map ``x[T, B, I] -> y[T, B, O]`` (or ``(y, state)``; a 2-D ``y`` is read as O = 1); one
+        network, not an ensemble. A copy is probed, cast to ``dtype``, with parameters frozen.
+    x : int, array-like, torch.Tensor, pandas Series/DataFrame
+        The trajectory ``[T]``, ``[T, I]`` or ``[T, 1, I]``, or an int T for seeded N(0, 1) white noise.
+    max_lag : int
+        Largest lag K (>= 1; default 1000); T must exceed ``max_lag + warmup``.
+    n_samples : int
+        Output times S drawn without replacement (>= 1; default 64; capped by the candidates).
+    device : str or torch.device, optional
+        Where to compute (default the model's device).
+    output : "norm", "sum" or int
+        Which output is differentiated: every component (Frobenius norm), their sum, or one index.
+    reduce : {"mean", "mean_abs"}
+        The fitted column: ``abs_A`` (the paper's A_k) or ``mean_abs``.
+    method : {"copies", "vmap"}
+        How output times are batched in the backward pass (both exact).
+    batch_size : int
+        Most (output time, output component) pairs per backward pass (default 256).
+    dtype : "float64", "float32", torch dtype or "model"
+        Precision of the probed copy (default float64; "model": the model's own).
+    fit_range : (int, int), optional
+        ``(k_min, k_max)`` of the test (default ``(1, max_lag)``; k_max <= max_lag).
+    floor, rel_floor, significance, min_fit_lags, tail_start, level
+        Options of :func:`definition3_test` (``significance=None``: no standard-error cut).
+    filter_length : "auto", int or None
+        The model's finite filter length K (see above).
+    n_boot : int
+        Bootstrap replicates over the output times (>= 0; default 200).
+    warmup : int
+        Steps before the first lag of any output time (>= 0; default 0).
+    seed : int
+        Seeds the white-noise trajectory, the output times and the bootstrap.
+    input_size : int, optional
+        Input width of a white-noise trajectory and check of a given one (default ``model.input_size``, else 1).
+    progress : callable, optional
+        ``progress(n)`` with the output times done in each chunk.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        ``frame`` and ``verdict`` as described above.
+
+    Raises
+    ------
+    ConfigError
+        An unknown method, reduce, output or dtype, a non-positive count, a bad ``filter_length`` or
+        ``warmup``, a ``fit_range`` past ``max_lag``, an ensemble, or the test's option errors.
+    InputError
+        Non-finite weights or trajectory, a trajectory of the wrong shape or too short, or a model output
+        that is not ``[T, B, O]``.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -827,7 +954,20 @@ def long_memory_fields(verdict: dict) -> dict:
     """The flat view of a Definition-3 verdict: ``LONG_MEMORY_KEYS`` plus the intervals and the
     tail range as scalars (``alpha_ci_low``/``_high``, ``alpha_within_filter_ci_low``/``_high``,
     ``tail_from``/``tail_to``), so every number has a JSON path; the upper bound's verdict, when the
-    verdict came from it, under ``bound``."""
+    verdict came from it, under ``bound``.
+
+    Parameters
+    ----------
+    verdict : dict
+        :func:`definition3_test`'s (or :func:`long_memory_probe`'s) verdict.
+
+    Returns
+    -------
+    dict
+        Every key of ``LONG_MEMORY_KEYS`` (None when absent), ``alpha_ci_low``, ``alpha_ci_high``,
+        ``alpha_within_filter_ci_low``, ``alpha_within_filter_ci_high``, ``tail_from``, ``tail_to`` and,
+        with ``via_bound``, ``bound`` (the same view of the bound's verdict).
+    """
     out = {k: verdict.get(k) for k in LONG_MEMORY_KEYS}
     for key in ("alpha_ci", "alpha_within_filter_ci"):
         ci = verdict.get(key)
@@ -850,6 +990,22 @@ class LongMemoryProbeSettings(ProbeSettings):
     output: Literal["sum", "norm"] = "sum"
 
     def model_post_init(self, __context) -> None:
+        """Check across fields after validation: ``max_lag`` must be below ``T``.
+
+        Parameters
+        ----------
+        __context : object
+            pydantic's validation context (unused).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            ``max_lag >= T`` (a ConfigError through the contract).
+        """
         if self.max_lag >= self.T:
             raise ValueError(f"max_lag={self.max_lag} must be below the trajectory length T={self.T}")
 

@@ -66,11 +66,25 @@ class LyapunovResult:
 
     @property
     def contraction_rate(self) -> float:
-        """``-max_exponent``: the rate the forgetting probe fits (nats/step, > 0 = forgetting)."""
+        """``-max_exponent``: the rate the forgetting probe fits (nats/step, > 0 = forgetting).
+
+        Returns
+        -------
+        float
+            ``-lambda_1`` in nats per step.
+        """
         return -self.max_exponent
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per exponent: index (1 = maximal), exponent, se, CI bounds."""
+        """One row per exponent: index (1 = maximal), exponent, se, CI bounds.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``index`` (1..k), ``exponent`` and ``se`` (nats/step), ``ci_low``/``ci_high``
+            (``exponent -/+ q se`` with q the Student-t quantile of ``confidence`` on
+            ``blocks * realisations - 1`` degrees of freedom) and ``units`` (``"nats/step"``).
+        """
         q = _t_quantile(self.confidence, self.config["blocks"] * self.config["realisations"])
         return pd.DataFrame({
             "index": np.arange(1, len(self.exponents) + 1),
@@ -82,7 +96,15 @@ class LyapunovResult:
         })
 
     def summary(self) -> dict:
-        """Flat, JSON-able summary (for tables and the memory card)."""
+        """Flat, JSON-able summary (for tables and the memory card).
+
+        Returns
+        -------
+        dict
+            ``max_exponent``, ``ci_low``, ``ci_high``, ``confidence``, ``contraction_rate``,
+            ``sum_exponents`` (sum of the k exponents), ``n_exponents``, ``n_positive`` (finite exponents
+            > 0), ``state_dim``, ``wall_s`` and every key of ``config``.
+        """
         finite = self.exponents[np.isfinite(self.exponents)]
         return {
             "max_exponent": self.max_exponent, "ci_low": self.ci[0], "ci_high": self.ci[1],
@@ -130,13 +152,48 @@ class StepMap:
         return self.unit.init_state(batch, device=self.device, dtype=self.dtype)
 
     def init(self, batch: int) -> torch.Tensor:
-        """The unit's initial state, flattened: ``[batch, D]``."""
+        """The unit's initial state, flattened: ``[batch, D]``.
+
+        Parameters
+        ----------
+        batch : int
+            Number of independent trajectories (realisations).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, D]`` on the map's device and dtype (a ``CallableUnit``'s template state).
+        """
         return self.flatten(self._template(batch))
 
     def flatten(self, state) -> torch.Tensor:
+        """A unit state (tuple of component tensors) as one vector per batch row.
+
+        Parameters
+        ----------
+        state : tuple of torch.Tensor
+            The unit's state (for a built-in unit each component ``[layers, B, H]``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, D]``, the model protocol's ``state_vector(state)``.
+        """
         return self.unit.state_vector(state)
 
     def unflatten(self, z: torch.Tensor):
+        """Inverse of :meth:`flatten`.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            ``[B, D]`` flattened states.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            The unit's state, ``unit.state_from_vector(z)``.
+        """
         return self.unit.state_from_vector(z)
 
     def __call__(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -161,12 +218,44 @@ class StepMap:
         return self.flatten(tuple(torch.stack(c) for c in new))
 
     def single(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Unbatched ``z[D], x[I] -> z'[D]`` (what jacrev differentiates)."""
+        """Unbatched ``z[D], x[I] -> z'[D]`` (what jacrev differentiates).
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            ``[D]`` flattened state.
+        x : torch.Tensor
+            ``[I]`` input of the step.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[D]`` next flattened state ``F(z, x)``.
+        """
         return self(z.unsqueeze(0), x.unsqueeze(0))[0]
 
 
 def jacobians(fmap: StepMap, Z: torch.Tensor, X: torch.Tensor, vectorize: bool = True) -> torch.Tensor:
-    """``J[n] = dF/dz (Z[n], X[n])`` for a batch of points: ``[N, D, D]``."""
+    """``J[n] = dF/dz (Z[n], X[n])`` for a batch of points: ``[N, D, D]``.
+
+    Reverse-mode Jacobians (``torch.func.jacrev`` of :meth:`StepMap.single` with respect to z).
+
+    Parameters
+    ----------
+    fmap : StepMap
+        The one-step map F.
+    Z : torch.Tensor
+        ``[N, D]`` states the Jacobian is taken at.
+    X : torch.Tensor
+        ``[N, I]`` inputs of those steps.
+    vectorize : bool
+        True: one ``torch.func.vmap`` call over the N points (memory ~ N D^2 numbers); False: a Python loop.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[N, D, D]`` Jacobians, ``J[n][i, j] = dF_i/dz_j``.
+    """
     jac = torch.func.jacrev(fmap.single, argnums=0)
     if vectorize:
         return torch.func.vmap(jac)(Z, X)
@@ -180,7 +269,24 @@ JVP_MIN_STATE = 512
 
 def tangent_products(fmap: StepMap, Z: torch.Tensor, X: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     """``J(Z[r], X[r]) @ Q[r]`` for every realisation r: ``[R, D, k]``, by k forward-mode
-    Jacobian-vector products per point (``torch.func.jvp``), never forming the D x D Jacobian."""
+    Jacobian-vector products per point (``torch.func.jvp``), never forming the D x D Jacobian.
+
+    Parameters
+    ----------
+    fmap : StepMap
+        The one-step map F.
+    Z : torch.Tensor
+        ``[R, D]`` states, one per realisation.
+    X : torch.Tensor
+        ``[R, I]`` inputs of the step.
+    Q : torch.Tensor
+        ``[R, D, k]`` tangent frames (columns are the tangent vectors).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[R, D, k]``: column j of slice r is ``dF/dz (Z[r], X[r]) @ Q[r][:, j]``.
+    """
 
     def one(z, x, q_cols):
         def f(zz):
@@ -244,6 +350,64 @@ def lyapunov_spectrum(
     (jvp when D >= ``JVP_MIN_STATE`` and k <= D / 4, else the full Jacobian; the two agree to
     rounding, tested). Where an
     operation of the unit has no forward-mode rule, jvp falls back to the full Jacobian (noted).
+
+    The exponents follow the QR method (Benettin, Galgani, Giorgilli & Strelcyn 1980; Shimada &
+    Nagashima 1979) on the Jacobians ``J_t = dF/dz (z_{t-1}, x_t)`` of the full flattened state:
+
+        Q_t R_t = J_t Q_{t-1},      lambda_i = (1 / steps) sum_t ln |R_t[i, i]|   (nats per step),
+
+    averaged over ``realisations``; ``se_i = sd(block means of ln|R_t[i, i]|) / sqrt(blocks * realisations)``
+    and the CI of lambda_1 is ``lambda_1 +/- t_{(1+confidence)/2, blocks*realisations-1} se_1``.
+
+    Parameters
+    ----------
+    model : rnnmem unit, CallableUnit, torch.nn.RNN/LSTM/GRU or nn.Module with the model protocol
+        A single network (ensembles are refused); a copy runs, the caller's model is not modified.
+    steps : int
+        QR steps averaged (>= 2, >= ``blocks``; default 2000).
+    washout : int
+        State-only steps from the initial state before any Jacobian (>= 0; default 500).
+    frame_washout : int
+        QR steps done but not averaged, to align the frame (>= 0; default 200).
+    k : int, optional
+        Number of exponents (1..D); default all D.
+    seed : int
+        Seeds the inputs (``seed``) and the initial orthonormal frame (``seed + 1``).
+    dtype : torch.float32 or torch.float64
+        Precision of the whole computation (default float64).
+    device : str or torch.device, optional
+        Where to compute; default the model's device.
+    realisations : int
+        Independent input streams run as one batch (>= 1; default 1).
+    blocks : int
+        Batch-means blocks per stream for the standard errors (>= 2; default 20).
+    confidence : float
+        Level of the interval on lambda_1, in (0, 1); default 0.95.
+    input_std : float
+        Standard deviation of the i.i.d. Gaussian inputs (finite, >= 0; default 1.0).
+    chunk : int
+        Steps x realisations whose Jacobians are computed per vectorised call (>= 1; default 256).
+    threads : int or None
+        CPU threads while it runs (default 1; None leaves torch's setting).
+    progress : callable, optional
+        ``progress(n)`` with the number of steps done since the last call.
+    method : {"auto", "jacobian", "jvp"}
+        How ``J_t Q_{t-1}`` is formed (see above).
+
+    Returns
+    -------
+    LyapunovResult
+        ``exponents`` and ``se`` (``[k]``, nats/step, sorted descending), ``max_exponent`` (lambda_1),
+        ``ci`` (its interval), ``confidence``, ``state_dim`` (D), ``config``, ``unit`` (its describe()),
+        ``wall_s`` (seconds), ``per_realisation`` (``[realisations, k]``) and ``notes`` (fallbacks taken).
+
+    Raises
+    ------
+    ConfigError
+        An out-of-range option, ``k > D``, an unknown method or dtype, an ensemble, or ``method="jvp"``
+        on a unit without forward-mode rules.
+    InputError
+        Non-finite weights, or a state/Jacobian that becomes NaN or infinite.
     """
     start = time.perf_counter()
     steps = _check_int("steps", steps, 2)

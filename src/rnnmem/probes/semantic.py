@@ -105,7 +105,20 @@ def project_simplex(v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.
     ``rho = max{j : u_j - (sum_{r<=j} u_r - 1)/j > 0}``, ``theta = (sum_{r<=rho} u_r - 1)/rho``,
     ``w = max(v - theta, 0)``. Masked entries are replaced by ``max(v) - 2``, which lies below
     ``theta`` (``theta >= max(v) - 1`` because no weight exceeds 1), so they never enter the
-    support and the valid entries get exactly their own projection."""
+    support and the valid entries get exactly their own projection.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        ``[..., n]`` points to project, one per row.
+    mask : torch.Tensor, optional
+        ``[..., n]`` bool (broadcastable to ``v``): the entries that take part; each row needs at least one.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[..., n]`` in ``v``'s dtype: each row is ``argmin_{w in simplex} ||w - v||`` (0 on masked entries).
+    """
     if mask is not None:
         big = v.masked_fill(~mask, float("-inf")).amax(-1, keepdim=True)
         v = torch.where(mask, v, big - 2)
@@ -143,6 +156,14 @@ class HullFit:
     dtype: str
 
     def settings(self) -> dict:
+        """The solver's description and settings, recorded with the indicators.
+
+        Returns
+        -------
+        dict
+            ``solver`` (a label), ``eps``, ``tol``, ``dtype``, ``iterations``, ``converged`` and ``max_gap``
+            (largest Frank-Wolfe gap of the batch; 0.0 for an empty batch).
+        """
         return {"solver": "FISTA+restart, simplex projection (Duchi 2008)", "eps": self.eps, "tol": self.tol,
                 "dtype": self.dtype, "iterations": self.iterations, "converged": self.converged,
                 "max_gap": float(self.gap.max().item()) if self.gap.numel() else 0.0}
@@ -175,16 +196,52 @@ def simplex_qp(points, mapped, lengths=None, *, eps: float = 1e-6, tol: float | 
     ``points[B, n, d]`` (padded beyond ``lengths[b]``), ``mapped[B, d]``. Accelerated projected
     gradient (FISTA, Beck & Teboulle 2009) with step ``1/L``, ``L = ||X_b - m_b||_2^2 + eps``
     (spectral norm of the points centred at their mean ``m_b``, which leaves the objective on the
-    simplex unchanged and removes their common direction), gradient-based momentum restart (O'Donoghue & Candes 2015), started from the uniform
-    weights. Stops when every Frank-Wolfe gap ``g.lam - min_i g_i`` (``g`` the gradient; an upper
-    bound on ``f(lam) - f*``) is below ``tol * (1 + mean ||x_i||^2)``; ``tol`` defaults to 1e-12
+    simplex unchanged and removes their common direction), gradient-based momentum restart
+    (O'Donoghue & Candes 2015), started from the uniform weights. Stops when every Frank-Wolfe gap
+    ``g.lam - min_i g_i`` (``g`` the gradient; an upper bound on ``f(lam) - f*``) is below
+    ``tol * (1 + mean ||x_i||^2)``; ``tol`` defaults to 1e-12
     (float64) or 1e-7 (float32). ``eps`` (in squared-distance units of the points) selects, among
     several optimal weight vectors, the minimum-norm one; ``eps = 0`` gives the plain distance.
 
     Repeated points (a word read twice) are merged before the solve: a point occurring c times
     gets one weight w with penalty ``eps w^2 / (2c)``, and each occurrence receives ``w / c``.
     This is the same problem (for fixed totals the penalty is smallest for an equal split) but
-    well conditioned, where duplicates would make the Gram matrix singular."""
+    well conditioned, where duplicates would make the Gram matrix singular.
+
+    Parameters
+    ----------
+    points : array-like or torch.Tensor
+        ``[B, n, d]`` word vectors of each prefix, oldest first (``[n, d]`` for one prefix).
+    mapped : array-like or torch.Tensor
+        ``[B, d]`` mapped states (``[d]`` for one prefix).
+    lengths : array-like of int, optional
+        ``[B]`` valid words per prefix, in 1..n (default n for every prefix); positions beyond are padding.
+    eps : float
+        Tikhonov weight (finite, >= 0; default 1e-6).
+    tol : float, optional
+        Relative gap tolerance (default 1e-12 in float64, 1e-7 in float32).
+    max_iter : int
+        Most FISTA iterations (>= 1; default 20000).
+    check_every : int
+        Iterations between two gap checks (default 25).
+    dtype : torch.float64, torch.float32, "float64" or "float32"
+        Precision of the solve (default float64).
+    device : str or torch.device, optional
+        Where to solve (default CPU, as ``rnnmem.devices.resolve_device(None)``).
+
+    Returns
+    -------
+    HullFit
+        ``weights[B, n]``, ``closest[B, d]``, ``distance[B]``, ``gap[B]`` (clipped at 0), ``iterations``,
+        ``converged`` (every gap under its threshold), ``lengths[B]``, ``eps``, ``tol`` and ``dtype``.
+
+    Raises
+    ------
+    ConfigError
+        A bad ``eps``, ``max_iter`` or ``dtype``.
+    InputError
+        Points or mapped states of the wrong shape, non-numeric or non-finite, or ``lengths`` out of range.
+    """
     if not (isinstance(eps, (int, float)) and eps >= 0 and math.isfinite(eps)):
         raise ConfigError(f"eps must be a finite number >= 0, got {eps!r}")
     if not isinstance(max_iter, int) or max_iter < 1:
@@ -270,7 +327,31 @@ def scipy_simplex_qp(points: np.ndarray, mapped: np.ndarray, eps: float = 0.0, m
     ``nnls``: Lawson-Hanson NNLS on the augmented system ``[X; sqrt(eps) I; rho 1^T] lam ~
     [z; 0; rho]`` (the sum-to-one constraint as a heavily weighted row, Lawson & Hanson 1974,
     ch. 20; its violation is O(||grad|| / rho^2)). ``slsqp``: sequential least squares with the
-    equality constraint and bounds [0, 1]. ``points[n, d]``, ``mapped[d]``; returns ``lam[n]``."""
+    equality constraint and bounds [0, 1]. ``points[n, d]``, ``mapped[d]``; returns ``lam[n]``.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        ``[n, d]`` points of one hull.
+    mapped : numpy.ndarray
+        ``[d]`` the point to approach.
+    eps : float
+        Tikhonov weight of ``eps/2 ||lam||^2`` (default 0).
+    method : {"nnls", "slsqp"}
+        Solver (default ``"nnls"``).
+    rho : float
+        Weight of the sum-to-one row for ``nnls`` (default 1e4).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n]`` weights ``lam`` (sum to 1 up to the method's accuracy).
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``method``.
+    """
     from scipy.optimize import minimize, nnls
 
     Xt = np.asarray(points, dtype=np.float64)  # [n, d]
@@ -319,7 +400,45 @@ def hull_distance(points=None, mapped=None, lengths=None, *, fit: HullFit | None
     holds nothing, its intercept), ``baseline_distance`` and ``hull_score = 1 - distance /
     baseline_distance`` (1: on the hull, 0: no closer than a memoryless state; NaN when the
     baseline itself lies on the hull). ``baseline_fit`` passes the baseline's solve instead of
-    ``baseline``. ``solver`` options go to ``simplex_qp``."""
+    ``baseline``. ``solver`` options go to ``simplex_qp``.
+
+    The measure, after Zhang, Li, Hua & Song (ECAI 2020; the text as the convex hull of its words in a
+    Semantic Euclidean Space), our interpretation (module docstring, docs/semantic.md):
+
+        distance_b = min_{lam in simplex} ||X_b lam - z_b||,   hull_score_b = 1 - distance_b / baseline_distance_b.
+
+    Parameters
+    ----------
+    points : array-like or torch.Tensor, optional
+        ``[B, n, d]`` word vectors of each prefix, oldest first (not needed with ``fit`` and ``baseline_fit``).
+    mapped : array-like or torch.Tensor, optional
+        ``[B, d]`` mapped states (not needed with ``fit``).
+    lengths : array-like of int, optional
+        ``[B]`` valid words per prefix (default all n).
+    fit : HullFit, optional
+        A precomputed :func:`simplex_qp` solution of the mapped states.
+    baseline : array-like or torch.Tensor, optional
+        ``[B, d]`` or ``[d]`` baseline points (solved with the fit's dtype, eps and tol).
+    baseline_fit : HullFit, optional
+        A precomputed solution for the baseline (same prefixes).
+    device : str or torch.device, optional
+        Where to solve.
+    **solver
+        Options of :func:`simplex_qp` (``eps``, ``tol``, ``max_iter``, ``dtype``...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per prefix: ``prefix``, ``n``, ``distance``, ``gap`` and, with a baseline,
+        ``baseline_distance`` and ``hull_score``; ``attrs["solver"]`` is the fit's :meth:`HullFit.settings`.
+
+    Raises
+    ------
+    ConfigError
+        Neither points and mapped nor a fit, a ``fit`` that is not a HullFit, or ``baseline`` without points.
+    InputError
+        Bad shapes or values, or a ``baseline_fit`` for other prefixes.
+    """
     f = _fit_or_solve(points, mapped, lengths, fit, solver, device)
     df = pd.DataFrame({"prefix": np.arange(len(f.distance)), "n": f.lengths.cpu().numpy(),
                        "distance": f.distance.cpu().numpy(), "gap": f.gap.cpu().numpy()})
@@ -355,7 +474,34 @@ def memory_profile(points=None, mapped=None, lengths=None, *, fit: HullFit | Non
 
     Long format, one row per (prefix, lag): ``prefix``, ``n``, ``lag`` (0 = last word read),
     ``weight`` (sums to 1 per prefix) and ``relative_weight = n * weight`` (1 everywhere for the
-    running mean of the prefix)."""
+    running mean of the prefix).
+
+    The measure (our interpretation of Zhang et al., ECAI 2020): ``weight_k = lam_{n-k}``, the barycentric
+    weight of the word at lag k in the closest hull point ``argmin_{lam in simplex} ||X lam - z||``
+    (minimum-norm among ties, :func:`simplex_qp`).
+
+    Parameters
+    ----------
+    points, mapped, lengths : optional
+        As for :func:`hull_distance` (not needed with ``fit``).
+    fit : HullFit, optional
+        A precomputed :func:`simplex_qp` solution.
+    device : str or torch.device, optional
+        Where to solve.
+    **solver
+        Options of :func:`simplex_qp`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows (prefix, lag) for lag 0..n_b-1 of each prefix: ``prefix``, ``n``, ``lag``, ``weight``,
+        ``relative_weight``; ``attrs["solver"]`` is the fit's settings.
+
+    Raises
+    ------
+    ConfigError, InputError
+        As :func:`hull_distance`.
+    """
     f = _fit_or_solve(points, mapped, lengths, fit, solver, device)
     w = f.weights.cpu().numpy()
     L = f.lengths.cpu().numpy()
@@ -379,7 +525,32 @@ def memory_length(profile: pd.DataFrame, q: float = 0.5, atol: float = 1e-6) -> 
 
     ``profile`` is ``memory_profile``'s output. Columns: ``prefix``, ``n``, ``q``, ``memory_length``
     (words, counted from the last one), ``ideal_length = ceil(q n - atol)`` (the running mean's
-    value) and ``coverage = memory_length / ideal_length``."""
+    value) and ``coverage = memory_length / ideal_length``.
+
+    Source: ours, on the memory profile of our interpretation of Zhang et al. (ECAI 2020).
+
+    Parameters
+    ----------
+    profile : pandas.DataFrame
+        :func:`memory_profile`'s output (columns ``prefix``, ``n``, ``lag``, ``weight``).
+    q : float
+        Weight mass to reach, in (0, 1] (default 0.5).
+    atol : float
+        Slack on the cumulative weight (default 1e-6).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per prefix: ``prefix``, ``n``, ``q``, ``memory_length`` (n when q is never reached),
+        ``ideal_length`` (at least 1) and ``coverage``.
+
+    Raises
+    ------
+    ConfigError
+        ``q`` outside (0, 1].
+    InputError
+        A profile that is empty or lacks the columns.
+    """
     if not 0 < q <= 1:
         raise ConfigError(f"q must lie in (0, 1], got {q}")
     need = {"prefix", "n", "lag", "weight"}
@@ -425,7 +596,13 @@ class Ridge:
 
     @property
     def intercept(self) -> torch.Tensor:
-        """The prediction for the mean state: what the readout says when the state is uninformative."""
+        """The prediction for the mean state: what the readout says when the state is uninformative.
+
+        Returns
+        -------
+        torch.Tensor
+            ``y_mean``, ``[G*q]``.
+        """
         return self.y_mean
 
 
@@ -437,7 +614,36 @@ def fit_ridge(x, y, groups: int = 1, alphas=None, device=None, dtype=torch.float
     The columns of ``y[N, G*q]`` form ``groups`` consecutive blocks of ``q``; each block gets the
     penalty minimising generalised cross-validation (Golub, Heath & Wahba 1979)
     ``GCV(alpha) = N RSS(alpha) / (N - 1 - df(alpha))^2``, ``df = sum s^2/(s^2+alpha)``, over
-    ``alphas`` (default: ``s_max^2 * 10^[-8 .. 1]``, 28 values)."""
+    ``alphas`` (default: ``s_max^2 * 10^[-8 .. 1]``, 28 values).
+
+    Parameters
+    ----------
+    x : array-like or torch.Tensor
+        ``[N, p]`` features (states), N >= 3.
+    y : array-like or torch.Tensor
+        ``[N, G*q]`` targets.
+    groups : int
+        Number G of column blocks, each with its own penalty (must divide the columns; default 1).
+    alphas : array-like of float, optional
+        Candidate penalties (all > 0); default ``s_max^2 * logspace(-8, 1, 28)`` (``s_max^2 = 1`` if X_c = 0).
+    device : str or torch.device, optional
+        Where to compute (default CPU).
+    dtype : torch.float64, torch.float32, "float64" or "float32"
+        Precision (default float64).
+
+    Returns
+    -------
+    Ridge
+        ``weight[p, G*q]``, ``x_mean[p]``, ``y_mean[G*q]``, the chosen ``alpha[G]``, their ``gcv[G]`` and the
+        in-sample ``r2[G] = 1 - RSS_g / TSS_g`` per group.
+
+    Raises
+    ------
+    InputError
+        Non-numeric, non-finite or non-2-D data, different row counts, or N < 3.
+    ConfigError
+        ``groups`` that does not divide the target columns, non-positive ``alphas``, or a bad dtype.
+    """
     dev = _device(device)
     dtype = _resolve_dtype(dtype)
     X = _tensor(x, "x (states)", dtype, dev, dim=2)
@@ -484,7 +690,18 @@ def fit_ridge(x, y, groups: int = 1, alphas=None, device=None, dtype=torch.float
 
 
 def running_mean(vectors: torch.Tensor) -> torch.Tensor:
-    """``m_n = (1/n) sum_{i<=n} x_i`` along dim 1 of ``vectors[B, T, d]`` (every n at once)."""
+    """``m_n = (1/n) sum_{i<=n} x_i`` along dim 1 of ``vectors[B, T, d]`` (every n at once).
+
+    Parameters
+    ----------
+    vectors : torch.Tensor
+        ``[B, T, d]`` word vectors, oldest first.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, T, d]``: entry ``[:, n-1]`` is the mean of the first n vectors.
+    """
     n = torch.arange(1, vectors.shape[1] + 1, device=vectors.device, dtype=vectors.dtype)
     return vectors.cumsum(1) / n[None, :, None]
 
@@ -492,7 +709,31 @@ def running_mean(vectors: torch.Tensor) -> torch.Tensor:
 def fit_mean_readout(states, vectors, device=None, dtype=torch.float64, alphas=None) -> Ridge:
     """The readout that places a state in the space: ridge from ``h_n`` to the running mean
     ``m_n`` of the prefix's word vectors (``states[N, H]``, ``vectors[N, n, d]``, one prefix
-    length per call, or ``vectors[N, d]`` already averaged)."""
+    length per call, or ``vectors[N, d]`` already averaged).
+
+    Parameters
+    ----------
+    states : array-like or torch.Tensor
+        ``[N, H]`` states after each prefix.
+    vectors : array-like or torch.Tensor
+        ``[N, n, d]`` word vectors of each prefix (averaged over n here) or ``[N, d]`` running means.
+    device : str or torch.device, optional
+        Where to compute.
+    dtype : torch dtype or str
+        float64 (default) or float32.
+    alphas : array-like of float, optional
+        Candidate penalties (see :func:`fit_ridge`).
+
+    Returns
+    -------
+    Ridge
+        The readout ``z = W^T h + b`` (one GCV penalty), :func:`fit_ridge`'s result.
+
+    Raises
+    ------
+    InputError, ConfigError
+        As :func:`fit_ridge`.
+    """
     V = _tensor(vectors, "vectors", _resolve_dtype(dtype), _device(device))
     target = V.mean(1) if V.dim() == 3 else V
     return fit_ridge(states, target, device=device, dtype=dtype, alphas=alphas)
@@ -501,7 +742,31 @@ def fit_mean_readout(states, vectors, device=None, dtype=torch.float64, alphas=N
 def fit_lag_decoders(states, vectors, device=None, dtype=torch.float64, alphas=None) -> Ridge:
     """One ridge decoder per lag: from ``h_n`` to the vector of word ``n - k`` for every
     ``k = 0..n-1`` (``states[N, H]``, ``vectors[N, n, d]`` oldest first), each with its own GCV
-    penalty. The decoder's output for lag k is columns ``k*d:(k+1)*d``."""
+    penalty. The decoder's output for lag k is columns ``k*d:(k+1)*d``.
+
+    Parameters
+    ----------
+    states : array-like or torch.Tensor
+        ``[N, H]`` states after each prefix.
+    vectors : array-like or torch.Tensor
+        ``[N, n, d]`` word vectors of each prefix, oldest first.
+    device : str or torch.device, optional
+        Where to compute.
+    dtype : torch dtype or str
+        float64 (default) or float32.
+    alphas : array-like of float, optional
+        Candidate penalties (see :func:`fit_ridge`).
+
+    Returns
+    -------
+    Ridge
+        ``n`` groups of ``d`` outputs, lag 0 first.
+
+    Raises
+    ------
+    InputError, ConfigError
+        As :func:`fit_ridge` (``vectors`` must be 3-D).
+    """
     V = _tensor(vectors, "vectors", _resolve_dtype(dtype), _device(device), dim=3)
     N, n, d = V.shape
     by_lag = V.flip(1).reshape(N, n * d)  # lag 0 first
@@ -515,7 +780,24 @@ def nearest_word(decoded: torch.Tensor, vocabulary: torch.Tensor, center: torch.
                  chunk: int = 8192) -> torch.Tensor:
     """Index of the vocabulary vector with the largest cosine similarity to each decoded point
     (``decoded[N, K, d]``). With ``center[K, d]`` (or ``[d]``), both are compared as deviations
-    from the center of their lag: ``cos(decoded - c_k, x_v - c_k)``."""
+    from the center of their lag: ``cos(decoded - c_k, x_v - c_k)``.
+
+    Parameters
+    ----------
+    decoded : torch.Tensor
+        ``[N, K, d]`` decoded points (K lags).
+    vocabulary : torch.Tensor
+        ``[V, d]`` word vectors (cast to ``decoded``'s dtype).
+    center : torch.Tensor, optional
+        ``[K, d]`` or ``[d]`` centres.
+    chunk : int
+        Rows per similarity product (bounds memory; default 8192).
+
+    Returns
+    -------
+    torch.Tensor
+        ``Long[N, K]`` vocabulary indices (the first one on ties).
+    """
     N, K, d = decoded.shape
     vocab = vocabulary.to(decoded.dtype)
 
@@ -543,7 +825,31 @@ def recall_hits(decoded, targets, vocabulary, center=None, device=None) -> torch
     of deviations from ``center[K, d]`` when given (``nearest_word``). The study centres at the
     decoder's intercept, the point a decoder predicts when the state says nothing about that lag,
     so that ridge shrinkage towards it does not turn every forgotten word into the word closest
-    to the average."""
+    to the average.
+
+    Parameters
+    ----------
+    decoded : array-like or torch.Tensor
+        ``[N, K, d]`` decoded points.
+    targets : array-like of int
+        ``[N, K]`` true word ids.
+    vocabulary : array-like or torch.Tensor
+        ``[V, d]`` word vectors.
+    center : array-like or torch.Tensor, optional
+        ``[K, d]`` or ``[d]`` centres.
+    device : str or torch.device, optional
+        Where to compute (float64).
+
+    Returns
+    -------
+    torch.Tensor
+        ``Bool[N, K]`` hits.
+
+    Raises
+    ------
+    InputError
+        Mismatched shapes, non-finite values, or target ids outside the vocabulary.
+    """
     dev = _device(device)
     D = _tensor(decoded, "decoded", torch.float64, dev, dim=3)
     T = torch.as_tensor(np.ascontiguousarray(_np(targets)), device=dev).long()
@@ -565,7 +871,31 @@ def recall_hits(decoded, targets, vocabulary, center=None, device=None) -> torch
 def recall_at_lag(decoded, targets, vocabulary, center=None, device=None, hits=None) -> pd.DataFrame:
     """Indicator (c): per lag k, the fraction of prefixes whose word at lag k is still represented
     (``recall_hits``; pass ``hits`` to reuse them). ``chance`` is the recall of the best constant
-    guess (the most frequent word at that lag), ``recall_score = (recall - chance) / (1 - chance)``."""
+    guess (the most frequent word at that lag), ``recall_score = (recall - chance) / (1 - chance)``.
+
+    Source: ours, an indicator in the spirit of Zhang et al. (ECAI 2020) (module docstring):
+
+        recall_k = (1/N) sum_b [nearest_word(decoded_{b,k}) == targets_{b,k}],
+        chance_k = max_w (share of prefixes whose word at lag k is w).
+
+    Parameters
+    ----------
+    decoded, targets, vocabulary, center, device
+        As for :func:`recall_hits` (``decoded`` and ``vocabulary`` are unused when ``hits`` is given).
+    hits : array-like of bool, optional
+        ``[N, K]`` precomputed hits.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per lag k = 0..K-1: ``lag``, ``recall``, ``chance``, ``recall_score`` (NaN where chance is 1)
+        and ``samples`` (N).
+
+    Raises
+    ------
+    InputError
+        Hits and targets of different shapes, no prefixes, or :func:`recall_hits`'s input errors.
+    """
     if hits is None:
         hits = recall_hits(decoded, targets, vocabulary, center=center, device=device)
     hits = _np(hits).astype(bool)
@@ -587,7 +917,24 @@ def recall_at_lag(decoded, targets, vocabulary, center=None, device=None, hits=N
 # (d) retained area in a 2-D PCA view
 # ============================================================================================
 def pca_plane(vectors) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean[d], components[2, d])``: the first two principal axes of ``vectors[V, d]``."""
+    """``(mean[d], components[2, d])``: the first two principal axes of ``vectors[V, d]``.
+
+    Parameters
+    ----------
+    vectors : array-like
+        ``[V, d]`` vectors, V >= 3, d >= 2.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The mean ``[d]`` and the two leading right singular vectors of the centred vectors ``[2, d]``
+        (unit rows), float64.
+
+    Raises
+    ------
+    InputError
+        Fewer than 3 vectors or dimension < 2.
+    """
     V = _np(vectors).astype(np.float64)
     if V.ndim != 2 or V.shape[0] < 3 or V.shape[1] < 2:
         raise InputError(f"PCA needs at least 3 vectors of dimension >= 2, got shape {V.shape}")
@@ -598,7 +945,18 @@ def pca_plane(vectors) -> tuple[np.ndarray, np.ndarray]:
 
 def hull_area(points2d: np.ndarray) -> float:
     """Area of the convex hull of 2-D points (``scipy.spatial.ConvexHull``; 0 when fewer than 3
-    points or all on a line)."""
+    points or all on a line).
+
+    Parameters
+    ----------
+    points2d : numpy.ndarray
+        ``[m, 2]`` points (duplicates merged).
+
+    Returns
+    -------
+    float
+        The area, in squared units of the points.
+    """
     from scipy.spatial import ConvexHull, QhullError
 
     P = np.unique(np.asarray(points2d, dtype=np.float64), axis=0)
@@ -617,7 +975,34 @@ def retained_area(points, retained, lengths=None, plane=None) -> pd.DataFrame:
     ``points[B, n, d]`` word vectors (oldest first; or already 2-D), ``retained[B, n]`` booleans
     (e.g. ``recall_hits`` reordered oldest first), ``plane = (mean, components)`` from
     ``pca_plane`` (needed unless the points are 2-D). NaN ratio when the prefix's own hull has no
-    area (fewer than 3 distinct words, or collinear)."""
+    area (fewer than 3 distinct words, or collinear).
+
+    Source: ours, an indicator in the spirit of Zhang et al. (ECAI 2020) (module docstring):
+    ``area_ratio_b = area(conv{P x_i : i retained}) / area(conv{P x_i : i <= n_b})``, P the PCA plane.
+
+    Parameters
+    ----------
+    points : array-like
+        ``[B, n, d]`` word vectors (or ``[B, n, 2]`` already projected).
+    retained : array-like of bool
+        ``[B, n]`` which words are still represented.
+    lengths : array-like of int, optional
+        ``[B]`` valid words per prefix (default n).
+    plane : (mean, components), optional
+        From :func:`pca_plane`; required unless ``d == 2``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per prefix: ``prefix``, ``n``, ``retained_words``, ``area``, ``retained_area``, ``area_ratio``.
+
+    Raises
+    ------
+    InputError
+        Points not 3-D or ``retained`` of another shape.
+    ConfigError
+        Points of dimension > 2 without ``plane``.
+    """
     P = _np(points).astype(np.float64)
     R = _np(retained).astype(bool)
     if P.ndim != 3:
@@ -662,7 +1047,23 @@ def usable_length(curve: pd.DataFrame, thresholds: dict[str, float] | None = Non
     """The largest prefix length n such that every indicator column named in ``thresholds`` is
     ``>=`` its threshold at every evaluated prefix length up to n (NaN values carry no evidence
     and are skipped). Returns ``(n, first_failure)``; ``n`` is NaN when the shortest length
-    already fails, ``first_failure`` names the indicator that fails next ('' if none)."""
+    already fails, ``first_failure`` names the indicator that fails next ('' if none).
+
+    Source: ours (indicator e's rule, module docstring), after Zhang et al. (ECAI 2020), whose indicators
+    guide the choice of the training length.
+
+    Parameters
+    ----------
+    curve : pandas.DataFrame
+        One row per evaluated prefix length: ``n`` and indicator columns (names not in it are ignored).
+    thresholds : dict of str to float, optional
+        ``{indicator: minimum}`` (default ``DEFAULT_THRESHOLDS``, the hull score >= 0.5).
+
+    Returns
+    -------
+    (float, str)
+        The usable length (NaN if none) and the failing indicators at the next length, comma-joined ('' if none).
+    """
     th = DEFAULT_THRESHOLDS if thresholds is None else thresholds
     c = curve.sort_values("n")
     best, failure = np.nan, ""
@@ -684,7 +1085,31 @@ def recommended_length(indicators: pd.DataFrame, thresholds: dict[str, float] | 
     length qualifies), ``status`` (``ok``; ``censored`` when the longest training length still
     qualifies, so the true value may be larger; ``none`` when none does), ``usable`` (the usable
     prefix length per training length, as text) and ``limited_by`` (the indicator failing first
-    for the next longer training length)."""
+    for the next longer training length).
+
+    Source: ours (module docstring), after Zhang et al. (ECAI 2020): T qualifies when
+    ``usable_length(curve_T) >= max{n <= T evaluated}``; the recommendation is the largest qualifying T.
+
+    Parameters
+    ----------
+    indicators : pandas.DataFrame
+        Columns ``unit``, ``train_length``, ``n`` and the indicators named in ``thresholds``.
+    thresholds : dict of str to float, optional
+        ``{indicator: minimum}`` (default ``DEFAULT_THRESHOLDS``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unit: ``unit``, ``recommended_length``, ``status``, ``usable``, ``limited_by``;
+        ``attrs["thresholds"]`` holds the thresholds used.
+
+    Raises
+    ------
+    InputError
+        Missing ``unit``, ``train_length`` or ``n`` columns.
+    ConfigError
+        A threshold naming a column that is not there.
+    """
     th = DEFAULT_THRESHOLDS if thresholds is None else dict(thresholds)
     need = {"unit", "train_length", "n"}
     if not need <= set(indicators.columns):
@@ -804,6 +1229,23 @@ class SemanticProbeSettings(ProbeSettings):
         return v
 
     def model_post_init(self, __context) -> None:
+        """Check across fields after validation: each half of a synthetic corpus must be longer than the
+        longest prefix.
+
+        Parameters
+        ----------
+        __context : object
+            pydantic's validation context (unused).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            ``words // 2 <= max(prefix_lengths)`` for the synthetic corpus (a ConfigError through the contract).
+        """
         if self.corpus == "synthetic" and self.words // 2 <= max(self.prefix_lengths):
             raise ValueError(f"words={self.words} is too short: each half of the corpus must hold more than the "
                              f"longest prefix ({max(self.prefix_lengths)})")
