@@ -135,3 +135,14 @@ def test_bench_task_cli_bad_input_is_one_line():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: --T must be a comma-separated list of integers, got '5,x'"]
+
+
+@pytest.mark.parametrize("batch", [0, -1, 2.5, True])
+def test_adding_sample_refuses_a_bad_batch_before_drawing(batch):
+    from rnnmem.tasks.copy_adding import AddingTask
+
+    gen = torch.Generator().manual_seed(0)
+    state = gen.get_state()
+    with pytest.raises(ConfigError, match="batch must be an integer >= 1"):
+        AddingTask(T=10).sample(batch, gen)
+    assert torch.equal(gen.get_state(), state)  # nothing was drawn

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rnnmem"
-PACKAGES = ["cells", "probes"]
+PACKAGES = ["cells", "probes", "tasks", "train"]
 
 
 def _public(tree: ast.Module):

@@ -48,6 +48,11 @@ j = 1..m, m = floor(n^alpha), periodogram I(lambda) = |sum_t (x_t - xbar) e^{-i 
 - Local Whittle (Robinson 1995, eq. 3.1-3.3): d minimises
   R(d) = log( (1/m) sum_j lambda_j^{2d} I(lambda_j) ) - 2 d (1/m) sum_j log lambda_j
   over (-1/2, 1); standard error 1 / (2 sqrt(m)) (Robinson 1995, Theorem 2).
+
+Output: ``simulate_arfima`` returns a numpy array [n] (float64, or float32 on request; computed in
+float64), ``fractional_noise`` float64 [n] or [size, n], ``arfima_frame`` a DataFrame with columns
+``t`` and ``x``. All randomness comes from ``numpy.random.default_rng(seed)``: the same seed gives
+the same series.
 """
 
 from __future__ import annotations
@@ -101,9 +106,30 @@ METHODS = ("exact", "truncated")
 
 
 def arfima_autocovariance(d: float, nlags: int, sigma: float = 1.0) -> np.ndarray:
-    """Autocovariances gamma(0..nlags) of ARFIMA(0, d, 0) with innovation sd ``sigma`` (Hosking 1981):
+    """Autocovariances gamma(0..nlags) of ARFIMA(0, d, 0) with innovation sd ``sigma`` (Hosking 1981).
+
     gamma(k) = sigma^2 Gamma(1-2d) Gamma(k+d) / (Gamma(d) Gamma(1-d) Gamma(k+1-d)), computed as
-    ``arfima_variance(d, sigma) * arfima_acf(d, nlags)`` (no overflow of Gamma at large k)."""
+    ``arfima_variance(d, sigma) * arfima_acf(d, nlags)`` (no overflow of Gamma at large k).
+
+    Parameters
+    ----------
+    d : float
+        Memory parameter in (-0.5, 0.5).
+    nlags : int
+        Largest lag k.
+    sigma : float, default 1.0
+        Standard deviation of the innovations eps_t.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array [nlags + 1]: gamma(0), ..., gamma(nlags).
+
+    Raises
+    ------
+    ConfigError
+        If ``d`` is not a number in (-0.5, 0.5).
+    """
     return arfima_variance(d, sigma) * arfima_acf(d, nlags)
 
 
@@ -138,6 +164,12 @@ def fractional_noise(n: int, d: float, sigma: float = 1.0, size: int | None = No
     -------
     float64 array [n] (``size=None``) or [size, n], each row exactly stationary with
     autocovariance ``arfima_autocovariance(d, ., sigma)``.
+
+    Raises
+    ------
+    ConfigError
+        If ``n`` or ``size`` is not a positive integer, ``d`` is outside (-0.5, 0.5), ``sigma`` is not
+        positive, or the circulant embedding has a negative eigenvalue.
     """
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ConfigError(f"n must be a positive integer, got {n!r}")
@@ -203,6 +235,12 @@ def simulate_arfima(
     Returns
     -------
     numpy array [n] of ``dtype``.
+
+    Raises
+    ------
+    ConfigError
+        On a bad ``method``, ``n``, ``d``, ``ar``/``ma`` (not finite, or a non-stationary AR part),
+        ``sigma``, ``burn_in`` or ``dtype``, or an AR part too slow for an automatic burn-in.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -238,7 +276,28 @@ def simulate_arfima(
 
 
 def default_burn_in(n: int, ar=(), ma=(), method: str = "exact") -> int:
-    """The burn-in ``simulate_arfima`` uses when ``burn_in=None`` (recorded by ``arfima_frame``)."""
+    """The burn-in ``simulate_arfima`` uses when ``burn_in=None`` (recorded by ``arfima_frame``).
+
+    Parameters
+    ----------
+    n : int
+        Series length (used by ``method="truncated"`` only).
+    ar, ma : sequence of float, default ()
+        AR coefficients phi_1..phi_p and MA coefficients theta_1..theta_q.
+    method : str, default "exact"
+        "exact" or "truncated".
+
+    Returns
+    -------
+    int
+        ``max(1000, n)`` for "truncated"; for "exact" the smallest b with
+        sum_{j >= b} |h_j| <= 1e-15 sum_j |h_j| (h the ARMA impulse response; q for a pure MA).
+
+    Raises
+    ------
+    ConfigError
+        If ``ar``/``ma`` are not flat sequences of finite numbers, or the AR part decays too slowly.
+    """
     if method == "truncated":
         return max(1000, int(n))
     return _arma_burn_in(_check_coeffs("ar", ar), _check_coeffs("ma", ma))
@@ -247,7 +306,25 @@ def default_burn_in(n: int, ar=(), ma=(), method: str = "exact") -> int:
 def arfima_frame(n: int, d: float, ar=(), ma=(), sigma: float = 1.0, burn_in: int | None = None,
                  seed: int | None = None, dtype: str = "float64", method: str = "exact") -> pd.DataFrame:
     """``simulate_arfima`` as a DataFrame with columns ``t`` and ``x`` (the layout ``load_series``
-    reads); the full configuration is recorded in ``frame.attrs["config"]``."""
+    reads); the full configuration is recorded in ``frame.attrs["config"]``.
+
+    Parameters
+    ----------
+    n, d, ar, ma, sigma, burn_in, seed, dtype, method
+        As in :func:`simulate_arfima`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        n rows: ``t`` (0..n-1, int) and ``x`` (the series, ``dtype``); ``attrs["config"]`` holds the
+        process, n, d, ar, ma, sigma, the burn-in actually used, seed, dtype, method and the sign
+        convention.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`simulate_arfima`.
+    """
     x = simulate_arfima(n, d, ar=ar, ma=ma, sigma=sigma, burn_in=burn_in, seed=seed, dtype=dtype,
                         method=method)
     frame = pd.DataFrame({"t": np.arange(len(x)), "x": x})
@@ -262,15 +339,52 @@ def arfima_frame(n: int, d: float, ar=(), ma=(), sigma: float = 1.0, burn_in: in
 
 
 def arfima_acf(d: float, nlags: int) -> np.ndarray:
-    """Autocorrelations rho_0..rho_nlags of ARFIMA(0, d, 0) (Hosking 1981, Theorem 1(d)):
-    rho_k = prod_{i=1}^{k} (i - 1 + d) / (i - d)  ~  Gamma(1-d)/Gamma(d) k^{2d-1}."""
+    """Autocorrelations rho_0..rho_nlags of ARFIMA(0, d, 0) (Hosking 1981, Theorem 1(d)).
+
+    rho_k = prod_{i=1}^{k} (i - 1 + d) / (i - d)  ~  Gamma(1-d)/Gamma(d) k^{2d-1}.
+
+    Parameters
+    ----------
+    d : float
+        Memory parameter in (-0.5, 0.5).
+    nlags : int
+        Largest lag k.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array [nlags + 1], rho_0 = 1.
+
+    Raises
+    ------
+    ConfigError
+        If ``d`` is not a number in (-0.5, 0.5).
+    """
     d = _check_d(d)
     i = np.arange(1, int(nlags) + 1, dtype=np.float64)
     return np.r_[1.0, np.cumprod((i - 1 + d) / (i - d))]
 
 
 def arfima_variance(d: float, sigma: float = 1.0) -> float:
-    """Variance of ARFIMA(0, d, 0): sigma^2 Gamma(1 - 2d) / Gamma(1 - d)^2 (Hosking 1981)."""
+    """Variance of ARFIMA(0, d, 0): sigma^2 Gamma(1 - 2d) / Gamma(1 - d)^2 (Hosking 1981).
+
+    Parameters
+    ----------
+    d : float
+        Memory parameter in (-0.5, 0.5).
+    sigma : float, default 1.0
+        Innovation standard deviation.
+
+    Returns
+    -------
+    float
+        gamma(0), computed with log-Gamma.
+
+    Raises
+    ------
+    ConfigError
+        If ``d`` is not a number in (-0.5, 0.5).
+    """
     d = _check_d(d)
     return float(sigma**2 * exp(lgamma(1 - 2 * d) - 2 * lgamma(1 - d)))
 
@@ -290,6 +404,13 @@ class DEstimate:
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        """The estimate as a flat dict (the ``extra`` entries merged in at the top level).
+
+        Returns
+        -------
+        dict
+            method, d, se, m, n, alpha, convention and the keys of ``extra``.
+        """
         out = asdict(self)
         out.update(out.pop("extra"))
         return out
@@ -333,7 +454,25 @@ def _bandwidth(n: int, alpha: float | None, m: int | None) -> tuple[int, float |
 
 def periodogram(x, m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fourier frequencies lambda_j = 2 pi j / n and I(lambda_j) = |sum_t (x_t - xbar)
-    e^{-i t lambda_j}|^2 / (2 pi n) for j = 1..m (default all j < n/2). Returns (lambda, I)."""
+    e^{-i t lambda_j}|^2 / (2 pi n) for j = 1..m (default all j < n/2). Returns (lambda, I).
+
+    Parameters
+    ----------
+    x : array-like or pandas.Series
+        The series, 1-D, finite, at least 2 values.
+    m : int, optional
+        Number of frequencies; default ``(n - 1) // 2``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(lambda, I)``, both float64 [m].
+
+    Raises
+    ------
+    InputError
+        If ``x`` is not a 1-D numeric finite series of at least 2 values.
+    """
     x = _as_series(x, min_length=2)
     n = x.size
     m = (n - 1) // 2 if m is None else int(m)
@@ -348,6 +487,28 @@ def gph(x, alpha: float = 0.5, m: int | None = None) -> DEstimate:
     OLS of log I(lambda_j) on X_j = -log(4 sin^2(lambda_j/2)), j = 1..m, m = floor(n^alpha) unless
     ``m`` is given; d is the slope. ``se`` is the asymptotic sqrt(pi^2/6 / sum (X_j - Xbar)^2),
     ``se_reg`` the OLS one (residual variance with m - 2 degrees of freedom).
+
+    Parameters
+    ----------
+    x : array-like or pandas.Series
+        The series, 1-D, finite, at least 8 values.
+    alpha : float, default 0.5
+        Bandwidth exponent in (0, 1) (ignored when ``m`` is given).
+    m : int, optional
+        Number of frequencies, 3 <= m <= (n - 1) // 2.
+
+    Returns
+    -------
+    DEstimate
+        ``method="gph"``, ``d`` the slope, ``se`` the asymptotic standard error, ``m``, ``n``,
+        ``alpha`` (None when ``m`` was given); ``extra`` holds ``se_reg`` and ``intercept``.
+
+    Raises
+    ------
+    ConfigError
+        On a bad ``alpha`` or ``m``.
+    InputError
+        On a bad series, or a zero periodogram ordinate (log undefined).
     """
     x = _as_series(x)
     n = x.size
@@ -378,6 +539,28 @@ def local_whittle(x, alpha: float = 0.65, m: int | None = None) -> DEstimate:
 
     Minimises R(d) = log((1/m) sum lambda_j^{2d} I_j) - 2d mean(log lambda_j) over (-0.5, 1) with
     ``scipy.optimize.minimize_scalar`` (bounded); se = 1 / (2 sqrt(m)). Default m = floor(n^0.65).
+
+    Parameters
+    ----------
+    x : array-like or pandas.Series
+        The series, 1-D, finite, at least 8 values.
+    alpha : float, default 0.65
+        Bandwidth exponent in (0, 1) (ignored when ``m`` is given).
+    m : int, optional
+        Number of frequencies, 3 <= m <= (n - 1) // 2.
+
+    Returns
+    -------
+    DEstimate
+        ``method="local_whittle"``, ``d`` the minimiser, ``se = 1 / (2 sqrt(m))``; ``extra`` holds the
+        ``objective`` value at the minimum and ``at_bound`` (True when d is within 1e-5 of -0.5 or 1).
+
+    Raises
+    ------
+    ConfigError
+        On a bad ``alpha`` or ``m``.
+    InputError
+        On a bad series.
     """
     x = _as_series(x)
     n = x.size
@@ -409,7 +592,29 @@ ESTIMATORS = {"gph": gph, "local_whittle": local_whittle}
 def estimate_d(x, methods=("gph", "local_whittle"), alpha: dict | float | None = None) -> pd.DataFrame:
     """Estimates of d by each method, one row each (columns method, d, se, m, n, alpha, convention,
     ...). ``alpha`` is one exponent for all methods or a dict method -> exponent (defaults: GPH 0.5,
-    local Whittle 0.65)."""
+    local Whittle 0.65).
+
+    Parameters
+    ----------
+    x : array-like or pandas.Series
+        The series.
+    methods : sequence of str, default ("gph", "local_whittle")
+        Names from :data:`ESTIMATORS`.
+    alpha : float or dict, optional
+        Bandwidth exponent(s); None uses each estimator's default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per method: ``DEstimate.as_dict()`` of :func:`gph` / :func:`local_whittle`.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown method name or a bad bandwidth.
+    InputError
+        On a bad series.
+    """
     rows = []
     for name in methods:
         if name not in ESTIMATORS:
@@ -430,8 +635,30 @@ def sample_acf(x, nlags: int = 100, level: float = 0.95) -> pd.DataFrame:
     computed by FFT, k = 0..nlags, with two confidence bands around 0 (half-widths, at ``level``):
 
     - ``normal_band``   = z / sqrt(n)  (i.i.d. null),
-    - ``bartlett_band`` = z sqrt((1 + 2 sum_{i<k} r_i^2) / n)  (Bartlett's formula for an MA(k-1)
+    - ``bartlett_band`` = z sqrt((1 + 2 sum_{i<k} r_i^2) / n)  (Bartlett's (1946) formula for an MA(k-1)
       null, as in R's ``acf(ci.type = "ma")`` / statsmodels ``acf(bartlett_confint=True)``).
+
+    Parameters
+    ----------
+    x : array-like or pandas.Series
+        The series, 1-D, finite, at least 3 values.
+    nlags : int, default 100
+        Largest lag, 1 <= nlags < n.
+    level : float, default 0.95
+        Confidence level of the bands, in (0, 1); z is its two-sided normal quantile.
+
+    Returns
+    -------
+    pandas.DataFrame
+        nlags + 1 rows with columns ``lag``, ``acf``, ``normal_band``, ``bartlett_band`` (bands NaN at
+        lag 0); ``attrs`` hold n, level and the convention.
+
+    Raises
+    ------
+    ConfigError
+        On a bad ``nlags`` or ``level``.
+    InputError
+        On a bad or constant series.
     """
     x = _as_series(x, min_length=3)
     n = x.size

@@ -22,6 +22,12 @@ an ``InputError`` naming its offset: convert the text first (lower-case, map the
 Build: three streaming passes over the file (sha256; word counts; observations), each reading
 4 MB at a time; the result is numpy arrays, cached on disk under a key made of the corpus sha256
 and the options, and memory-mapped on a cache hit.
+
+Output (:class:`AutocompleteData`): ``chars`` uint8 [N, max_length] input ids, ``targets``
+[N, max_length] word ids (uint16; int32 above 2^16 classes), ``lengths`` int32 [N], ``first_word``
+int64 [N], and the split indices (int64) from ``numpy.random.default_rng(seed).permutation``. The
+corpus is usually text8 (Mahoney, http://mattmahoney.net/dc/text8.zip, the study's corpus) or a
+synthetic stand-in from ``rnnmem.tasks.synthetic_text``.
 """
 
 from __future__ import annotations
@@ -60,7 +66,13 @@ for _i, _c in enumerate(range(ord("a"), ord("z") + 1)):
 
 
 def default_cache_dir() -> Path:
-    """``$RNNMEM_CACHE/autocomplete`` or ``~/.cache/rnnmem/autocomplete``."""
+    """``$RNNMEM_CACHE/autocomplete`` or ``~/.cache/rnnmem/autocomplete``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created here).
+    """
     root = os.environ.get("RNNMEM_CACHE")
     return Path(root) / "autocomplete" if root else Path.home() / ".cache" / "rnnmem" / "autocomplete"
 
@@ -72,7 +84,20 @@ def pack_observations(unit_lengths: np.ndarray, max_length: int) -> tuple[np.nda
 
     Returns ``(start, stop, skipped)``: observation o holds units ``start[o]:stop[o]``; ``skipped``
     lists the units longer than ``max_length`` (each also closes the observation before it). The
-    last observation is included even if it is not full."""
+    last observation is included even if it is not full.
+
+    Parameters
+    ----------
+    unit_lengths : array-like of int
+        Length in characters of each unit [U].
+    max_length : int
+        Most characters per observation.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(start, stop, skipped)``, int64 arrays [N], [N] and [S] of unit indices.
+    """
     lens = np.asarray(unit_lengths, dtype=np.int64)
     n = len(lens)
     cs = np.cumsum(lens)
@@ -120,7 +145,29 @@ def _fill(starts, stops, unit_lengths, char_ids, word_ids, max_length, target_dt
 
 def observations_from_words(words: list[str], vocabulary: list[str], max_length: int = 200) -> dict:
     """The observations of a (small) word list, in memory: the reference the streaming builder
-    must agree with. ``vocabulary`` is the full target list (``<eos>``, ``<unknown>``, words...)."""
+    must agree with. ``vocabulary`` is the full target list (``<eos>``, ``<unknown>``, words...).
+
+    Parameters
+    ----------
+    words : list of str
+        The corpus as words (a-z only).
+    vocabulary : list of str
+        Target id -> word; words not in it get ``<unknown>`` (1).
+    max_length : int, default 200
+        Most characters per observation.
+
+    Returns
+    -------
+    dict
+        ``chars`` uint8 [N, max_length] input ids, ``targets`` [N, max_length] word ids (uint16, or
+        int32 above 2^16 classes; 0 = padding), ``lengths`` [N], ``first_word`` [N] (index of each
+        observation's first word) and ``skipped`` (indices of words too long to fit), int64.
+
+    Raises
+    ------
+    InputError
+        If a word is empty or not lower-case a-z.
+    """
     lookup = {w: i for i, w in enumerate(vocabulary)}
     for w in words:
         _check_word(w)
@@ -143,6 +190,20 @@ def _target_dtype(n_classes: int):
 
 # --------------------------------------------------------------------------- streaming passes
 def file_sha256(path: Path, chunk: int = CHUNK_BYTES) -> str:
+    """SHA-256 of a file, read ``chunk`` bytes at a time.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    chunk : int, default CHUNK_BYTES (4 MiB)
+        Bytes per read.
+
+    Returns
+    -------
+    str
+        Hex digest (64 characters).
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -183,7 +244,27 @@ def _validate(offset: int, data: bytes, path: Path) -> None:
 
 
 def count_words(path: Path, chunk_bytes: int = CHUNK_BYTES, progress: Callable[[int], None] | None = None) -> Counter:
-    """Pass 1: validate every byte and count words (streaming, one chunk of words at a time)."""
+    """Pass 1: validate every byte and count words (streaming, one chunk of words at a time).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        text8-format file.
+    chunk_bytes : int, default CHUNK_BYTES (4 MiB)
+        Bytes per read.
+    progress : callable, optional
+        Called with the number of bytes of each processed chunk.
+
+    Returns
+    -------
+    collections.Counter
+        Word (bytes) -> count.
+
+    Raises
+    ------
+    InputError
+        At the first byte that is not a-z, space or newline (its offset named).
+    """
     counts: Counter = Counter()
     for offset, data in _chunks(path, chunk_bytes):
         _validate(offset, data, path)
@@ -194,13 +275,41 @@ def count_words(path: Path, chunk_bytes: int = CHUNK_BYTES, progress: Callable[[
 
 
 def make_vocabulary(counts: Counter, vocab_size: int) -> list[str]:
-    """``["<eos>", "<unknown>"]`` + the ``vocab_size`` most frequent words (count desc, then a-z)."""
+    """``["<eos>", "<unknown>"]`` + the ``vocab_size`` most frequent words (count desc, then a-z).
+
+    Parameters
+    ----------
+    counts : collections.Counter
+        Word (bytes or str) -> count.
+    vocab_size : int
+        Number of words kept.
+
+    Returns
+    -------
+    list of str
+        Target id -> word, ``vocab_size + 2`` entries at most.
+    """
     top = heapq.nsmallest(vocab_size, counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return ["<eos>", "<unknown>"] + [w.decode("ascii") if isinstance(w, bytes) else w for w, _ in top]
 
 
 def split_indices(n: int, seed: int, fractions=(0.9, 0.05, 0.05)) -> dict[str, np.ndarray]:
-    """Seeded permutation; train = first floor(f_train N), valid = next floor(f_valid N), test = rest."""
+    """Seeded permutation; train = first floor(f_train N), valid = next floor(f_valid N), test = rest.
+
+    Parameters
+    ----------
+    n : int
+        Number of observations N.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+    fractions : tuple of float, default (0.9, 0.05, 0.05)
+        Train, validation and test fractions (the test fraction is implied by the rest).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``"train"``, ``"valid"``, ``"test"`` -> int64 observation indices.
+    """
     perm = np.random.default_rng(seed).permutation(n)
     n_train = math.floor(n * fractions[0])
     n_valid = math.floor(n * fractions[1])
@@ -229,29 +338,94 @@ class AutocompleteData:
 
     @property
     def max_length(self) -> int:
+        """Padded observation length L.
+
+        Returns
+        -------
+        int
+            ``chars.shape[1]``.
+        """
         return int(self.chars.shape[1])
 
     @property
     def n_words(self) -> int:
+        """Number of target classes (``<eos>``, ``<unknown>`` and the vocabulary words).
+
+        Returns
+        -------
+        int
+            ``len(words)``.
+        """
         return len(self.words)
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(chars, targets)`` of one split (copies, in split order)."""
+        """``(chars, targets)`` of one split (copies, in split order).
+
+        Parameters
+        ----------
+        name : str
+            ``"train"``, ``"valid"`` or ``"test"``.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``chars`` uint8 [n, L] and ``targets`` [n, L].
+
+        Raises
+        ------
+        ConfigError
+            If the split is unknown.
+        """
         idx = self.split_index(name)
         return np.asarray(self.chars[idx]), np.asarray(self.targets[idx])
 
     def split_index(self, name: str) -> np.ndarray:
+        """Observation indices of one split.
+
+        Parameters
+        ----------
+        name : str
+            ``"train"``, ``"valid"`` or ``"test"``.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 indices into the observations.
+
+        Raises
+        ------
+        ConfigError
+            If the split is unknown.
+        """
         if name not in self.splits:
             raise ConfigError(f"unknown split {name!r}; choose one of {', '.join(self.splits)}")
         return self.splits[name]
 
     def decode(self, row: int) -> str:
-        """The text of observation ``row`` (leading space included)."""
+        """The text of observation ``row`` (leading space included).
+
+        Parameters
+        ----------
+        row : int
+            Observation index.
+
+        Returns
+        -------
+        str
+            Its ``lengths[row]`` characters.
+        """
         n = int(self.lengths[row])
         return "".join(CHARS[c] for c in np.asarray(self.chars[row, :n]))
 
     def summary(self) -> pd.DataFrame:
-        """Observations, characters, known and unknown targets per split."""
+        """Observations, characters, known and unknown targets per split.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per split: ``split``, ``observations``, ``characters``, ``known_targets``,
+            ``unknown_targets``.
+        """
         rows = []
         for name, idx in self.splits.items():
             t = np.asarray(self.targets[idx])
@@ -294,6 +468,11 @@ def check_corpus(corpus, synthetic_hint: str = SYNTHETIC_HINT) -> Path:
     Returns
     -------
     The path.
+
+    Raises
+    ------
+    InputError
+        If the path does not exist, is not a file, or is empty.
     """
     path = Path(corpus).expanduser()
     if not path.exists():
@@ -320,7 +499,43 @@ def build_dataset(
     """Build (or load from the cache) the autocomplete dataset of a text8-format file.
 
     ``progress(stage, done_bytes, total_bytes)`` is called during the passes. The cache entry is
-    ``cache_dir/<sha256[:16]>-<options hash>/``; ``cache=False`` neither reads nor writes it."""
+    ``cache_dir/<sha256[:16]>-<options hash>/``; ``cache=False`` neither reads nor writes it.
+
+    Parameters
+    ----------
+    corpus : str or path
+        text8-format file (lower-case a-z words separated by spaces/newlines).
+    vocab_size : int, default 2**14
+        Most frequent words kept as targets (others are ``<unknown>``).
+    max_length : int, default 200
+        Characters per observation (>= 2).
+    split : tuple of float, default (0.9, 0.05, 0.05)
+        Train / validation / test fractions, summing to 1.
+    seed : int, default 0
+        Seed of the split permutation.
+    cache_dir : path, optional
+        Cache root; default :func:`default_cache_dir`.
+    cache : bool, default True
+        Read and write the cache.
+    chunk_bytes : int, default CHUNK_BYTES (4 MiB)
+        Bytes per read.
+    progress : callable, optional
+        ``progress(stage, done_bytes, total_bytes)`` with stage ``"count"`` or ``"build"``.
+
+    Returns
+    -------
+    AutocompleteData
+        ``chars`` uint8 [N, max_length], ``targets`` [N, max_length] (uint16, or int32 above 2^16
+        classes), ``lengths`` int32 [N], ``first_word`` int64 [N], the splits, the vocabulary and a
+        ``config`` dict (options, corpus sha256, counts, build time); memory-mapped on a cache hit.
+
+    Raises
+    ------
+    ConfigError
+        On bad options.
+    InputError
+        If the corpus is missing, empty, not text8 format, or yields no observations.
+    """
     fractions = _check_options(vocab_size, max_length, split, seed)
     path = check_corpus(corpus)
     size = path.stat().st_size
@@ -427,7 +642,20 @@ _ARRAYS = ("chars", "targets", "lengths", "first_word")
 
 
 def save_cache(data: AutocompleteData, entry: Path) -> Path:
-    """Write the arrays (``.npy``) and metadata; atomic (temporary folder renamed into place)."""
+    """Write the arrays (``.npy``) and metadata; atomic (temporary folder renamed into place).
+
+    Parameters
+    ----------
+    data : AutocompleteData
+        The dataset.
+    entry : pathlib.Path
+        Cache folder to create (kept as is if another process created it first).
+
+    Returns
+    -------
+    pathlib.Path
+        ``entry``.
+    """
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = entry.with_name(entry.name + f".tmp{os.getpid()}")
     if tmp.exists():
@@ -447,7 +675,23 @@ def save_cache(data: AutocompleteData, entry: Path) -> Path:
 
 
 def load_cached(entry) -> AutocompleteData:
-    """Load a cache entry (arrays memory-mapped read-only)."""
+    """Load a cache entry (arrays memory-mapped read-only).
+
+    Parameters
+    ----------
+    entry : str or path
+        Cache folder written by :func:`save_cache`.
+
+    Returns
+    -------
+    AutocompleteData
+        With ``cache_hit=True`` and ``cache_path=entry``.
+
+    Raises
+    ------
+    InputError
+        If the entry is unreadable.
+    """
     entry = Path(entry)
     try:
         config = json.loads((entry / "meta.json").read_text())
@@ -468,9 +712,23 @@ def find_dataset(fingerprint: dict | None, corpus=None, cache_dir=None) -> Autoc
     incomplete). With ``corpus`` (a text8-format file): its dataset is built with the recorded
     options (or loaded from the cache); a file whose sha256 differs from the recorded one is refused.
 
+    Parameters
+    ----------
+    fingerprint : dict or None
+        The checkpoint's data fingerprint.
+    corpus : str or path, optional
+        The training corpus, to rebuild the dataset.
+    cache_dir : path, optional
+        Cache root.
+
     Returns
     -------
     AutocompleteData or None.
+
+    Raises
+    ------
+    InputError
+        With ``corpus``: if the fingerprint is incomplete or the corpus sha256 differs.
     """
     keys = ("corpus_sha256", "vocab_size", "max_length", "split", "seed")
     if not isinstance(fingerprint, dict) or any(fingerprint.get(k) is None for k in keys):
@@ -501,7 +759,22 @@ def find_dataset(fingerprint: dict | None, corpus=None, cache_dir=None) -> Autoc
 
 
 def dataset_from_text(text: str, path, **options) -> AutocompleteData:
-    """Write ``text`` to ``path`` and build its dataset (convenience for generated corpora)."""
+    """Write ``text`` to ``path`` and build its dataset (convenience for generated corpora).
+
+    Parameters
+    ----------
+    text : str
+        text8-format text (ASCII).
+    path : str or path
+        File to write (parent folders created).
+    **options
+        Keyword arguments of :func:`build_dataset`.
+
+    Returns
+    -------
+    AutocompleteData
+        As :func:`build_dataset`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="ascii")
@@ -511,7 +784,24 @@ def dataset_from_text(text: str, path, **options) -> AutocompleteData:
 # --------------------------------------------------------------------------- batches and positions
 def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     """The batches of one epoch: a permutation seeded by ``(seed, epoch)``, cut into
-    ``ceil(n / batch_size)`` batches (the last may be smaller)."""
+    ``ceil(n / batch_size)`` batches (the last may be smaller).
+
+    Parameters
+    ----------
+    n : int
+        Number of observations.
+    batch_size : int
+        Observations per batch.
+    seed : int
+        Run seed.
+    epoch : int
+        Epoch number (part of the ``numpy.random.default_rng`` seed).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        int64 index arrays, each [<= batch_size].
+    """
     perm = np.random.default_rng([seed, epoch]).permutation(n)
     return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
 
@@ -519,7 +809,18 @@ def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarr
 def known_characters(chars: np.ndarray) -> np.ndarray:
     """k[..., t] = characters of the current word already seen at step t: 0 at the unit's space,
     i at its i-th letter. Padding continues the count (as the study's ContextAccuracy does, where
-    ``<eos>`` is not a space). ``chars`` is ``[..., T]`` (time last)."""
+    ``<eos>`` is not a space). ``chars`` is ``[..., T]`` (time last).
+
+    Parameters
+    ----------
+    chars : array-like of int
+        Input ids ``[..., T]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        int array of the shape of ``chars``.
+    """
     chars = np.asarray(chars)
     T = chars.shape[-1]
     t = np.broadcast_to(np.arange(T), chars.shape)
@@ -531,7 +832,27 @@ def known_characters(chars: np.ndarray) -> np.ndarray:
 def dependency_positions(data: AutocompleteData, dependencies: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Locate planted episodes (from ``synthetic_text``) in the observations of ``split``: one row
     per episode whose key and response fall in the same observation, with ``row`` (observation)
-    and ``position`` (step of the space before the response word, where k = 0)."""
+    and ``position`` (step of the space before the response word, where k = 0).
+
+    Parameters
+    ----------
+    data : AutocompleteData
+        The dataset built from the planted corpus.
+    dependencies : pandas.DataFrame
+        Episodes with at least ``key_index`` and ``response_index`` (corpus word indices).
+    split : str, default "test"
+        Split whose observations are searched.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of ``dependencies`` plus ``row`` and ``position``.
+
+    Raises
+    ------
+    ConfigError
+        If the split is unknown.
+    """
     idx = data.split_index(split)
     in_split = np.zeros(len(data.first_word), dtype=bool)
     in_split[idx] = True

@@ -32,6 +32,10 @@ constant 1 (the target's mean) is the memoryless baseline: Var(v_a + v_b) = 2/12
 
 All samples come from a caller-owned ``torch.Generator`` (CPU), so the same seed gives the same
 data on every device.
+
+Output (time-major): copy ``sample`` gives ``x`` [T + 2M, B, 10] (one-hot; [T + 2M, B, 1] with
+``encoding="scalar"``) in the requested float dtype and ``y`` int64 [T + 2M, B]; adding ``sample``
+gives ``x`` [T, B, 2] and ``y`` [B] (drawn in float64, cast to the requested dtype).
 """
 
 from __future__ import annotations
@@ -75,31 +79,89 @@ class CopyTask:
 
     @property
     def length(self) -> int:
+        """Sequence length L = T + 2M.
+
+        Returns
+        -------
+        int
+        """
         return self.T + 2 * self.memory
 
     @property
     def input_size(self) -> int:
+        """Input channels: 10 (one-hot digits) or 1 (``encoding="scalar"``).
+
+        Returns
+        -------
+        int
+        """
         return N_CLASSES if self.encoding == "onehot" else 1
 
     @property
     def output_size(self) -> int:
+        """Number of output classes (the 10 digits).
+
+        Returns
+        -------
+        int
+        """
         return N_CLASSES
 
     @property
     def baseline(self) -> float:
-        """Loss of the position-aware memoryless predictor: ``M ln 8 / (T + 2M)``."""
+        """Loss of the position-aware memoryless predictor: ``M ln 8 / (T + 2M)``.
+
+        Returns
+        -------
+        float
+            Mean cross-entropy in nats.
+        """
         return self.memory * math.log(8) / self.length
 
     @property
     def answer_start(self) -> int:
+        """First answer step, T + M (the targets before it are blanks).
+
+        Returns
+        -------
+        int
+        """
         return self.T + self.memory
 
     def describe(self) -> dict:
+        """The task's settings for records.
+
+        Returns
+        -------
+        dict
+            ``task``, T, memory, variant, encoding, ``length``, ``baseline`` and the ``loss`` in words.
+        """
         return {"task": self.name, **asdict(self), "length": self.length, "baseline": self.baseline,
                 "loss": "cross-entropy over all positions (mean)"}
 
     def sample_digits(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Digit sequences: input ``[L, B]`` and target ``[L, B]`` (int64)."""
+        """Digit sequences: input ``[L, B]`` and target ``[L, B]`` (int64).
+
+        Symbols s_i ~ U{1..8} drawn with ``torch.randint`` from ``generator`` (see the module docstring
+        for the layout).
+
+        Parameters
+        ----------
+        batch : int
+            Number of sequences B (>= 1).
+        generator : torch.Generator
+            CPU generator all draws come from.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``(x, y)``, int64 [L, B] each, L = T + 2M.
+
+        Raises
+        ------
+        ConfigError
+            If ``batch`` is not an integer >= 1.
+        """
         _positive_int("batch", batch)
         M, T, L = self.memory, self.T, self.length
         symbols = torch.randint(1, 9, (M, batch), generator=generator)
@@ -114,21 +176,82 @@ class CopyTask:
         return x, y
 
     def encode(self, digits: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+        """Digits as model inputs: one-hot over the 10 digits, or the digit as one float channel.
+
+        Parameters
+        ----------
+        digits : torch.Tensor
+            int64 [L, B].
+        dtype : torch.dtype, default torch.float32
+
+        Returns
+        -------
+        torch.Tensor
+            [L, B, 10] (``"onehot"``) or [L, B, 1] (``"scalar"``) of ``dtype``.
+        """
         if self.encoding == "onehot":
             return F.one_hot(digits, N_CLASSES).to(dtype)
         return digits.to(dtype).unsqueeze(-1)
 
     def sample(self, batch: int, generator: torch.Generator, device=None, dtype=torch.float32):
-        """``x[L, B, I]`` (float) and ``y[L, B]`` (class indices) on ``device``."""
+        """``x[L, B, I]`` (float) and ``y[L, B]`` (class indices) on ``device``.
+
+        Parameters
+        ----------
+        batch : int
+            Number of sequences B.
+        generator : torch.Generator
+            CPU generator (same seed, same data on every device).
+        device : torch.device or str, optional
+            Where the tensors are moved.
+        dtype : torch.dtype, default torch.float32
+            dtype of ``x``.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``x`` [L, B, I] of ``dtype``, ``y`` int64 [L, B].
+
+        Raises
+        ------
+        ConfigError
+            If ``batch`` is not an integer >= 1.
+        """
         digits, y = self.sample_digits(batch, generator)
         return self.encode(digits, dtype).to(device), y.to(device)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over all positions; ``out[L, B, 10]`` logits over the sequence."""
+        """Mean cross-entropy over all positions; ``out[L, B, 10]`` logits over the sequence.
+
+        Parameters
+        ----------
+        out : torch.Tensor
+            Logits [L, B, 10].
+        y : torch.Tensor
+            Targets int64 [L, B].
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar mean cross-entropy (nats).
+        """
         return F.cross_entropy(out.reshape(-1, N_CLASSES), y.reshape(-1))
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict:
-        """Extra numbers: answer-only cross-entropy (baseline ln 8) and answer accuracy."""
+        """Extra numbers: answer-only cross-entropy (baseline ln 8) and answer accuracy.
+
+        Parameters
+        ----------
+        out : torch.Tensor
+            Logits [L, B, 10].
+        y : torch.Tensor
+            Targets int64 [L, B].
+
+        Returns
+        -------
+        dict
+            ``answer_ce`` and ``answer_accuracy`` (floats) over the last M steps.
+        """
         a = self.answer_start
         ans = out[a:].reshape(-1, N_CLASSES)
         tgt = y[a:].reshape(-1)
@@ -155,27 +278,78 @@ class AddingTask:
 
     @property
     def length(self) -> int:
+        """Sequence length T.
+
+        Returns
+        -------
+        int
+        """
         return self.T
 
     @property
     def input_size(self) -> int:
+        """Input channels: value and marker (2).
+
+        Returns
+        -------
+        int
+        """
         return 2
 
     @property
     def output_size(self) -> int:
+        """Output size: one regression value.
+
+        Returns
+        -------
+        int
+        """
         return 1
 
     @property
     def baseline(self) -> float:
-        """MSE of the constant prediction 1: ``Var(U + U') = 2/12 = 1/6``."""
+        """MSE of the constant prediction 1: ``Var(U + U') = 2/12 = 1/6``.
+
+        Returns
+        -------
+        float
+        """
         return 1.0 / 6.0
 
     def describe(self) -> dict:
+        """The task's settings for records.
+
+        Returns
+        -------
+        dict
+            ``task``, T, markers, ``length``, ``baseline`` and the ``loss`` in words.
+        """
         return {"task": self.name, **asdict(self), "length": self.length, "baseline": self.baseline,
                 "loss": "MSE of the last-step prediction"}
 
     def marker_positions(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        """``[2, B]`` marker positions (first < second)."""
+        """``[2, B]`` marker positions (first < second).
+
+        ``markers="halves"``: one uniform in [0, T//2), one in [T//2, T); ``"anywhere"``: two distinct
+        uniform positions.
+
+        Parameters
+        ----------
+        batch : int
+            Number of sequences B (>= 1).
+        generator : torch.Generator
+            CPU generator.
+
+        Returns
+        -------
+        torch.Tensor
+            int64 [2, B].
+
+        Raises
+        ------
+        ConfigError
+            If ``batch`` is not an integer >= 1.
+        """
         _positive_int("batch", batch)
         T = self.T
         if self.markers == "halves":
@@ -190,7 +364,33 @@ class AddingTask:
         return torch.stack([a, b])
 
     def sample(self, batch: int, generator: torch.Generator, device=None, dtype=torch.float32):
-        """``x[T, B, 2]`` and target ``y[B]`` on ``device``."""
+        """``x[T, B, 2]`` and target ``y[B]`` on ``device``.
+
+        Channel 0 holds v_t ~ U[0, 1) (``torch.rand`` in float64), channel 1 the two markers; y is the
+        sum of the two marked values. Drawn from ``generator`` (values first, then the markers).
+
+        Parameters
+        ----------
+        batch : int
+            Number of sequences B.
+        generator : torch.Generator
+            CPU generator.
+        device : torch.device or str, optional
+            Where the tensors are moved.
+        dtype : torch.dtype, default torch.float32
+            dtype of ``x`` and ``y``.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``x`` [T, B, 2] and ``y`` [B].
+
+        Raises
+        ------
+        ConfigError
+            If ``batch`` is not an integer >= 1 (checked before anything is drawn).
+        """
+        _positive_int("batch", batch)
         values = torch.rand((self.T, batch), generator=generator, dtype=torch.float64)
         pos = self.marker_positions(batch, generator)
         marks = torch.zeros(self.T, batch, dtype=torch.float64)
@@ -202,10 +402,37 @@ class AddingTask:
         return x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """MSE; ``out[B]`` (or ``[B, 1]``) predictions at the last step."""
+        """MSE; ``out[B]`` (or ``[B, 1]``) predictions at the last step.
+
+        Parameters
+        ----------
+        out : torch.Tensor
+            Predictions [B] or [B, 1].
+        y : torch.Tensor
+            Targets [B].
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar mean squared error.
+        """
         return F.mse_loss(out.reshape(-1), y.reshape(-1))
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict:
+        """No extra numbers for the adding task.
+
+        Parameters
+        ----------
+        out : torch.Tensor
+            Predictions (unused).
+        y : torch.Tensor
+            Targets (unused).
+
+        Returns
+        -------
+        dict
+            Empty.
+        """
         return {}
 
 
@@ -230,7 +457,26 @@ def _task_class(name: str):
 def make_task(name: str, T: int, **options):
     """Build a task by name: ``copy`` (options memory, variant, encoding), ``adding`` (markers),
     ``selective_copy`` (n_memorize, vocab_size; :mod:`rnnmem.tasks.selective_copy`) or ``mqar``
-    (n_pairs, vocab_size, n_queries, query_distance, power_a, filler; :mod:`rnnmem.tasks.mqar`)."""
+    (n_pairs, vocab_size, n_queries, query_distance, power_a, filler; :mod:`rnnmem.tasks.mqar`).
+
+    Parameters
+    ----------
+    name : str
+        ``copy``, ``adding``, ``selective_copy`` (or ``selective-copy``) or ``mqar``.
+    T : int
+        Length parameter of the task.
+    **options
+        The task class's other fields.
+
+    Returns
+    -------
+    CopyTask, AddingTask, SelectiveCopyTask or MQARTask
+
+    Raises
+    ------
+    ConfigError
+        On an unknown task name or a bad option.
+    """
     cls = _task_class(name)
     try:
         return cls(T, **options)
@@ -243,7 +489,28 @@ def memoryless_loss(task, n_fit: int = 20_000, n_eval: int = 20_000, seed: int =
     on ``n_eval`` fresh ones (checks the baseline formulas).
 
     Copy: the predicted distribution at each position is the class frequency at that position
-    in the fitting sample (knows the time, not the symbols). Adding: the constant mean target."""
+    in the fitting sample (knows the time, not the symbols). Adding: the constant mean target.
+
+    Parameters
+    ----------
+    task : CopyTask or AddingTask
+    n_fit : int, default 20000
+        Fitting sequences.
+    n_eval : int, default 20000
+        Evaluation sequences.
+    seed : int, default 0
+        Seed of the ``torch.Generator``.
+
+    Returns
+    -------
+    float
+        Mean cross-entropy (copy, nats) or MSE (adding); compare with ``task.baseline``.
+
+    Raises
+    ------
+    ConfigError
+        If ``task`` is neither a CopyTask nor an AddingTask.
+    """
     gen = torch.Generator().manual_seed(int(seed))
     if isinstance(task, CopyTask):
         _, y_fit = task.sample_digits(n_fit, gen)

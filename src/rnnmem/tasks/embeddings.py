@@ -71,20 +71,56 @@ class Embedding:
 
     @property
     def dim(self) -> int:
+        """Vector dimension d.
+
+        Returns
+        -------
+        int
+        """
         return int(self.vectors.shape[1])
 
     @property
     def index(self) -> dict[str, int]:
+        """Word -> row lookup.
+
+        Returns
+        -------
+        dict of str to int
+        """
         return self._index
 
     @property
     def unknown_id(self) -> int | None:
+        """Row of the ``<unknown>`` entry, if the embedding has one.
+
+        Returns
+        -------
+        int or None
+        """
         return self._index.get(UNKNOWN)
 
     def encode(self, words: Iterable[str] | str, what: str = "the text") -> np.ndarray:
         """Word ids of ``words`` (a list, or a string split on white space). A word not in the
         embedding becomes ``<unknown>`` when the embedding has that entry; otherwise it is an
-        ``InputError`` naming the missing words."""
+        ``InputError`` naming the missing words.
+
+        Parameters
+        ----------
+        words : iterable of str, or str
+            The words.
+        what : str, default "the text"
+            How the words are named in error messages.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 row ids [len(words)].
+
+        Raises
+        ------
+        InputError
+            If there are no words, or words are missing and there is no ``<unknown>`` entry.
+        """
         if isinstance(words, str):
             words = words.split()
         words = list(words)
@@ -104,7 +140,18 @@ class Embedding:
         return ids
 
     def normalized(self) -> "Embedding":
-        """The same words with unit-length vectors (cosine geometry). Zero vectors are an error."""
+        """The same words with unit-length vectors (cosine geometry). Zero vectors are an error.
+
+        Returns
+        -------
+        Embedding
+            Rows divided by their Euclidean norms; ``config["normalized"] = True``.
+
+        Raises
+        ------
+        InputError
+            If a vector is zero.
+        """
         norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
         if (norms == 0).any():
             bad = [self.words[i] for i in np.flatnonzero(norms[:, 0] == 0)[:5]]
@@ -113,14 +160,49 @@ class Embedding:
 
     def centered(self) -> "Embedding":
         """The same words with the mean vector subtracted (removes the common direction that
-        skip-gram vectors share; cf. Mu & Viswanath, ICLR 2018)."""
+        skip-gram vectors share; cf. Mu & Viswanath, ICLR 2018).
+
+        Returns
+        -------
+        Embedding
+            ``vectors - vectors.mean(0)``; ``config["centered"] = True``.
+        """
         return Embedding(list(self.words), self.vectors - self.vectors.mean(0, keepdims=True),
                          {**self.config, "centered": True})
 
     def tensor(self, device=None, dtype=torch.float32) -> torch.Tensor:
+        """The vectors as a torch tensor.
+
+        Parameters
+        ----------
+        device : torch.device or str, optional
+        dtype : torch.dtype, default torch.float32
+
+        Returns
+        -------
+        torch.Tensor
+            [V, d].
+        """
         return torch.as_tensor(self.vectors, dtype=dtype, device=device)
 
     def save(self, path) -> Path:
+        """Write the embedding in word2vec text format (:func:`write_word2vec`).
+
+        Parameters
+        ----------
+        path : str or path
+            Output file.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        ConfigError
+            If a word is empty or contains white space.
+        """
         return write_word2vec(self, path)
 
 
@@ -129,7 +211,26 @@ class Embedding:
 # ============================================================================================
 def write_word2vec(embedding: Embedding, path, precision: int | None = None) -> Path:
     """Write ``embedding`` in word2vec text format (header ``V d``). ``precision`` significant
-    digits default to 9 (float32 round-trips exactly) or 17 (float64)."""
+    digits default to 9 (float32 round-trips exactly) or 17 (float64).
+
+    Parameters
+    ----------
+    embedding : Embedding
+    path : str or path
+        Output file (parent folders created).
+    precision : int, optional
+        Significant digits per number.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    ConfigError
+        If a word is empty or contains white space.
+    """
     path = Path(path)
     for w in embedding.words:
         if not w or any(c.isspace() for c in w):
@@ -154,7 +255,26 @@ def _header(line: str) -> tuple[int, int] | None:
 
 def read_word2vec(path, dtype=np.float32) -> Embedding:
     """Read a word2vec text file (or a header-less GloVe-style file). Every problem is one
-    ``InputError`` naming the file, the line and what is wrong."""
+    ``InputError`` naming the file, the line and what is wrong.
+
+    Parameters
+    ----------
+    path : str or path
+        The file (UTF-8 text).
+    dtype : numpy dtype, default numpy.float32
+        dtype of the vectors.
+
+    Returns
+    -------
+    Embedding
+        ``config`` records the ``source`` and the ``format`` (word2vec-text or glove-text).
+
+    Raises
+    ------
+    InputError
+        If the file is missing, not UTF-8 text, empty, inconsistent with its header, or has a bad
+        line (wrong count, repeated word, non-number, NaN/inf).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"embedding file {path} not found")
@@ -216,7 +336,27 @@ def _is_float(s: str) -> bool:
 # ============================================================================================
 def build_vocabulary(counts: Counter | dict, size: int | None = None, min_count: int = 1) -> list[str]:
     """``[<unknown>]`` + the ``size`` most frequent words with at least ``min_count`` occurrences
-    (count descending, ties alphabetical)."""
+    (count descending, ties alphabetical).
+
+    Parameters
+    ----------
+    counts : Counter or dict
+        Word (str or ASCII bytes) -> count.
+    size : int, optional
+        Most words kept (None: all).
+    min_count : int, default 1
+        Least count kept.
+
+    Returns
+    -------
+    list of str
+        The vocabulary, ``<unknown>`` first.
+
+    Raises
+    ------
+    ConfigError
+        If ``size`` is not a positive integer.
+    """
     if size is not None and (not isinstance(size, int) or size < 1):
         raise ConfigError(f"vocabulary size must be a positive integer, got {size!r}")
     items = [(w.decode("ascii") if isinstance(w, bytes) else w, c) for w, c in counts.items()
@@ -228,7 +368,23 @@ def build_vocabulary(counts: Counter | dict, size: int | None = None, min_count:
 
 
 def encode_words(words: list[str], vocabulary: list[str]) -> np.ndarray:
-    """Ids of ``words`` in ``vocabulary``; words outside it map to ``<unknown>`` (which must be in it)."""
+    """Ids of ``words`` in ``vocabulary``; words outside it map to ``<unknown>`` (which must be in it).
+
+    Parameters
+    ----------
+    words : list of str
+    vocabulary : list of str
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ids [len(words)].
+
+    Raises
+    ------
+    InputError
+        If ``words`` is empty, or a word is missing and the vocabulary has no ``<unknown>``.
+    """
     return Embedding(vocabulary, np.zeros((len(vocabulary), 1))).encode(words)
 
 
@@ -246,11 +402,36 @@ class Corpus:
             raise InputError(f"corpus {self.source or ''} holds no words".replace("  ", " "))
 
     def counts(self) -> np.ndarray:
+        """Occurrences of each vocabulary word in the stream.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 [len(vocabulary)].
+        """
         return np.bincount(self.ids, minlength=len(self.vocabulary))
 
 
 def corpus_from_words(words: list[str], vocab_size: int | None = None, source: str = "") -> Corpus:
-    """A ``Corpus`` from an in-memory word list (vocabulary: its ``vocab_size`` most frequent words)."""
+    """A ``Corpus`` from an in-memory word list (vocabulary: its ``vocab_size`` most frequent words).
+
+    Parameters
+    ----------
+    words : list of str
+    vocab_size : int, optional
+        Most words kept besides ``<unknown>`` (None: all).
+    source : str, default ""
+        Name recorded with the corpus.
+
+    Returns
+    -------
+    Corpus
+
+    Raises
+    ------
+    InputError
+        If ``words`` is empty.
+    """
     if not words:
         raise InputError(f"corpus {source} holds no words; give lower-case words separated by spaces".replace("  ", " "))
     vocab = build_vocabulary(Counter(words), vocab_size)
@@ -264,7 +445,33 @@ def read_corpus(path, vocab_size: int | None = 2**14, max_words: int | None = No
     Reuses the autocomplete reader (``rnnmem.tasks.autocomplete``: ``check_corpus`` and
     ``count_words``, which validates every byte and counts words, streaming); the vocabulary is
     ``<unknown>`` + the ``vocab_size`` most frequent words of the whole file; the second pass
-    converts the first ``max_words`` words (all by default) to ids, 4 MB at a time."""
+    converts the first ``max_words`` words (all by default) to ids, 4 MB at a time.
+
+    Parameters
+    ----------
+    path : str or path
+        text8-format file.
+    vocab_size : int, optional, default 2**14
+        Most frequent words kept (None: all).
+    max_words : int, optional
+        Words converted (None: all).
+    chunk_bytes : int, default 4 MiB
+        Bytes per read of the second pass.
+    progress : callable, optional
+        Called with the bytes of each block read in the second pass.
+
+    Returns
+    -------
+    Corpus
+        int64 ids, vocabulary, ``source`` = the path.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, empty, not text8 format or holds no words.
+    ConfigError
+        On a bad ``max_words`` or ``vocab_size``.
+    """
     from .autocomplete import check_corpus, count_words
 
     path = check_corpus(path)
@@ -328,7 +535,20 @@ class SkipGramConfig:
 
 
 def keep_probability(counts: np.ndarray, t: float) -> np.ndarray:
-    """word2vec's subsampling: keep an occurrence with ``min(1, (sqrt(f/t) + 1) t/f)``."""
+    """word2vec's subsampling: keep an occurrence with ``min(1, (sqrt(f/t) + 1) t/f)``.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        Count of each word [V].
+    t : float
+        Subsampling threshold (0: keep everything).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 probabilities [V] (1 for unseen words).
+    """
     total = counts.sum()
     f = counts / max(total, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -338,7 +558,22 @@ def keep_probability(counts: np.ndarray, t: float) -> np.ndarray:
 
 def skipgram_pairs(ids: np.ndarray, window: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(centre, context) pairs with word2vec's shrunk window: for each centre a radius b ~ U{1..window},
-    contexts at offsets 1..b on both sides."""
+    contexts at offsets 1..b on both sides.
+
+    Parameters
+    ----------
+    ids : numpy.ndarray
+        Word ids [n].
+    window : int
+        Largest radius.
+    rng : numpy.random.Generator
+        Draws the radii.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(centre, context)`` word ids, equal length.
+    """
     n = len(ids)
     radius = rng.integers(1, window + 1, size=n)
     cs, os_ = [], []
@@ -356,7 +591,29 @@ def train_skipgram(corpus: Corpus, config: SkipGramConfig | None = None, device=
                    progress: Callable[[int, int], None] | None = None) -> Embedding:
     """Train skip-gram with negative sampling on ``corpus`` (see the module docstring); the
     embedding holds every vocabulary word (``<unknown>`` included, trained like any word).
-    Same seed and device -> same vectors. ``progress(done, total)`` counts processed words."""
+    Same seed and device -> same vectors. ``progress(done, total)`` counts processed words.
+
+    Parameters
+    ----------
+    corpus : Corpus
+    config : SkipGramConfig, optional
+        Settings (default ``SkipGramConfig()``); ``seed`` seeds both numpy and torch draws.
+    device : torch.device or str, optional
+        Where to train (resolved by ``rnnmem.devices.resolve_device``).
+    progress : callable, optional
+        ``progress(done_words, total_words)`` after each chunk.
+
+    Returns
+    -------
+    Embedding
+        The input vectors v [V, d] (``config.dtype``); ``config`` records the settings, steps,
+        mean loss, word count, device and wall time.
+
+    Raises
+    ------
+    InputError
+        If the corpus has fewer than two words.
+    """
     cfg = config or SkipGramConfig()
     dev = resolve_device(device)
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32

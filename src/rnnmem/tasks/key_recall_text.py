@@ -23,6 +23,10 @@ Why not ``synthetic_text.planted_dependency_text``: its episodes open with a sta
 word before the key, so a unit that remembers "an episode started" puts weight on the marker at
 lag D + 2 right next to the key's lag D + 1, and the peak of the profile cannot tell the two
 apart. Here the key itself is the only sign of an episode.
+
+Output: a :class:`~rnnmem.tasks.synthetic_text.SyntheticCorpus` (text8 ``str`` with a leading
+space, a DataFrame of episodes, the config). Randomness: ``numpy.random.default_rng(seed)`` for
+the words and episodes, ``[seed, 1]`` for the choice of keys, ``[seed, 2]`` for the topics.
 """
 
 from __future__ import annotations
@@ -42,7 +46,43 @@ def key_recall_text(n_words: int = 100_000, vocab_size: int = 500, n_keys: int =
 
     ``dependencies`` columns: ``episode``, ``key``, ``key_index``, ``cue_index``,
     ``response_index`` (word positions in ``text.split()``), ``gap_words`` (D),
-    ``distance_words`` (D + 2, key to response) and ``lag_at_cue`` (D + 1). Same seed -> same text."""
+    ``distance_words`` (D + 2, key to response) and ``lag_at_cue`` (D + 1). Same seed -> same text.
+
+    Parameters
+    ----------
+    n_words : int, default 100000
+        Filler positions drawn (an episode of gap D consumes D of them; the text holds
+        ``config["total_words"]`` words).
+    vocab_size : int, default 500
+        Invented filler words.
+    n_keys : int, default 8
+        Key words (>= 2), drawn from invented words ranked after the filler.
+    distances : sequence of int, default (4, 8, 12)
+        Gaps D, each episode's drawn uniformly.
+    rate : float, default 0.03
+        Probability, before each filler word, that an episode starts (in [0, 1)).
+    seed : int, default 0
+        Seeds ``numpy.random.default_rng`` (``[seed, 1]`` picks the keys, ``[seed, 2]`` the topics).
+    cue : str, default "recall"
+        The cue word (lower-case a-z).
+    topics : int, default 0
+        Number of topics (0: no topics).
+    topic_share : float, default 0.5
+        Probability a filler word is drawn from its document's topic, in [0, 1].
+    doc_length : float, default 100.0
+        Mean document length in words (>= 1).
+
+    Returns
+    -------
+    SyntheticCorpus
+        ``text``, ``dependencies`` and ``config`` (the options, the keys, the Zipf law, word and
+        episode counts).
+
+    Raises
+    ------
+    ConfigError
+        On a bad option.
+    """
     distances = check_episode_options(n_words, n_keys, distances, rate)
     if not (cue.isalpha() and cue.islower() and cue.isascii()):
         raise ConfigError(f"the cue must be a lower-case a-z word, got {cue!r}")

@@ -46,7 +46,12 @@ with n = V - V//2 (reported as ``baseline_sequence_accuracy``; a per-query indep
 (1/n)^Q). A uniform guess over all V ids (chance) scores 1/V. The token formula is checked against
 :func:`rnnmem.tasks.token_common.memoryless_accuracy`.
 
-All samples come from a caller-owned ``torch.Generator`` (CPU).
+All samples come from a caller-owned ``torch.Generator`` (CPU), so the same seed gives the same
+data on every device.
+
+Output (time-major): ``sample_tokens`` gives ``tokens``, ``targets`` (int64 [T, B]) and ``mask``
+(bool [T, B]); ``sample`` gives one-hot ``x`` [T, B, V] in the requested float dtype and ``y``
+int64 [T, B].
 """
 
 from __future__ import annotations
@@ -67,7 +72,13 @@ ZOOLOGY_POWER_A = 0.01
 
 def paper_sizes() -> dict:
     """One point of Zoology's MQAR sweep (Figure 2: V = 8192, T in 64..512, N in 4..64, Q = N),
-    as :class:`MQARTask` arguments."""
+    as :class:`MQARTask` arguments.
+
+    Returns
+    -------
+    dict
+        ``{"T": 256, "n_pairs": 16, "vocab_size": 8192}``.
+    """
     return {"T": 256, "n_pairs": 16, "vocab_size": 8192}
 
 
@@ -123,60 +134,140 @@ class MQARTask:
 
     @property
     def queries(self) -> int:
-        """Q: the number of queries per sequence."""
+        """Q: the number of queries per sequence.
+
+        Returns
+        -------
+        int
+            ``n_queries``, or ``n_pairs`` when it is None.
+        """
         return self.n_pairs if self.n_queries is None else self.n_queries
 
     @property
     def length(self) -> int:
+        """Sequence length T.
+
+        Returns
+        -------
+        int
+        """
         return self.T
 
     @property
     def n_keys(self) -> int:
+        """Number of key ids, ``V//2 - 1`` (ids 1..V//2-1).
+
+        Returns
+        -------
+        int
+        """
         return self.vocab_size // 2 - 1
 
     @property
     def n_values(self) -> int:
+        """Number of value ids, ``V - V//2`` (ids V//2..V-1).
+
+        Returns
+        -------
+        int
+        """
         return self.vocab_size - self.vocab_size // 2
 
     @property
     def slots(self) -> int:
-        """S = (T - 2N) // 2: the even offsets after the context where queries may go."""
+        """S = (T - 2N) // 2: the even offsets after the context where queries may go.
+
+        Returns
+        -------
+        int
+        """
         return (self.T - 2 * self.n_pairs) // 2
 
     @property
     def input_size(self) -> int:
+        """Input width: one-hot over the V token ids.
+
+        Returns
+        -------
+        int
+        """
         return self.vocab_size
 
     @property
     def output_size(self) -> int:
+        """Number of output logits, V.
+
+        Returns
+        -------
+        int
+        """
         return self.vocab_size
 
     def slot_probabilities(self) -> torch.Tensor:
-        """``P(g)`` for g = 0..S-1 (float64; uniform for ``query_distance="uniform"``)."""
+        """``P(g)`` for g = 0..S-1 (float64; uniform for ``query_distance="uniform"``).
+
+        P(g) = (g + 1)^(a - 1) / sum_{h=1}^{S} h^(a - 1) (Zoology's power law, a = ``power_a``; a = 1
+        for uniform).
+
+        Returns
+        -------
+        torch.Tensor
+            float64 [S], summing to 1.
+        """
         a = 1.0 if self.query_distance == "uniform" else float(self.power_a)
         w = torch.arange(1, self.slots + 1, dtype=torch.float64) ** (a - 1.0)
         return w / w.sum()
 
     @property
     def baseline(self) -> float:
-        """Answer cross-entropy of the best memoryless predictor: ``ln(V - V//2)``."""
+        """Answer cross-entropy of the best memoryless predictor: ``ln(V - V//2)``.
+
+        Returns
+        -------
+        float
+            Nats.
+        """
         return math.log(self.n_values)
 
     @property
     def baseline_accuracy(self) -> float:
-        """Token accuracy of the best memoryless predictor: ``1 / (V - V//2)``."""
+        """Token accuracy of the best memoryless predictor: ``1 / (V - V//2)``.
+
+        Returns
+        -------
+        float
+        """
         return 1.0 / self.n_values
 
     @property
     def baseline_sequence_accuracy(self) -> float:
-        """Best memoryless sequence accuracy: ``1 / (n (n-1) .. (n-Q+1))``, n = V - V//2."""
+        """Best memoryless sequence accuracy: ``1 / (n (n-1) .. (n-Q+1))``, n = V - V//2.
+
+        Returns
+        -------
+        float
+        """
         return 1.0 / math.perm(self.n_values, self.queries)
 
     @property
     def chance_accuracy(self) -> float:
+        """Token accuracy of a uniform guess over all V ids: ``1 / V``.
+
+        Returns
+        -------
+        float
+        """
         return 1.0 / self.vocab_size
 
     def describe(self) -> dict:
+        """The task's settings and baselines for records.
+
+        Returns
+        -------
+        dict
+            ``task``, the fields (``n_queries`` resolved to Q), ``length``, ``baseline``,
+            ``baseline_accuracy``, ``baseline_sequence_accuracy``, ``chance_accuracy`` and the ``loss``.
+        """
         return {"task": self.name, **asdict(self), "n_queries": self.queries, "length": self.length,
                 "baseline": self.baseline, "baseline_accuracy": self.baseline_accuracy,
                 "baseline_sequence_accuracy": self.baseline_sequence_accuracy,
@@ -185,7 +276,28 @@ class MQARTask:
 
     def sample_pairs(self, batch: int, generator: torch.Generator):
         """Keys ``[B, N]``, values ``[B, N]``, queried pair indices ``[B, Q]`` and query slots
-        ``[B, Q]`` (the q-th query asks pair ``pair[b, q]`` at position ``2N + 2 slot[b, q]``)."""
+        ``[B, Q]`` (the q-th query asks pair ``pair[b, q]`` at position ``2N + 2 slot[b, q]``).
+
+        Keys and values are distinct within a sequence (random permutations via ``torch.rand`` argsort),
+        slots are drawn without replacement from :meth:`slot_probabilities`, all from ``generator``.
+
+        Parameters
+        ----------
+        batch : int
+            Number of sequences B (>= 1).
+        generator : torch.Generator
+            CPU generator.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``(keys, values, pair, slot)``, int64.
+
+        Raises
+        ------
+        ConfigError
+            If ``batch`` is not an integer >= 1.
+        """
         _positive_int("batch", batch)
         N, Q, half = self.n_pairs, self.queries, self.vocab_size // 2
         keys = 1 + torch.rand((batch, self.n_keys), generator=generator).argsort(dim=1)[:, :N]
@@ -198,11 +310,23 @@ class MQARTask:
     def sample_tokens(self, batch: int, generator: torch.Generator):
         """Token sequences.
 
+        Parameters
+        ----------
+        batch : int
+            Number of sequences B (>= 1).
+        generator : torch.Generator
+            CPU generator all draws come from (pairs, slots, then the random filler).
+
         Returns
         -------
         ``tokens[T, B]`` (int64 ids), ``targets[T, B]`` (the bound value at each query,
         :data:`~rnnmem.tasks.token_common.IGNORE` elsewhere) and ``mask[T, B]`` (True at the
         queries).
+
+        Raises
+        ------
+        ConfigError
+            If ``batch`` is not an integer >= 1.
         """
         keys, values, pair, slot = self.sample_pairs(batch, generator)
         N = self.n_pairs
@@ -223,20 +347,80 @@ class MQARTask:
         return tokens, targets, targets != IGNORE
 
     def encode(self, tokens: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
-        """One-hot ``[T, B, V]``."""
+        """One-hot ``[T, B, V]``.
+
+        Parameters
+        ----------
+        tokens : torch.Tensor
+            int64 ids [T, B].
+        dtype : torch.dtype, default torch.float32
+
+        Returns
+        -------
+        torch.Tensor
+            [T, B, V] of ``dtype``.
+        """
         return F.one_hot(tokens, self.vocab_size).to(dtype)
 
     def sample(self, batch: int, generator: torch.Generator, device=None, dtype=torch.float32):
-        """``x[T, B, V]`` (one-hot, float) and ``y[T, B]`` (IGNORE off the queries) on ``device``."""
+        """``x[T, B, V]`` (one-hot, float) and ``y[T, B]`` (IGNORE off the queries) on ``device``.
+
+        Parameters
+        ----------
+        batch : int
+            Number of sequences B.
+        generator : torch.Generator
+            CPU generator (same seed, same data on every device).
+        device : torch.device or str, optional
+        dtype : torch.dtype, default torch.float32
+            dtype of ``x``.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``x`` [T, B, V] and ``y`` int64 [T, B].
+
+        Raises
+        ------
+        ConfigError
+            If ``batch`` is not an integer >= 1.
+        """
         tokens, y, _ = self.sample_tokens(batch, generator)
         return self.encode(tokens, dtype).to(device), y.to(device)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over the query positions; ``out[T, B, V]`` logits."""
+        """Mean cross-entropy over the query positions; ``out[T, B, V]`` logits.
+
+        Parameters
+        ----------
+        out : torch.Tensor
+            Logits [T, B, V].
+        y : torch.Tensor
+            Targets int64 [T, B] (IGNORE off the queries).
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar (nats).
+        """
         return answer_loss(out, y)
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict:
-        """Exact-match accuracy per query and per sequence, beside their memoryless values."""
+        """Exact-match accuracy per query and per sequence, beside their memoryless values.
+
+        Parameters
+        ----------
+        out : torch.Tensor
+            Logits [T, B, V].
+        y : torch.Tensor
+            Targets int64 [T, B].
+
+        Returns
+        -------
+        dict
+            ``token_accuracy``, ``sequence_accuracy``, ``baseline_accuracy``,
+            ``baseline_sequence_accuracy``.
+        """
         return {**exact_match(out.argmax(-1), y), "baseline_accuracy": self.baseline_accuracy,
                 "baseline_sequence_accuracy": self.baseline_sequence_accuracy}
 

@@ -56,7 +56,18 @@ LAYOUTS = ("rnnmem", "paper")
 # ============================================================================================
 def clean_text(text: str) -> str:
     """Lower-case ``text`` with every Unicode punctuation character (categories P*, which include
-    brackets and quotes) replaced by a space and white space collapsed to single spaces."""
+    brackets and quotes) replaced by a space and white space collapsed to single spaces.
+
+    Parameters
+    ----------
+    text : str
+        Raw text (converted with ``str``; NFC-normalised first).
+
+    Returns
+    -------
+    str
+        The cleaned text (may be empty).
+    """
     text = unicodedata.normalize("NFC", str(text)).lower()
     chars = (" " if unicodedata.category(c).startswith("P") else c for c in text)
     return " ".join("".join(chars).split())
@@ -85,6 +96,23 @@ def load_reviews(path, language: str = LANGUAGE) -> pd.DataFrame:
     counts and the number of reviews dropped for empty text. Every structural problem (missing
     file, not JSON, no ``paper`` list, a review without ``lan``/``text``/``evaluation``, an
     evaluation outside -2..2) is one ``InputError`` naming the file and the entry.
+
+    Parameters
+    ----------
+    path : str or path
+        The UCI paper-review JSON.
+    language : str, default "es"
+        Value of ``lan`` kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per kept review (382 for the published file and ``"es"``).
+
+    Raises
+    ------
+    InputError
+        On a structural problem, or when no review is kept.
     """
     path = Path(path).expanduser()
     data = _read_json(path)
@@ -129,13 +157,40 @@ def load_reviews(path, language: str = LANGUAGE) -> pd.DataFrame:
 
 
 def class_counts(frame: pd.DataFrame, classes: int = CLASSES) -> list[int]:
-    """Number of reviews per class 0..classes-1."""
+    """Number of reviews per class 0..classes-1.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        With a ``label`` column.
+    classes : int, default 5
+
+    Returns
+    -------
+    list of int
+        [classes] counts.
+    """
     return np.bincount(frame["label"].to_numpy(), minlength=classes).tolist()
 
 
 def check_published_counts(frame: pd.DataFrame) -> None:
     """Raise ``InputError`` unless ``frame`` has the published 382 reviews and class counts
-    85/58/59/81/99 (the check the reproduction makes on the published file)."""
+    85/58/59/81/99 (the check the reproduction makes on the published file).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of :func:`load_reviews`.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    InputError
+        If the review count or class counts differ from the published ones.
+    """
     counts = class_counts(frame)
     if len(frame) != EXPECTED_REVIEWS or tuple(counts) != EXPECTED_COUNTS:
         raise InputError(f"{frame.attrs.get('source', 'the reviews')}: {len(frame)} reviews with class counts "
@@ -147,7 +202,27 @@ def check_published_counts(frame: pd.DataFrame) -> None:
 # ============================================================================================
 def split_indices(n: int, train: int, val: int, test: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Indices of the train / validation / test reviews: ``RandomState(seed).permutation(n)`` cut
-    into consecutive blocks (the published split is seed 0, 282 / 50 / 50 of 382)."""
+    into consecutive blocks (the published split is seed 0, 282 / 50 / 50 of 382).
+
+    Parameters
+    ----------
+    n : int
+        Number of reviews.
+    train, val, test : int
+        Block sizes (positive, summing to n).
+    seed : int, default 0
+        Seed of ``numpy.random.RandomState``.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``"train"``, ``"val"``, ``"test"`` -> row indices.
+
+    Raises
+    ------
+    ConfigError
+        If a size is not a positive integer or the sizes do not add up to n.
+    """
     for name, v in (("train", train), ("val", val), ("test", test)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
             raise ConfigError(f"split size {name} must be a positive integer, got {v!r}")
@@ -178,13 +253,43 @@ class EmbeddingSpec:
 
 def corpus_words(frame: pd.DataFrame) -> list[str]:
     """All words of the reviews in file order, as one stream (the published corpus is read with
-    gensim's Text8Corpus, which ignores line breaks: context windows cross review boundaries)."""
+    gensim's Text8Corpus, which ignores line breaks: context windows cross review boundaries).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        With a cleaned ``text`` column.
+
+    Returns
+    -------
+    list of str
+    """
     return [w for text in frame["text"] for w in text.split()]
 
 
 def review_embedding(frame: pd.DataFrame, spec: EmbeddingSpec | None = None, device=None):
     """Seeded skip-gram embedding of the review corpus (``rnnmem.tasks.embeddings.train_skipgram``).
-    Words with fewer than ``min_count`` occurrences map to ``<unknown>``."""
+    Words with fewer than ``min_count`` occurrences map to ``<unknown>``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of :func:`load_reviews`.
+    spec : EmbeddingSpec, optional
+        Skip-gram settings (default ``EmbeddingSpec()``: 16 dimensions, window 16, 5 epochs, seed 0).
+    device : torch.device or str, optional
+        Where to train.
+
+    Returns
+    -------
+    rnnmem.tasks.embeddings.Embedding
+        One vector [dim] per vocabulary word, ``<unknown>`` included.
+
+    Raises
+    ------
+    ConfigError
+        If ``min_count`` is not a positive integer, or a skip-gram setting is bad.
+    """
     from .embeddings import Corpus, SkipGramConfig, build_vocabulary, encode_words, train_skipgram
 
     spec = spec or EmbeddingSpec()
@@ -200,7 +305,29 @@ def review_embedding(frame: pd.DataFrame, spec: EmbeddingSpec | None = None, dev
 
 def encode_reviews(frame: pd.DataFrame, embedding, pad: int = PAD) -> tuple[np.ndarray, np.ndarray]:
     """Word vectors of every review, post-padded with zeros or truncated to ``pad`` tokens:
-    returns ``x`` [N, pad, D] (float32) and ``last`` [N] = min(tokens, pad) - 1."""
+    returns ``x`` [N, pad, D] (float32) and ``last`` [N] = min(tokens, pad) - 1.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        With a cleaned ``text`` column.
+    embedding : rnnmem.tasks.embeddings.Embedding
+        Its ``encode`` maps words to rows (unknown words to ``<unknown>``).
+    pad : int, default 150
+        Sequence length.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``x`` float32 [N, pad, D] and ``last`` int64 [N].
+
+    Raises
+    ------
+    ConfigError
+        If ``pad`` is not a positive integer.
+    InputError
+        If a word is missing from an embedding without ``<unknown>``.
+    """
     if not isinstance(pad, (int, np.integer)) or isinstance(pad, bool) or pad < 1:
         raise ConfigError(f"pad must be a positive integer, got {pad!r}")
     vec = np.asarray(embedding.vectors, dtype=np.float32)
@@ -214,7 +341,27 @@ def encode_reviews(frame: pd.DataFrame, embedding, pad: int = PAD) -> tuple[np.n
 
 
 def to_time_major(x: np.ndarray, layout: str = "rnnmem") -> np.ndarray:
-    """[N, T, D] -> [T, N, D]: a transpose (``"rnnmem"``) or the published reshape (``"paper"``)."""
+    """[N, T, D] -> [T, N, D]: a transpose (``"rnnmem"``) or the published reshape (``"paper"``).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        [N, T, D].
+    layout : str, default "rnnmem"
+        ``"rnnmem"`` or ``"paper"`` (see the module docstring).
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous [T, N, D].
+
+    Raises
+    ------
+    ConfigError
+        On an unknown layout.
+    InputError
+        If ``x`` is not 3-D.
+    """
     if layout not in LAYOUTS:
         raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     x = np.asarray(x)
@@ -243,7 +390,43 @@ def prepare_reviews(path, split=PAPER_SPLIT, split_seed: int = 0, pad: int = PAD
     """Load, clean, embed, pad and split the reviews of ``path`` (see the module docstring).
 
     ``frame``/``vectors`` reuse an already loaded frame and trained embedding. The layout is
-    applied to each split separately, as in the published code."""
+    applied to each split separately, as in the published code.
+
+    Parameters
+    ----------
+    path : str or path
+        The UCI paper-review JSON (recorded as the source; not read when ``frame`` is given).
+    split : tuple of int, default (282, 50, 50)
+        Train, validation, test sizes.
+    split_seed : int, default 0
+        Seed of the split permutation.
+    pad : int, default 150
+        Sequence length.
+    layout : str, default "rnnmem"
+        ``"rnnmem"`` (transpose) or ``"paper"`` (the published reshape).
+    embedding : EmbeddingSpec, optional
+        Skip-gram settings (ignored when ``vectors`` is given).
+    language : str, default "es"
+    device : torch.device or str, optional
+        Where the embedding is trained.
+    frame : pandas.DataFrame, optional
+        Reviews already loaded.
+    vectors : Embedding, optional
+        Embedding already trained.
+
+    Returns
+    -------
+    ReviewTask
+        ``sets`` ("train", "val", "test") of SequenceSet with ``x`` float32 [pad, n, D], the frame,
+        the indices, the embedding and a ``config`` dict.
+
+    Raises
+    ------
+    ConfigError
+        On a bad layout, split or pad.
+    InputError
+        On a bad reviews file.
+    """
     if layout not in LAYOUTS:
         raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if len(split) != 3:
@@ -263,7 +446,20 @@ def prepare_reviews(path, split=PAPER_SPLIT, split_seed: int = 0, pad: int = PAD
 
 def majority_baseline(frame: pd.DataFrame, indices: dict[str, np.ndarray]) -> dict:
     """Majority-class rates: of the whole set, and the test accuracy of always predicting the
-    training split's most frequent class."""
+    training split's most frequent class.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        With a ``label`` column.
+    indices : dict of str to numpy.ndarray
+        With ``"train"`` and ``"test"`` row indices.
+
+    Returns
+    -------
+    dict
+        ``whole_set_rate``, ``majority_class``, ``train_majority_class``, ``test_accuracy``.
+    """
     labels = frame["label"].to_numpy()
     counts = np.bincount(labels, minlength=CLASSES)
     train_major = int(np.bincount(labels[indices["train"]], minlength=CLASSES).argmax())

@@ -26,6 +26,9 @@ sense of Definition 3 of the paper. The noise is ``numpy.random.default_rng(seed
 
 Defaults (ours): hidden 8, 4001 values kept (the ARFIMA series' length; split 2000 / 1200 / 800
 pairs as the paper's ARFIMA), burn-in 500, radius 0.9, seed 0.
+
+Output: ``generate_rnn_series`` returns a DataFrame of ``length`` rows with float64 columns ``x``,
+``eps`` and ``oracle``; ``write_rnn_series`` writes it as CSV.
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ class RNNGeneratorSpec:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     def as_dict(self) -> dict:
+        """The settings as a dict.
+
+        Returns
+        -------
+        dict
+            hidden, length, burn_in, radius, seed.
+        """
         return asdict(self)
 
 
@@ -100,7 +110,13 @@ class RNNGenerator(nn.Module):
 
     @property
     def contraction(self) -> float:
-        """||A||_2 with A = W_h + w_o w_x (the state map's Lipschitz bound)."""
+        """||A||_2 with A = W_h + w_o w_x (the state map's Lipschitz bound).
+
+        Returns
+        -------
+        float
+            Equals ``spec.radius`` up to rounding.
+        """
         return float(torch.linalg.matrix_norm(self.W_h + torch.outer(self.w_o, self.w_x), ord=2))
 
     def _run(self, eps: torch.Tensor):
@@ -118,20 +134,64 @@ class RNNGenerator(nn.Module):
         return torch.stack(xs).unsqueeze(-1), torch.stack(preds).unsqueeze(-1)
 
     def forward(self, eps: torch.Tensor) -> torch.Tensor:
+        """The series driven by ``eps``: x_t = h_t . w_o + b_o + eps_t.
+
+        Parameters
+        ----------
+        eps : torch.Tensor
+            Noise [T, B, 1] (cast to float64).
+
+        Returns
+        -------
+        torch.Tensor
+            float64 [T, B, 1].
+        """
         return self._run(eps)[0]
 
     def predict(self, eps: torch.Tensor) -> torch.Tensor:
-        """Oracle one-step predictions E[x_t | past] = h_t . w_o + b_o, [T, B, 1]."""
+        """Oracle one-step predictions E[x_t | past] = h_t . w_o + b_o, [T, B, 1].
+
+        Parameters
+        ----------
+        eps : torch.Tensor
+            Noise [T, B, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            float64 [T, B, 1].
+        """
         return self._run(eps)[1]
 
     def describe(self) -> dict:
+        """The generator's equation, settings, the scale applied and the contraction factor.
+
+        Returns
+        -------
+        dict
+        """
         return {"generator": "h_t = tanh(h_{t-1} W_h + x_{t-1} w_x + b); x_t = h_t.w_o + b_o + eps_t",
                 **self.spec.as_dict(), "scale_applied": self.scale, "contraction": self.contraction}
 
 
 def generate_rnn_series(spec: RNNGeneratorSpec | None = None) -> pd.DataFrame:
     """The control series: columns ``x`` (the series), ``eps`` (its driving noise) and ``oracle``
-    (E[x_t | past], whose error is eps_t). ``attrs["config"]`` records the generator."""
+    (E[x_t | past], whose error is eps_t). ``attrs["config"]`` records the generator.
+
+    Weights from ``torch.Generator().manual_seed(seed)``, noise from
+    ``numpy.random.default_rng(seed).standard_normal(length + burn_in)``; the first ``burn_in``
+    values are dropped.
+
+    Parameters
+    ----------
+    spec : RNNGeneratorSpec, optional
+        Default ``RNNGeneratorSpec()`` (hidden 8, length 4001, burn-in 500, radius 0.9, seed 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``spec.length`` rows of float64 ``x``, ``eps``, ``oracle``.
+    """
     spec = spec or RNNGeneratorSpec()
     gen_model = RNNGenerator(spec)
     n = int(spec.length) + int(spec.burn_in)
@@ -147,7 +207,19 @@ def generate_rnn_series(spec: RNNGeneratorSpec | None = None) -> pd.DataFrame:
 
 
 def write_rnn_series(path, spec: RNNGeneratorSpec | None = None) -> Path:
-    """Write the control series as CSV (columns x, eps, oracle) for ``rnnmem reproduce zhao --data``."""
+    """Write the control series as CSV (columns x, eps, oracle) for ``rnnmem reproduce zhao --data``.
+
+    Parameters
+    ----------
+    path : str or path
+        Output CSV (parent folders created; 17 significant digits).
+    spec : RNNGeneratorSpec, optional
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     generate_rnn_series(spec).to_csv(path, index=False, float_format="%.17g")
@@ -155,7 +227,20 @@ def write_rnn_series(path, spec: RNNGeneratorSpec | None = None) -> Path:
 
 
 def oracle_rmse(frame: pd.DataFrame, split=DEFAULT_SPLIT) -> dict[str, float]:
-    """RMSE of the oracle one-step prediction on each block of (x_t, x_{t+1}) pairs (target x_{t+1})."""
+    """RMSE of the oracle one-step prediction on each block of (x_t, x_{t+1}) pairs (target x_{t+1}).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of :func:`generate_rnn_series` (columns ``x`` and ``oracle``).
+    split : tuple of int, default (2000, 1200, 800)
+        Pairs in the train, validation and test blocks, consecutive from the first pair.
+
+    Returns
+    -------
+    dict of str to float
+        ``"train"``, ``"val"``, ``"test"`` -> RMSE (about 1, the noise sd).
+    """
     train, val, test = (int(s) for s in split)
     err = frame["x"].to_numpy()[1:] - frame["oracle"].to_numpy()[1:]
     out, a = {}, 0

@@ -39,6 +39,10 @@ against :func:`rnnmem.tasks.token_common.memoryless_accuracy`, a fitted memoryle
 
 All samples come from a caller-owned ``torch.Generator`` (CPU), so the same seed gives the same
 data on every device.
+
+Output (time-major, L = T + 2M): ``sample_tokens`` gives ``tokens``, ``targets`` (int64 [L, B]) and
+``mask`` (bool [L, B]); ``sample`` gives one-hot ``x`` [L, B, V] in the requested float dtype and
+``y`` int64 [L, B].
 """
 
 from __future__ import annotations
@@ -58,7 +62,13 @@ NOISE = 0
 
 def paper_sizes() -> dict:
     """The Mamba paper's selective-copying sizes (appendix E.1), as :class:`SelectiveCopyTask`
-    arguments: 4096 noise tokens, 16 tokens to memorise, 16 token ids including the noise token."""
+    arguments: 4096 noise tokens, 16 tokens to memorise, 16 token ids including the noise token.
+
+    Returns
+    -------
+    dict
+        ``{"T": 4096, "n_memorize": 16, "vocab_size": 16}``.
+    """
     return {"T": 4096, "n_memorize": 16, "vocab_size": 16}
 
 
@@ -92,50 +102,114 @@ class SelectiveCopyTask:
 
     @property
     def length(self) -> int:
+        """Sequence length L = T + 2M.
+
+        Returns
+        -------
+        int
+        """
         return self.T + 2 * self.n_memorize
 
     @property
     def n_symbols(self) -> int:
-        """Number of data symbols, ``V - 2``."""
+        """Number of data symbols, ``V - 2``.
+
+        Returns
+        -------
+        int
+        """
         return self.vocab_size - 2
 
     @property
     def marker(self) -> int:
+        """Token id of the marker, V - 1.
+
+        Returns
+        -------
+        int
+        """
         return self.vocab_size - 1
 
     @property
     def input_size(self) -> int:
+        """Input width: one-hot over the V token ids.
+
+        Returns
+        -------
+        int
+        """
         return self.vocab_size
 
     @property
     def output_size(self) -> int:
+        """Number of output logits, V.
+
+        Returns
+        -------
+        int
+        """
         return self.vocab_size
 
     @property
     def answer_start(self) -> int:
+        """First answer (marker) step, T + M.
+
+        Returns
+        -------
+        int
+        """
         return self.T + self.n_memorize
 
     @property
     def baseline(self) -> float:
-        """Answer cross-entropy of the best memoryless predictor: ``ln(V - 2)``."""
+        """Answer cross-entropy of the best memoryless predictor: ``ln(V - 2)``.
+
+        Returns
+        -------
+        float
+            Nats.
+        """
         return math.log(self.n_symbols)
 
     @property
     def baseline_accuracy(self) -> float:
-        """Token accuracy of the best memoryless predictor: ``1 / (V - 2)``."""
+        """Token accuracy of the best memoryless predictor: ``1 / (V - 2)``.
+
+        Returns
+        -------
+        float
+        """
         return 1.0 / self.n_symbols
 
     @property
     def baseline_sequence_accuracy(self) -> float:
-        """Sequence accuracy of the best memoryless predictor: ``(1 / (V - 2))^M``."""
+        """Sequence accuracy of the best memoryless predictor: ``(1 / (V - 2))^M``.
+
+        Returns
+        -------
+        float
+        """
         return self.baseline_accuracy ** self.n_memorize
 
     @property
     def chance_accuracy(self) -> float:
-        """Token accuracy of a uniform guess over all V ids: ``1 / V``."""
+        """Token accuracy of a uniform guess over all V ids: ``1 / V``.
+
+        Returns
+        -------
+        float
+        """
         return 1.0 / self.vocab_size
 
     def describe(self) -> dict:
+        """The task's settings and baselines for records.
+
+        Returns
+        -------
+        dict
+            ``task``, T, n_memorize, vocab_size, ``length``, ``baseline``, ``baseline_accuracy``,
+            ``baseline_sequence_accuracy``, ``chance_accuracy`` and the ``loss``.
+        """
         return {"task": self.name, **asdict(self), "length": self.length, "baseline": self.baseline,
                 "baseline_accuracy": self.baseline_accuracy,
                 "baseline_sequence_accuracy": self.baseline_sequence_accuracy,
@@ -145,11 +219,27 @@ class SelectiveCopyTask:
     def sample_tokens(self, batch: int, generator: torch.Generator):
         """Token sequences.
 
+        Data symbols are drawn with ``torch.randint`` (uniform over 1..V-2, with replacement), then
+        their M distinct positions among the first T + M steps (``torch.rand`` argsort, sorted), both
+        from ``generator``.
+
+        Parameters
+        ----------
+        batch : int
+            Number of sequences B (>= 1).
+        generator : torch.Generator
+            CPU generator.
+
         Returns
         -------
         ``tokens[L, B]`` (int64 ids), ``targets[L, B]`` (data symbols at the markers,
         :data:`~rnnmem.tasks.token_common.IGNORE` elsewhere) and ``mask[L, B]`` (True at the
         markers), with ``L = T + 2 n_memorize``.
+
+        Raises
+        ------
+        ConfigError
+            If ``batch`` is not an integer >= 1.
         """
         _positive_int("batch", batch)
         M, R = self.n_memorize, self.T + self.n_memorize
@@ -165,21 +255,81 @@ class SelectiveCopyTask:
         return tokens, targets, targets != IGNORE
 
     def encode(self, tokens: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
-        """One-hot ``[L, B, V]``."""
+        """One-hot ``[L, B, V]``.
+
+        Parameters
+        ----------
+        tokens : torch.Tensor
+            int64 ids [L, B].
+        dtype : torch.dtype, default torch.float32
+
+        Returns
+        -------
+        torch.Tensor
+            [L, B, V] of ``dtype``.
+        """
         return F.one_hot(tokens, self.vocab_size).to(dtype)
 
     def sample(self, batch: int, generator: torch.Generator, device=None, dtype=torch.float32):
         """``x[L, B, V]`` (one-hot, float) and ``y[L, B]`` (targets, IGNORE off the answers) on
-        ``device``."""
+        ``device``.
+
+        Parameters
+        ----------
+        batch : int
+            Number of sequences B.
+        generator : torch.Generator
+            CPU generator (same seed, same data on every device).
+        device : torch.device or str, optional
+        dtype : torch.dtype, default torch.float32
+            dtype of ``x``.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``x`` [L, B, V] and ``y`` int64 [L, B].
+
+        Raises
+        ------
+        ConfigError
+            If ``batch`` is not an integer >= 1.
+        """
         tokens, y, _ = self.sample_tokens(batch, generator)
         return self.encode(tokens, dtype).to(device), y.to(device)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over the answer positions; ``out[L, B, V]`` logits."""
+        """Mean cross-entropy over the answer positions; ``out[L, B, V]`` logits.
+
+        Parameters
+        ----------
+        out : torch.Tensor
+            Logits [L, B, V].
+        y : torch.Tensor
+            Targets int64 [L, B] (IGNORE off the answers).
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar (nats).
+        """
         return answer_loss(out, y)
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict:
-        """Exact-match token and sequence accuracy at the answers, beside their memoryless values."""
+        """Exact-match token and sequence accuracy at the answers, beside their memoryless values.
+
+        Parameters
+        ----------
+        out : torch.Tensor
+            Logits [L, B, V].
+        y : torch.Tensor
+            Targets int64 [L, B].
+
+        Returns
+        -------
+        dict
+            ``token_accuracy``, ``sequence_accuracy``, ``baseline_accuracy``,
+            ``baseline_sequence_accuracy``.
+        """
         return {**exact_match(out.argmax(-1), y), "baseline_accuracy": self.baseline_accuracy,
                 "baseline_sequence_accuracy": self.baseline_sequence_accuracy}
 

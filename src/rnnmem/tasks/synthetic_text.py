@@ -24,6 +24,10 @@ response words (so the model must learn the pairing, not just copy). The respons
 predictable only from the key, ``distance_words = D + 2`` words earlier; chance accuracy at the
 space before the response is ``1 / n_keys``. Every episode is recorded (word indices, distance
 in words and in characters).
+
+Output: text8-format ``str`` (or file) with a leading space, plus a pandas DataFrame of episodes.
+Randomness: ``numpy.random.default_rng(seed)`` (keys and responses from ``default_rng([seed, 1])``);
+the same seed gives the same text.
 """
 
 from __future__ import annotations
@@ -45,7 +49,29 @@ KINDS = ("copy", "agreement")
 
 def check_episode_options(n_words, n_keys, distances, rate) -> list[int]:
     """Validate the options shared by the planted-dependency generators; returns the distances as
-    ints. Bad values raise one ConfigError naming the option."""
+    ints. Bad values raise one ConfigError naming the option.
+
+    Parameters
+    ----------
+    n_words : int
+        Filler words (>= 1).
+    n_keys : int
+        Key words (>= 2).
+    distances : sequence of int
+        Gaps D (non-empty, each >= 0).
+    rate : float
+        Episode start probability, in [0, 1).
+
+    Returns
+    -------
+    list of int
+        The distances.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first bad option.
+    """
     if not isinstance(n_words, int) or n_words < 1:
         raise ConfigError(f"n_words must be a positive integer, got {n_words!r}")
     if not isinstance(n_keys, int) or n_keys < 2:
@@ -59,7 +85,27 @@ def check_episode_options(n_words, n_keys, distances, rate) -> list[int]:
 
 
 def zipf_probabilities(n: int, exponent: float = 1.0, offset: float = 2.7) -> np.ndarray:
-    """Zipf-Mandelbrot probabilities ``p(r) ∝ (r + offset)^(-exponent)`` for ranks ``0..n-1``."""
+    """Zipf-Mandelbrot probabilities ``p(r) ∝ (r + offset)^(-exponent)`` for ranks ``0..n-1``.
+
+    Parameters
+    ----------
+    n : int
+        Number of ranks (>= 1).
+    exponent : float, default 1.0
+        s (> 0).
+    offset : float, default 2.7
+        q (> 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 [n], summing to 1.
+
+    Raises
+    ------
+    ConfigError
+        If ``n < 1`` or exponent/offset are not positive.
+    """
     if n < 1:
         raise ConfigError(f"vocabulary size must be >= 1, got {n}")
     if exponent <= 0 or offset <= 0:
@@ -73,7 +119,23 @@ def invented_word(rank: int) -> str:
 
     Ranks 0-99 have one syllable, 100-10,099 two, then three, ... (bijective numeration, so no
     two ranks share a word). A trailing consonant is added to every second multi-syllable word,
-    which spreads word lengths like natural text (2, 4, 5, 6, 7 ... letters)."""
+    which spreads word lengths like natural text (2, 4, 5, 6, 7 ... letters).
+
+    Parameters
+    ----------
+    rank : int
+        Frequency rank (>= 0).
+
+    Returns
+    -------
+    str
+        Lower-case a-z word.
+
+    Raises
+    ------
+    ConfigError
+        If ``rank < 0``.
+    """
     if rank < 0:
         raise ConfigError(f"rank must be >= 0, got {rank}")
     n = len(SYLLABLES)
@@ -93,7 +155,19 @@ def invented_word(rank: int) -> str:
 
 
 def invented_vocabulary(n: int, exclude: set[str] | frozenset = frozenset()) -> list[str]:
-    """``n`` distinct invented words, most frequent (shortest) first, none in ``exclude``."""
+    """``n`` distinct invented words, most frequent (shortest) first, none in ``exclude``.
+
+    Parameters
+    ----------
+    n : int
+        Number of words.
+    exclude : set of str, default empty
+        Words to skip (e.g. marker words).
+
+    Returns
+    -------
+    list of str
+    """
     words, rank = [], 0
     seen = set()
     while len(words) < n:
@@ -109,7 +183,34 @@ def invented_vocabulary(n: int, exclude: set[str] | frozenset = frozenset()) -> 
 def write_zipf_text8(path, n_bytes: int, vocab_size: int = 250_000, seed: int = 0,
                      chunk_words: int = 1_000_000) -> dict:
     """Write a text8-format file of about ``n_bytes`` (single spaces, leading space, no newline)
-    with Zipf-distributed invented words. Streams in chunks; returns a summary dict."""
+    with Zipf-distributed invented words. Streams in chunks; returns a summary dict.
+
+    Words are i.i.d. draws (``numpy.random.default_rng(seed)``) from :func:`zipf_probabilities`
+    over :func:`invented_vocabulary` (``vocab_size``); the file is cut at a word boundary so it never
+    exceeds ``n_bytes``.
+
+    Parameters
+    ----------
+    path : str or path
+        Output file (parent folders created).
+    n_bytes : int
+        Target size in bytes (>= 1).
+    vocab_size : int, default 250000
+        Invented words.
+    seed : int, default 0
+    chunk_words : int, default 1000000
+        Words drawn per chunk.
+
+    Returns
+    -------
+    dict
+        ``path``, ``bytes`` written, ``words``, ``vocab_size``, ``seed``.
+
+    Raises
+    ------
+    ConfigError
+        If ``n_bytes < 1`` or ``vocab_size < 1``.
+    """
     if n_bytes < 1:
         raise ConfigError(f"n_bytes must be >= 1, got {n_bytes}")
     rng = np.random.default_rng(seed)
@@ -144,10 +245,27 @@ class SyntheticCorpus:
 
     @property
     def words(self) -> list[str]:
+        """The words of ``text``.
+
+        Returns
+        -------
+        list of str
+        """
         return self.text.split()
 
     def save(self, path) -> tuple[Path, Path]:
-        """Write the text to ``path`` and the episodes to ``path`` + ``.dependencies.csv``."""
+        """Write the text to ``path`` and the episodes to ``path`` + ``.dependencies.csv``.
+
+        Parameters
+        ----------
+        path : str or path
+            Text file (parent folders created).
+
+        Returns
+        -------
+        tuple of pathlib.Path
+            ``(text_path, dependencies_csv_path)``.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.text, encoding="ascii")
@@ -172,7 +290,39 @@ def planted_dependency_text(
     ``n_words`` filler words are drawn from a Zipf law over ``vocab_size`` invented words; before
     each filler word an episode starts with probability ``rate``, its gap D drawn uniformly from
     ``distances`` (filler words between key and cue). Episodes never overlap. Same seed -> same
-    text."""
+    text.
+
+    Parameters
+    ----------
+    n_words : int, default 200000
+        Filler positions drawn (>= 1).
+    vocab_size : int, default 2000
+        Invented filler words.
+    n_keys : int, default 10
+        Key words (>= 2); keys and responses are invented words ranked after the filler, picked
+        with seed ``[seed, 1]``.
+    distances : sequence of int, default (2, 4, 8, 16)
+        Gaps D.
+    rate : float, default 0.03
+        Episode start probability per filler word, in [0, 1).
+    kind : str, default "copy"
+        ``"copy"`` (response = key) or ``"agreement"`` (response = R(key)).
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng``.
+    start_marker, cue_marker : str, default "remember", "recall"
+        Marker words (lower-case a-z).
+
+    Returns
+    -------
+    SyntheticCorpus
+        ``text`` (text8, leading space); ``dependencies`` with columns episode, kind, key, response,
+        key_index, response_index, gap_words, distance_words, distance_chars; ``config``.
+
+    Raises
+    ------
+    ConfigError
+        On a bad option.
+    """
     if kind not in KINDS:
         raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     distances = check_episode_options(n_words, n_keys, distances, rate)
@@ -266,6 +416,11 @@ def planted_examples(distances=(1, 2, 4, 8), max_chars: int | None = 500, seed: 
     list of dicts, one per gap that fits, in the order of ``distances``: ``label``, ``text`` (leading
     space), ``gap_words``, ``key``, ``response``, ``distance_chars`` (from the key's first letter to
     the space before the response word) and ``key_at`` / ``response_at`` (those character positions).
+
+    Raises
+    ------
+    ConfigError
+        On a bad ``max_chars``, ``context_words`` or corpus option.
     """
     if max_chars is not None and (not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < 1):
         raise ConfigError(f"max_chars must be a positive integer or None, got {max_chars!r}")

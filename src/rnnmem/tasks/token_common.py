@@ -37,10 +37,18 @@ def exact_match(pred: torch.Tensor, y: torch.Tensor) -> dict:
     """Exact-match accuracy of predicted token ids ``pred[L, B]`` against ``y[L, B]`` at the
     answer positions (``y != IGNORE``).
 
+    Parameters
+    ----------
+    pred : torch.Tensor
+        Predicted token ids [L, B].
+    y : torch.Tensor
+        Targets [L, B], :data:`IGNORE` outside the answer positions.
+
     Returns
     -------
     ``{"token_accuracy": fraction of answer positions right,
     "sequence_accuracy": fraction of sequences with every answer right}``.
+    (``token_accuracy`` is NaN when there is no answer position.)
     """
     mask = y != IGNORE
     right = (pred == y) & mask
@@ -60,9 +68,25 @@ def memoryless_accuracy(task, n_fit: int = 20_000, n_eval: int = 20_000, seed: i
     ``baseline_accuracy`` formula, which it estimates with binomial error
     ``sqrt(p(1 - p) / (n_eval * answers per sequence))``.
 
+    Parameters
+    ----------
+    task : SelectiveCopyTask or MQARTask
+        Any token task with ``sample_tokens`` and ``output_size``.
+    n_fit : int, default 20000
+        Fitting sequences (>= 1).
+    n_eval : int, default 20000
+        Evaluation sequences (>= 1).
+    seed : int, default 0
+        Seed of the ``torch.Generator`` both samples come from.
+
     Returns
     -------
     ``{"token_accuracy": ..., "sequence_accuracy": ...}`` of that predictor.
+
+    Raises
+    ------
+    ConfigError
+        If ``n_fit`` or ``n_eval`` is not an integer >= 1.
     """
     for name, value in (("n_fit", n_fit), ("n_eval", n_eval)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

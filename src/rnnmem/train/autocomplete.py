@@ -111,19 +111,53 @@ class AutocompleteModel(nn.Module):
     # ------------------------------------------------------------------ contract
     @property
     def n_words(self) -> int:
+        """Number of word classes (``<eos>``, ``<unknown>`` and the words).
+
+        Returns
+        -------
+        int
+        """
         return len(self.words)
 
     @property
     def device(self) -> torch.device:
+        """Device of the model's parameters.
+
+        Returns
+        -------
+        torch.device
+        """
         return self.embedding_weight.device
 
     def embedding_matrix(self) -> torch.Tensor:
-        """``E[n_chars, E]`` with the fixed zero row 0 (what the one-hot input multiplies)."""
+        """``E[n_chars, E]`` with the fixed zero row 0 (what the one-hot input multiplies).
+
+        Returns
+        -------
+        torch.Tensor
+            [n_chars, embedding].
+        """
         w = self.embedding_weight
         return torch.cat([w.new_zeros(1, w.shape[1]), w], dim=0)
 
     def embed(self, chars: torch.Tensor) -> torch.Tensor:
-        """``chars[T, B]`` (ids) -> ``e[T, B, E]``; padding (id 0) embeds to exactly zero."""
+        """``chars[T, B]`` (ids) -> ``e[T, B, E]``; padding (id 0) embeds to exactly zero.
+
+        Parameters
+        ----------
+        chars : torch.Tensor
+            int64 or int32 character ids [T, B], in [0, n_chars).
+
+        Returns
+        -------
+        torch.Tensor
+            [T, B, embedding] on the model's device.
+
+        Raises
+        ------
+        InputError
+            If ``chars`` is not an integer tensor of shape [T, B] with ids in range.
+        """
         if not isinstance(chars, torch.Tensor) or chars.dtype not in (torch.int64, torch.int32):
             raise InputError("chars must be an integer (Long) tensor of character ids")
         if chars.dim() != 2:
@@ -133,11 +167,39 @@ class AutocompleteModel(nn.Module):
         return F.embedding(chars.to(self.device), self.embedding_matrix())
 
     def from_embedding(self, e: torch.Tensor) -> torch.Tensor:
-        """``e[T, B, E]`` -> logits ``[T, B, n_words]`` (pre-softmax)."""
+        """``e[T, B, E]`` -> logits ``[T, B, n_words]`` (pre-softmax).
+
+        Parameters
+        ----------
+        e : torch.Tensor
+            Embedded characters [T, B, embedding].
+
+        Returns
+        -------
+        torch.Tensor
+            Logits [T, B, n_words].
+        """
         y, _ = self.rnn(e)
         return self.dense(y)
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        """Character ids to word logits: ``from_embedding(embed(chars))``.
+
+        Parameters
+        ----------
+        chars : torch.Tensor
+            int64 character ids [T, B].
+
+        Returns
+        -------
+        torch.Tensor
+            Logits [T, B, n_words].
+
+        Raises
+        ------
+        InputError
+            As :meth:`embed`.
+        """
         return self.from_embedding(self.embed(chars))
 
     def encode_text(self, text: str, errors: str = "strict") -> torch.Tensor:
@@ -145,7 +207,25 @@ class AutocompleteModel(nn.Module):
 
         Characters map one to one (no leading space is added; training observations start with
         a space before every word). Characters outside the alphabet raise ``InputError``
-        (``errors="strict"``) or are dropped (``errors="drop"``)."""
+        (``errors="strict"``) or are dropped (``errors="drop"``).
+
+        Parameters
+        ----------
+        text : str
+        errors : {"strict", "drop"}, default "strict"
+
+        Returns
+        -------
+        torch.Tensor
+            int64 [T].
+
+        Raises
+        ------
+        ConfigError
+            On an unknown ``errors`` value.
+        InputError
+            With ``errors="strict"``, if the text holds characters outside the alphabet.
+        """
         if errors not in ("strict", "drop"):
             raise ConfigError(f"errors must be 'strict' or 'drop', got {errors!r}")
         index = {c: i for i, c in enumerate(self.chars) if len(c) == 1}
@@ -158,15 +238,53 @@ class AutocompleteModel(nn.Module):
         return torch.tensor(ids, dtype=torch.long, device=self.device)
 
     def decode_chars(self, ids) -> str:
+        """Character ids back to text (padding, id 0, is left out).
+
+        Parameters
+        ----------
+        ids : iterable of int
+
+        Returns
+        -------
+        str
+        """
         return "".join(self.chars[int(i)] if int(i) else "" for i in ids)
 
     def word_id(self, word: str) -> int:
-        """Target id of ``word`` (``<unknown>`` = 1 when outside the vocabulary)."""
+        """Target id of ``word`` (``<unknown>`` = 1 when outside the vocabulary).
+
+        Parameters
+        ----------
+        word : str
+
+        Returns
+        -------
+        int
+        """
         return self._index.get(word, UNKNOWN)
 
     @torch.no_grad()
     def suggest(self, text: str, k: int = 3) -> list[list[tuple[str, float]]]:
-        """Top-k predicted words with probabilities at every character of ``text``."""
+        """Top-k predicted words with probabilities at every character of ``text``.
+
+        Parameters
+        ----------
+        text : str
+            Lower-cased and encoded with :meth:`encode_text` (strict).
+        k : int, default 3
+            Words per position.
+
+        Returns
+        -------
+        list of list of (str, float)
+            One list per character: ``k`` (word, softmax probability) pairs, most likely first; empty
+            for empty text.
+
+        Raises
+        ------
+        InputError
+            If the text holds characters outside the alphabet.
+        """
         x = self.encode_text(text).unsqueeze(1)
         if x.shape[0] == 0:
             return []
@@ -175,13 +293,26 @@ class AutocompleteModel(nn.Module):
         return [[(self.words[i], float(v)) for v, i in zip(vs.tolist(), ix.tolist())] for vs, ix in zip(val, idx)]
 
     def config(self) -> dict:
-        """Everything needed to rebuild the model: ``AutocompleteModel(**model.config())``."""
+        """Everything needed to rebuild the model: ``AutocompleteModel(**model.config())``.
+
+        Returns
+        -------
+        dict
+            cell, hidden, layers, embedding, convention, n_words, depth, dtype, seed, chars, words.
+        """
         return {"cell": self.cell, "hidden": self.hidden, "layers": self.layers, "embedding": self.embedding_size,
                 "convention": self.convention_name, "n_words": self.n_words, "depth": self.depth,
                 "dtype": self.dtype_name, "seed": self.seed, "chars": list(self.chars), "words": list(self.words)}
 
     def describe(self) -> dict:
-        """Config without the word list, plus the recurrent unit's full description and counts."""
+        """Config without the word list, plus the recurrent unit's full description and counts.
+
+        Returns
+        -------
+        dict
+            :meth:`config` without ``words``/``chars``, plus ``unit`` and ``parameters``
+            (:func:`parameter_counts`).
+        """
         d = {k: v for k, v in self.config().items() if k not in ("words", "chars")}
         d["unit"] = self.rnn.describe()
         d["parameters"] = parameter_counts(self)
@@ -189,7 +320,17 @@ class AutocompleteModel(nn.Module):
 
 
 def parameter_counts(model: AutocompleteModel) -> dict[str, int]:
-    """Trainable parameters by part (the padding row of the embedding is not a parameter)."""
+    """Trainable parameters by part (the padding row of the embedding is not a parameter).
+
+    Parameters
+    ----------
+    model : AutocompleteModel
+
+    Returns
+    -------
+    dict of str to int
+        ``embedding``, ``recurrent``, ``dense``, ``total``.
+    """
     emb = model.embedding_weight.numel()
     rec = sum(p.numel() for p in model.rnn.parameters())
     dense = sum(p.numel() for p in model.dense.parameters())
@@ -197,14 +338,48 @@ def parameter_counts(model: AutocompleteModel) -> dict[str, int]:
 
 
 def save_checkpoint(model: AutocompleteModel, path, **extra) -> Path:
-    """Save model config and weights (plus any ``extra`` entries, e.g. training state)."""
+    """Save model config and weights (plus any ``extra`` entries, e.g. training state).
+
+    Parameters
+    ----------
+    model : AutocompleteModel
+    path : str or path
+        Checkpoint file (written atomically, :func:`rnnmem.train.checkpoint.atomic_save`).
+    **extra
+        Further plain entries of the checkpoint dict.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
     obj = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model.config(),
            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
     return atomic_save(obj, path)
 
 
 def load_checkpoint(path, device="cpu") -> AutocompleteModel:
-    """Rebuild the model saved by :func:`save_checkpoint` on ``device`` (eval mode)."""
+    """Rebuild the model saved by :func:`save_checkpoint` on ``device`` (eval mode).
+
+    Parameters
+    ----------
+    path : str or path
+        Checkpoint file.
+    device : torch.device or str, default "cpu"
+
+    Returns
+    -------
+    AutocompleteModel
+        In eval mode on ``device``.
+
+    Raises
+    ------
+    InputError
+        If the file is unreadable, not an autocomplete checkpoint, or its weights do not fit its
+        config.
+    ConfigError
+        If the stored config is invalid.
+    """
     obj = load_dict(path, device="cpu", kind="autocomplete checkpoint")
     if obj.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path} is not an rnnmem autocomplete checkpoint (format {obj.get('format')!r})")
@@ -249,14 +424,43 @@ class TrainConfig:
         self.betas = tuple(float(b) for b in self.betas)
 
     def steps_per_epoch(self, n_train: int) -> int:
+        """Batches per epoch, ``ceil(n_train / batch_size)``.
+
+        Parameters
+        ----------
+        n_train : int
+            Training observations.
+
+        Returns
+        -------
+        int
+        """
         return math.ceil(n_train / self.batch_size)
 
     def total_steps(self, n_train: int) -> int:
+        """Steps to run: ``steps`` if set, else ``round(epochs * steps_per_epoch)`` (2 epochs by default),
+        at least 1.
+
+        Parameters
+        ----------
+        n_train : int
+            Training observations.
+
+        Returns
+        -------
+        int
+        """
         if self.steps is not None:
             return self.steps
         return max(1, round((2.0 if self.epochs is None else self.epochs) * self.steps_per_epoch(n_train)))
 
     def as_dict(self) -> dict:
+        """The options as a plain dict (``betas`` as a list).
+
+        Returns
+        -------
+        dict
+        """
         d = asdict(self)
         d["betas"] = list(self.betas)
         return d
@@ -297,7 +501,20 @@ class TrainResult(FitResult):
 
 def batch_tensors(data: AutocompleteData, rows: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
     """``(chars[T, B], targets[T, B])`` Long tensors of observations ``rows``, trimmed to the
-    longest one (padding is at the end of each observation)."""
+    longest one (padding is at the end of each observation).
+
+    Parameters
+    ----------
+    data : AutocompleteData
+    rows : array-like of int
+        Observation indices [B].
+    device : torch.device or str
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        int64 ``chars`` and ``targets``, [T, B] each, T = the longest length among ``rows``.
+    """
     rows = np.asarray(rows)
     T = int(np.max(np.asarray(data.lengths)[rows]))
     chars = torch.from_numpy(np.ascontiguousarray(np.asarray(data.chars[rows, :T]).T).astype(np.int64))
@@ -307,7 +524,23 @@ def batch_tensors(data: AutocompleteData, rows: np.ndarray, device) -> tuple[tor
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy over positions whose target is a known word (not <eos>, not <unknown>);
-    returns ``(loss, count)``."""
+    returns ``(loss, count)``.
+
+    L = sum_{t,b} m_tb (-log softmax(z_tb)[y_tb]) / sum_{t,b} m_tb (the module docstring's loss;
+    the mean is 0 when no position counts).
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        [T, B, n_words] (computed in float32).
+    targets : torch.Tensor
+        int64 [T, B].
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        Scalar ``loss`` (nats) and scalar ``count`` of known-word positions.
+    """
     masked = targets.masked_fill(targets == UNKNOWN, PAD)
     count = (masked != PAD).sum()
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), masked.reshape(-1), ignore_index=PAD,
@@ -319,7 +552,28 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[t
 def validation_loss(model: AutocompleteModel, data: AutocompleteData, split: str = "valid",
                     batch_size: int = 64, max_batches: int | None = None, device="cpu") -> tuple[float, float]:
     """Token-weighted masked cross-entropy and masked accuracy on the first ``max_batches``
-    batches of ``split`` (in split order: the same subset every time)."""
+    batches of ``split`` (in split order: the same subset every time).
+
+    Parameters
+    ----------
+    model : AutocompleteModel
+    data : AutocompleteData
+    split : str, default "valid"
+    batch_size : int, default 64
+    max_batches : int, optional
+        None: the whole split.
+    device : torch.device or str, default "cpu"
+
+    Returns
+    -------
+    tuple of float
+        ``(cross_entropy, accuracy)`` over known-word positions; NaN, NaN when there are none.
+
+    Raises
+    ------
+    ConfigError
+        If the split is unknown.
+    """
     idx = data.split_index(split)
     was_training = model.training
     model.eval()
@@ -390,6 +644,14 @@ def train_autocomplete(model: AutocompleteModel, data: AutocompleteData, config:
     TrainResult
         ``log``, ``steps``, ``wall_s``, ``resumed_from``, ``checkpoint``, ``config``, plus
         ``history``/``table``/``model`` from ``fit_seeds``.
+
+    Raises
+    ------
+    ConfigError
+        If the model and data disagree (word classes, alphabet), or the checkpoint to resume was
+        trained with another model config, data or training options.
+    InputError
+        If the training split is empty or the checkpoint is not a training checkpoint.
     """
     config = config or TrainConfig()
     if model.n_words != data.n_words:
@@ -530,7 +792,36 @@ def evaluate(model: AutocompleteModel, data: AutocompleteData, split: str = "tes
 
     ``summary``: ``cross_entropy`` (token mean, masked), ``cross_entropy_study`` (mean over
     observations of each one's masked mean), ``accuracy`` / ``top2`` / ``top3`` (masked),
-    ``accuracy_study`` (argmax == target over non-padding characters), counts."""
+    ``accuracy_study`` (argmax == target over non-padding characters), counts.
+
+    Parameters
+    ----------
+    model : AutocompleteModel
+    data : AutocompleteData
+    split : str, default "test"
+    batch_size : int, default 64
+    device : torch.device or str, default "cpu"
+    max_k : int, default 8
+        Largest number of known characters k tabulated (larger k are dropped).
+    max_observations : int, optional
+        Evaluate only the first observations of the split.
+    progress : callable, optional
+        ``progress(batch, n_batches)``.
+
+    Returns
+    -------
+    Evaluation
+        ``summary`` (dict above, plus ``split``, ``observations``, ``characters``,
+        ``known_targets``) and ``known_chars`` (columns ``variant``, ``k``, ``positions``,
+        ``top1``..``top3``, one row per variant and k = 0..max_k).
+
+    Raises
+    ------
+    ConfigError
+        If the split is unknown.
+    InputError
+        If the split is empty.
+    """
     device = resolve_device(device)
     model.to(device)
     was_training = model.training
@@ -603,7 +894,23 @@ def evaluate(model: AutocompleteModel, data: AutocompleteData, split: str = "tes
 def dependency_accuracy(model: AutocompleteModel, data: AutocompleteData, positions: pd.DataFrame,
                         device="cpu", batch_size: int = 64) -> pd.DataFrame:
     """Top-1 accuracy at the space before each planted response word (k = 0: the word can only
-    be known from memory), by gap. ``positions`` from ``tasks.autocomplete.dependency_positions``."""
+    be known from memory), by gap. ``positions`` from ``tasks.autocomplete.dependency_positions``.
+
+    Parameters
+    ----------
+    model : AutocompleteModel
+    data : AutocompleteData
+    positions : pandas.DataFrame
+        With ``row``, ``position``, ``response``, ``gap_words``, ``distance_chars``.
+    device : torch.device or str, default "cpu"
+    batch_size : int, default 64
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per gap: ``gap_words``, ``episodes``, ``accuracy``, ``mean_distance_chars``
+        (empty when ``positions`` is).
+    """
     cols = ["gap_words", "episodes", "accuracy", "mean_distance_chars"]
     if len(positions) == 0:
         return pd.DataFrame(columns=cols)

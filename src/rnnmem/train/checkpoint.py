@@ -17,7 +17,20 @@ from ..errors import InputError
 
 
 def atomic_save(obj: dict, path) -> Path:
-    """``torch.save(obj, path)`` via a temporary file and ``os.replace``."""
+    """``torch.save(obj, path)`` via a temporary file and ``os.replace``.
+
+    Parameters
+    ----------
+    obj : dict
+        Plain checkpoint dict (tensors, numbers, strings, lists, dicts).
+    path : str or path
+        Target file (parent folders created).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -27,7 +40,27 @@ def atomic_save(obj: dict, path) -> Path:
 
 
 def load_dict(path, device="cpu", kind: str = "checkpoint") -> dict:
-    """Load a checkpoint dict saved by :func:`atomic_save` onto ``device``."""
+    """Load a checkpoint dict saved by :func:`atomic_save` onto ``device``.
+
+    Parameters
+    ----------
+    path : str or path
+        Checkpoint file.
+    device : torch.device or str, default "cpu"
+        ``map_location`` of ``torch.load`` (``weights_only=True``).
+    kind : str, default "checkpoint"
+        What the file is called in error messages.
+
+    Returns
+    -------
+    dict
+        The checkpoint.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, unreadable, holds pickled Python objects, or is not a dict.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{kind} {path} not found")

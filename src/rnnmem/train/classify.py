@@ -163,9 +163,31 @@ class StackedClassifier(nn.Module):
 
     @property
     def size(self) -> int:
+        """Number of seeds S.
+
+        Returns
+        -------
+        int
+        """
         return len(self.seeds)
 
     def forward(self, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Logits of every seed from the state at each sequence's last real step.
+
+        Only the steps up to ``max(last)`` are run (the computation is causal).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Inputs [T, B, D], shared by all seeds.
+        last : torch.Tensor
+            int64 [B], index of each sequence's last real step.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits [S, B, classes].
+        """
         T_run = int(last.max()) + 1            # causal: later steps never reach the logits
         x = x[:T_run]
         xe = x.unsqueeze(1).expand(x.shape[0], self.size, x.shape[1], x.shape[2])
@@ -176,11 +198,24 @@ class StackedClassifier(nn.Module):
         return torch.einsum("bsh,shc->sbc", h, self.W_o) + self.b_o
 
     def describe(self) -> dict:
+        """The two layers' descriptions and the read-out.
+
+        Returns
+        -------
+        dict
+            ``first``, ``second``, ``readout``.
+        """
         return {"first": self.first.describe(), "second": self.second.describe(),
                 "readout": f"linear {self.hidden} -> {self.classes} per seed"}
 
     def learned_d(self) -> np.ndarray | None:
-        """Per-seed mean of the fixed memory parameter d of the first layer (mrnnf, mlstmf)."""
+        """Per-seed mean of the fixed memory parameter d of the first layer (mrnnf, mlstmf).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            float64 [S]; None when the first layer has no d (rnn, lstm).
+        """
         if self.first_kind not in FILTER_CELLS:
             return None
         with torch.no_grad():
@@ -194,7 +229,28 @@ class StackedClassifier(nn.Module):
 def classification_metrics(y_true, y_pred) -> dict:
     """Accuracy and macro precision / recall / F1 over the labels present in ``y_true`` or
     ``y_pred`` (per-label P = TP / predicted, R = TP / true, F1 = 2PR / (P + R); 0 where the
-    denominator is 0, as scikit-learn's default)."""
+    denominator is 0, as scikit-learn's default).
+
+    Macro average: the unweighted mean over those labels (the definitions of scikit-learn's
+    ``precision_recall_fscore_support(average="macro")``).
+
+    Parameters
+    ----------
+    y_true : array-like of int
+        True labels [N].
+    y_pred : array-like of int
+        Predicted labels [N].
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``precision``, ``recall``, ``f1`` (floats in [0, 1]).
+
+    Raises
+    ------
+    InputError
+        If the arrays are not equal-length, non-empty and 1-D.
+    """
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape or y_true.ndim != 1 or y_true.size == 0:
@@ -270,6 +326,13 @@ def train_classifier(first: str, data: dict[str, SequenceSet], seeds, *, hidden:
     -------
     ClassifyResult
         ``table`` (one row per seed), ``curves``, ``config``, ``wall_s``, ``history``, ``model``.
+
+    Raises
+    ------
+    ConfigError
+        If a split is missing, or on a bad model setting (cell, seeds, sizes).
+    InputError
+        If the splits' input widths differ or a label is >= ``classes``.
     """
     settings = settings or ClassifySettings()
     missing = [s for s in SPLITS if s not in data]

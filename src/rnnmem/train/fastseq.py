@@ -448,7 +448,20 @@ class _RWA(Function):
 # dispatch
 # ============================================================================================
 def unsupported_reason(unit, x: torch.Tensor | None = None) -> str | None:
-    """Why ``fast_forward`` would fall back to the unit's step loop (None: it will not)."""
+    """Why ``fast_forward`` would fall back to the unit's step loop (None: it will not).
+
+    Parameters
+    ----------
+    unit : rnnmem unit
+        The recurrent unit.
+    x : torch.Tensor, optional
+        The input [T, (E), B, I]; with it the mlstm buffer size is checked too (``MAX_BUFFER``).
+
+    Returns
+    -------
+    str or None
+        The reason in words, or None when the fast kernels apply.
+    """
     kind = getattr(unit, "kind", None)
     if kernel_for("fast_forward", kind) is None:
         return f"no fast kernel for cell {kind!r}"
@@ -631,7 +644,30 @@ _LAYERS = {"rnn": _layer_rnn, "lstm": _layer_lstm, "mrnnf": _layer_mrnnf, "rnn2"
 
 def fast_forward(unit, x: torch.Tensor, state=None):
     """``unit(x, state)`` computed with the fast kernels: returns ``(y, state)`` in the unit's
-    layouts (x [T, (E), B, I]). Falls back to the unit's own step loop where unsupported."""
+    layouts (x [T, (E), B, I]). Falls back to the unit's own step loop where unsupported.
+
+    Parameters
+    ----------
+    unit : rnnmem unit
+        rnn (tanh), lstm, mrnnf, mrnn, rnn2, mlstmf, mlstm (sigmoid gates) or rwa; any other unit
+        runs its own step loop.
+    x : torch.Tensor
+        Input [T, B, I] (single unit) or [T, E, B, I] (ensemble of E seeds); moved to the unit's
+        device and dtype.
+    state : tuple of torch.Tensor, optional
+        Initial state in the unit's layout (None: ``unit.init_state``).
+
+    Returns
+    -------
+    tuple
+        ``(y, state)``: top-layer outputs [T, (E), B, H] (or the unit's output size) and the final
+        state, as ``unit(x, state)`` returns them.
+
+    Raises
+    ------
+    InputError
+        If ``x`` does not fit the unit (not a floating tensor of the unit's layout and sizes).
+    """
     if unsupported_reason(unit, x) is not None:
         return unit(x, state)
     unit._check_input(x, state)

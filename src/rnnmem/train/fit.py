@@ -114,7 +114,12 @@ class EarlyStop:
 
     @property
     def stops(self) -> bool:
-        """Whether a seed can stop early (``patience`` or ``below`` is set)."""
+        """Whether a seed can stop early (``patience`` or ``below`` is set).
+
+        Returns
+        -------
+        bool
+        """
         return self.patience is not None or self.below is not None
 
 
@@ -171,12 +176,24 @@ class TrainResult:
 
     @property
     def frame(self) -> pd.DataFrame:
-        """The per-seed table (one row per seed)."""
+        """The per-seed table (one row per seed).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``self.table``.
+        """
         return self.table
 
     @property
     def best_step(self) -> dict[int, int]:
-        """``{seed: best_step}`` (0 = no parameters kept from a measurement)."""
+        """``{seed: best_step}`` (0 = no parameters kept from a measurement).
+
+        Returns
+        -------
+        dict of int to int
+            Empty when the table has no ``seed`` or ``best_step`` column.
+        """
         t = self.table
         if "best_step" not in t or "seed" not in t:
             return {}
@@ -207,7 +224,21 @@ class TrainResult:
 
 # ============================================================================================
 def masked_copy(dst: torch.Tensor, src: torch.Tensor, mask: torch.Tensor) -> None:
-    """``dst[e] = src[e]`` where ``mask[e]``; with one seed the parameters need no seed dimension."""
+    """``dst[e] = src[e]`` where ``mask[e]``; with one seed the parameters need no seed dimension.
+
+    Parameters
+    ----------
+    dst : torch.Tensor
+        [S, ...] (or any shape when S = 1), updated in place.
+    src : torch.Tensor
+        Same shape as ``dst``.
+    mask : torch.Tensor
+        bool [S].
+
+    Returns
+    -------
+    None
+    """
     if mask.numel() == 1:
         if bool(mask.reshape(())):
             dst.copy_(src)
@@ -494,6 +525,15 @@ def fit_seeds(model, data, loss_fn: Callable, *, optimizer: Callable, seeds, ste
     -------
     TrainResult
         Per-seed history and table, wall time, configuration and the trained model(s).
+
+    Raises
+    ------
+    ConfigError
+        On bad arguments (empty or repeated seeds, unknown ``eval_at``/``nonfinite``, both or
+        neither of ``steps``/``epochs``, ``clip`` with an ensemble, an ``early_stop`` that needs an
+        ``evaluate`` callback, a model without a seed dimension or trainable parameters, an
+        ``optimizer`` factory that returns no Optimizer, per-seed values of the wrong length), or,
+        with ``nonfinite="raise"``, on a non-finite loss.
     """
     t0 = time.perf_counter()
     seeds = [int(s) for s in seeds]

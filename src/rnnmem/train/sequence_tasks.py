@@ -52,6 +52,19 @@ class SequenceModel(nn.Module):
             self.readout.bias.copy_(b)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The unit's outputs through the linear readout.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Inputs [L, B, I] (the unit starts from its zero/initial state).
+
+        Returns
+        -------
+        torch.Tensor
+            Logits [L, B, C] at every step (``per_step``, classification tasks), or the last step's
+            prediction [B] (adding).
+        """
         state = None
         if isinstance(self.unit, CallableUnit):
             state = self.unit.init_state(x.shape[1], device=x.device, dtype=x.dtype)
@@ -106,15 +119,34 @@ class TrainResult(FitResult):
 
     @property
     def ratio(self) -> float:
+        """``final_loss / baseline``.
+
+        Returns
+        -------
+        float
+        """
         return self.final_loss / self.baseline
 
     @property
     def frame(self) -> pd.DataFrame:
-        """One row (:meth:`row`)."""
+        """One row (:meth:`row`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row.
+        """
         return pd.DataFrame([self.row()])
 
     def row(self) -> dict:
-        """One flat row for tables and CSV."""
+        """One flat row for tables and CSV.
+
+        Returns
+        -------
+        dict
+            ``task``, ``T``, ``final_loss``, ``baseline``, ``loss_over_baseline``, ``solved``,
+            ``steps_run``, ``wall_s`` and the task's metrics.
+        """
         return {
             "task": self.task["task"], "T": self.task["T"], "final_loss": self.final_loss,
             "baseline": self.baseline, "loss_over_baseline": self.ratio, "solved": self.solved,
@@ -130,7 +162,26 @@ def _check(name, value, minimum):
 
 @torch.no_grad()
 def evaluate(model: SequenceModel, task, x: torch.Tensor, y: torch.Tensor, chunk: int = 250) -> tuple[float, dict]:
-    """Held-out loss (sample-weighted over chunks) and the task's extra metrics."""
+    """Held-out loss (sample-weighted over chunks) and the task's extra metrics.
+
+    Parameters
+    ----------
+    model : SequenceModel
+    task : task object
+        Provides ``loss`` and ``metrics``.
+    x : torch.Tensor
+        Held-out inputs [L, B, I].
+    y : torch.Tensor
+        Held-out targets, [L, B] (classification) or [B] (adding).
+    chunk : int, default 250
+        Sequences per forward pass.
+
+    Returns
+    -------
+    tuple
+        ``(loss, metrics)``: float mean loss over the B sequences and ``task.metrics`` of the
+        concatenated outputs.
+    """
     was = model.training
     model.eval()
     B = x.shape[1]
@@ -187,6 +238,12 @@ def train_on_task(
     -------
     TrainResult
         Held-out loss, baseline, ``solved``, steps run, logged ``history``, metrics, trained model.
+
+    Raises
+    ------
+    ConfigError
+        On bad settings, an ensemble unit, a unit whose ``input_size`` differs from the task's, or
+        a non-finite training loss.
     """
     start = time.perf_counter()
     _check("steps", steps, 1)
@@ -266,7 +323,16 @@ def train_on_task(
 
 
 def largest_solved(results: list[TrainResult]) -> int | None:
-    """The largest T whose run was solved, or None when none was."""
+    """The largest T whose run was solved, or None when none was.
+
+    Parameters
+    ----------
+    results : list of TrainResult
+
+    Returns
+    -------
+    int or None
+    """
     solved = [r.task["T"] for r in results if r.solved]
     return max(solved) if solved else None
 

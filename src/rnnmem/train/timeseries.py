@@ -68,7 +68,20 @@ KEEPS = ("before", "after")
 
 def derive_seed(seed: int, purpose: int) -> int:
     """A seed for a second random stream of member ``seed`` (numpy SeedSequence; stable across
-    runs and platforms)."""
+    runs and platforms).
+
+    Parameters
+    ----------
+    seed : int
+        The member's seed.
+    purpose : int
+        Stream tag (e.g. ``READOUT_STREAM``).
+
+    Returns
+    -------
+    int
+        ``SeedSequence([seed, purpose]).generate_state(1, uint32)[0]``, in [0, 2^32).
+    """
     return int(np.random.SeedSequence([int(seed), int(purpose)]).generate_state(1, dtype=np.uint32)[0])
 
 
@@ -83,7 +96,8 @@ class SeriesModel(nn.Module):
     U(-1/sqrt(H), 1/sqrt(H)), drawn from a stream derived from the member's seed). Input x
     [T, S, 1, 1] -> prediction [T, S, 1, 1]. Units use the ``torch`` convention (the paper's
     PyTorch code); ``init="keras"`` swaps in glorot-uniform / orthogonal kernels and zero biases
-    (unit and readout), for the initialisation ablation of issue 14. ``fast=True`` runs ``rnnmem.train.fastseq`` kernels, else the unit's step loop.
+    (unit and readout), for the initialisation ablation of issue 14. ``fast=True`` runs
+    ``rnnmem.train.fastseq`` kernels, else the unit's step loop.
     """
 
     def __init__(self, model: str, seeds: list[int], hidden: int = 1, K: int = 100, dtype="float32",
@@ -128,19 +142,54 @@ class SeriesModel(nn.Module):
 
     @property
     def size(self) -> int:
+        """Number of seeds S.
+
+        Returns
+        -------
+        int
+        """
         return len(self.seeds)
 
     def forward(self, x: torch.Tensor, state=None, fast: bool = True):
+        """One-step-ahead predictions of every seed.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Inputs [T, S, 1, 1] (the scaled x_t, repeated over seeds).
+        state : tuple of torch.Tensor, optional
+            The unit's state to continue from (None: zeros).
+        fast : bool, default True
+            Use the ``rnnmem.train.fastseq`` kernels (else the unit's step loop).
+
+        Returns
+        -------
+        tuple
+            ``(y, state)``: predictions [T, S, 1, 1] and the unit's final state.
+        """
         y, state = fast_forward(self.unit, x, state) if fast else self.unit(x, state)
         if self.readout == "linear":
             y = torch.einsum("tebh,eho->tebo", y, self.W_o) + self.b_o
         return y, state
 
     def describe(self) -> dict:
+        """The model name, readout and the unit's description.
+
+        Returns
+        -------
+        dict
+            ``model``, ``readout``, ``unit``.
+        """
         return {"model": self.model, "readout": self.readout, "unit": self.unit.describe()}
 
     def learned_d(self) -> np.ndarray | None:
-        """Per-seed mean of the fixed memory parameter d (mrnnf, mlstmf), else None."""
+        """Per-seed mean of the fixed memory parameter d (mrnnf, mlstmf), else None.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            float64 [S].
+        """
         if self.model not in ("mrnnf", "mlstmf"):
             return None
         with torch.no_grad():
@@ -240,6 +289,13 @@ def train_series(model: str, split, seeds, *, scaler: str = "train", hidden: int
     -------
     TrainResult
         ``table`` (one row per seed), ``curves``, ``config``, ``wall_s``, ``epochs``, ``history``, ``model``.
+
+    Raises
+    ------
+    ConfigError
+        On a bad ``keep``, ``init``, ``model``, scaler or repeated seeds.
+    InputError
+        If the split has no validation or test pair, or the scaler's values are constant.
     """
     from ..tasks.series import fit_scaler
 

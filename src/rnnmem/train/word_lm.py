@@ -63,15 +63,51 @@ class WordLM(nn.Module):
 
     @property
     def vocab_size(self) -> int:
+        """Vocabulary size V (rows of the fixed embedding).
+
+        Returns
+        -------
+        int
+        """
         return int(self.vectors.shape[0])
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Next-word logits at every step (zero initial state).
+
+        Parameters
+        ----------
+        ids : torch.Tensor
+            int64 word ids [T, B].
+
+        Returns
+        -------
+        torch.Tensor
+            Logits [T, B, V].
+        """
         y, _ = self.unit(self.vectors[ids])
         return self.head(y)
 
     @torch.no_grad()
     def states(self, ids, batch: int = 256) -> torch.Tensor:
-        """Top-layer hidden states ``h_1..h_n`` for each row of ``ids[B, n]`` (zero initial state)."""
+        """Top-layer hidden states ``h_1..h_n`` for each row of ``ids[B, n]`` (zero initial state).
+
+        Parameters
+        ----------
+        ids : array-like of int
+            [B, n], n >= 1.
+        batch : int, default 256
+            Rows per forward pass.
+
+        Returns
+        -------
+        torch.Tensor
+            [B, n, H].
+
+        Raises
+        ------
+        InputError
+            If ``ids`` is not [B, n] with n >= 1.
+        """
         dev = self.vectors.device
         ids = torch.as_tensor(np.asarray(ids), dtype=torch.long)
         if ids.dim() != 2 or ids.shape[1] == 0:
@@ -84,6 +120,12 @@ class WordLM(nn.Module):
         return torch.cat(out)
 
     def describe(self) -> dict:
+        """The model, its unit, vocabulary and embedding sizes, and its parameter count.
+
+        Returns
+        -------
+        dict
+        """
         return {"model": "WordLM", "cell": self.cell, "unit": self.unit.describe(), "vocab_size": self.vocab_size,
                 "embedding_dim": int(self.vectors.shape[1]), "embedding_trained": False,
                 "parameters": sum(p.numel() for p in self.parameters())}
@@ -118,15 +160,49 @@ class WordLMConfig:
 
     @property
     def batch(self) -> int:
+        """Sequences per batch, ``tokens_per_batch // train_length``.
+
+        Returns
+        -------
+        int
+        """
         return self.tokens_per_batch // self.train_length
 
     @property
     def steps(self) -> int:
+        """Updates to spend ``budget_tokens``: ``ceil(budget_tokens / (batch * train_length))``, at least 1.
+
+        Returns
+        -------
+        int
+        """
         return max(1, math.ceil(self.budget_tokens / (self.batch * self.train_length)))
 
 
 def random_windows(ids: np.ndarray, length: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` windows of ``length`` consecutive ids at uniformly random starts, ``[count, length]``."""
+    """``count`` windows of ``length`` consecutive ids at uniformly random starts, ``[count, length]``.
+
+    Parameters
+    ----------
+    ids : numpy.ndarray
+        Word-id stream [n].
+    length : int
+        Window length.
+    count : int
+        Number of windows.
+    rng : numpy.random.Generator
+        Draws the starts.
+
+    Returns
+    -------
+    numpy.ndarray
+        [count, length], dtype of ``ids``.
+
+    Raises
+    ------
+    InputError
+        If ``ids`` is shorter than ``length``.
+    """
     n = len(ids)
     if n < length:
         raise InputError(f"the corpus part has {n} words, fewer than a window of {length}; use a longer corpus "
@@ -161,6 +237,12 @@ def train_word_lm(ids: np.ndarray, vectors, config: WordLMConfig, device=None, i
     -------
     (WordLM, pandas.DataFrame)
         The trained model and the log.
+
+    Raises
+    ------
+    InputError
+        If ``ids`` is not 1-D with more than ``train_length`` words, ids fall outside the
+        vocabulary, or ``vectors`` is not [V, d] with V >= 2.
     """
     cfg = config
     ids = np.asarray(ids, dtype=np.int64)
@@ -203,7 +285,30 @@ def train_word_lm(ids: np.ndarray, vectors, config: WordLMConfig, device=None, i
 @torch.no_grad()
 def evaluate_loss(model: WordLM, ids: np.ndarray, length: int, windows: int = 256, seed: int = 0,
                   ignore_id: int | None = 0) -> float:
-    """Mean next-word cross-entropy (nats) over ``windows`` random windows of ``length`` words."""
+    """Mean next-word cross-entropy (nats) over ``windows`` random windows of ``length`` words.
+
+    Parameters
+    ----------
+    model : WordLM
+    ids : numpy.ndarray
+        Word-id stream.
+    length : int
+        Words predicted per window (windows of length + 1 ids are drawn).
+    windows : int, default 256
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng`` drawing the starts.
+    ignore_id : int or None, default 0
+        Target id left out of the loss.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InputError
+        If ``ids`` is shorter than ``length + 1``.
+    """
     rng = np.random.default_rng(seed)
     win = torch.as_tensor(random_windows(np.asarray(ids), length + 1, windows, rng).T, device=model.vectors.device)
     logits = model(win[:-1])
