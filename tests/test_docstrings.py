@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rnnmem"
-PACKAGES = ["cells", "probes", "tasks", "train"]
+PACKAGES = ["cells", "probes", "tasks", "train", "studies", "report"]
 
 
 def _public(tree: ast.Module):

@@ -43,6 +43,41 @@ def plot_acf(x, path, nlags: int = 200, level: float = 0.95, d: float | str | No
     Positive autocorrelations are filled markers, |negative| ones hollow (log axes show magnitudes).
     ``d``: overlay the ARFIMA(0, d, 0) autocorrelation for this d (``"gph"``: the GPH estimate,
     ``None``: no overlay). Saved as PNG at ``path``; returns the path.
+
+    The sample ACF is r_k = c_k / c_0 with biased (1/n) autocovariances (``sample_acf``); the overlay
+    is rho_k = prod_{i=1}^{k} (i - 1 + d) / (i - d) (Hosking 1981), with d from the GPH
+    log-periodogram regression (Geweke & Porter-Hudak 1983) when ``d="gph"``.
+
+    Parameters
+    ----------
+    x : array-like of shape [T] or pandas.DataFrame
+        The series, or a table returned by ``sample_acf`` (columns ``lag``, ``acf``, ``normal_band``,
+        ``bartlett_band``; then ``nlags`` and ``level`` are not used).
+    path : str or Path
+        The PNG to write (parent folders are created).
+    nlags : int, default 200
+        The largest lag when ``x`` is a series.
+    level : float, default 0.95
+        The confidence level of the bands around 0 when ``x`` is a series.
+    d : float, "gph" or None, default "gph"
+        The memory parameter of the ARFIMA(0, d, 0) overlay; drawn only for 0 < |d| < 0.5.
+    title : str, default "Sample autocorrelation"
+        The figure title.
+    series_label : str, default "series"
+        The legend label of the series.
+
+    Returns
+    -------
+    Path
+        ``path``, after writing the two-panel (semi-log and log-log) figure at 150 dpi.
+
+    Raises
+    ------
+    InputError
+        If ``x`` is a DataFrame without the ``sample_acf`` columns, if ``d="gph"`` is given with an ACF
+        table instead of the series, or (from ``sample_acf`` / ``gph``) if the series is constant.
+    ConfigError
+        From ``sample_acf``, if ``nlags`` is not in [1, T - 1] or ``level`` not in (0, 1).
     """
     acf = x if isinstance(x, pd.DataFrame) else sample_acf(x, nlags=nlags, level=level)
     if not {"lag", "acf", "normal_band", "bartlett_band"} <= set(acf.columns):
@@ -75,7 +110,36 @@ def plot_acf(x, path, nlags: int = 200, level: float = 0.95, d: float | str | No
 def plot_response(frame: pd.DataFrame, verdict: dict, path, title: str | None = None) -> Path:
     """Plot |A_k| from ``long_memory_probe`` with the Definition-3 test's tail power law
     (alpha and its CI over the tail lags) and the descriptive exponential fit over the measurable
-    lags; the title gives the verdict. Saved as PNG at ``path``."""
+    lags; the title gives the verdict. Saved as PNG at ``path``.
+
+    The curves drawn are |A_k| = |E_t dy_t/dx_{t-k}| (column ``fitted``), the tail power law
+    exp(intercept_tail) k^-alpha over ``verdict["tail"]`` and the exponential
+    exp(intercept_exp - rate k) over [k_min, k_end], plus the numerical floor if finite.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The per-lag table returned by ``long_memory_probe`` (columns ``lag`` and ``fitted``; lags
+        with k < 1 or |A_k| <= 0 are not drawn).
+    verdict : dict
+        The verdict returned with it (keys ``verdict``, ``alpha``, ``alpha_ci``, ``tail``, ``k_min``,
+        ``k_end``, ``aic_exp``, ``intercept_exp``, ``rate``, ``intercept_tail``, ``noise_floor``;
+        the optional ones are drawn only if present and finite).
+    path : str or Path
+        The PNG to write (parent folders are created).
+    title : str or None, default None
+        The first title line (default: "Response coefficients |A_k| = |E_t dy_t/dx_{t-k}|").
+
+    Returns
+    -------
+    Path
+        ``path``, after writing the two-panel (semi-log and log-log) figure at 150 dpi.
+
+    Raises
+    ------
+    InputError
+        If ``frame`` lacks the ``lag`` or ``fitted`` column (not a ``long_memory_probe`` frame).
+    """
     if "fitted" not in frame.columns or "lag" not in frame.columns:
         raise InputError("plot_response needs the (frame, verdict) returned by long_memory_probe")
     lag, val = frame["lag"].to_numpy(), frame["fitted"].to_numpy()

@@ -58,7 +58,23 @@ img{width:100%;border:1px solid #eee}.muted{color:#666;font-size:0.9em}
 
 
 def lookup(card: dict, path: str):
-    """The value at a dotted path (keys may contain dots: tolerance names like '0.0001')."""
+    """The value at a dotted path (keys may contain dots: tolerance names like '0.0001').
+
+    At each level the longest run of path parts that is a key wins, so
+    ``"forgetting.tolerances.0.0001.mean"`` finds the key ``"0.0001"``.
+
+    Parameters
+    ----------
+    card : dict
+        A memory card (the JSON written by ``rnnmem card``), or any nested dict.
+    path : str
+        The dotted path, e.g. ``"lyapunov.max_exponent"``.
+
+    Returns
+    -------
+    object or None
+        The value found, or None when a part of the path is missing or a non-dict is reached first.
+    """
     node = card
     parts = path.split(".")
     i = 0
@@ -76,7 +92,19 @@ def lookup(card: dict, path: str):
 
 
 def fmt(value) -> str:
-    """How a number appears on the page: 4 significant digits; None as an em dash."""
+    """How a number appears on the page: 4 significant digits; None as an em dash.
+
+    Parameters
+    ----------
+    value : object
+        A card value.
+
+    Returns
+    -------
+    str
+        An em dash for None, ``"yes"``/``"no"`` for a bool, ``f"{value:.4g}"`` for an int or float,
+        ``str(value)`` otherwise.
+    """
     if value is None:
         return "\u2014"
     if isinstance(value, bool):
@@ -193,7 +221,20 @@ def _cell(card: dict, path: str, ci: int) -> str:
 
 def headline_text(card: dict, path: str) -> str:
     """A headline as plain text (the console summary of ``rnnmem card``): the page's cell without
-    markup."""
+    markup.
+
+    Parameters
+    ----------
+    card : dict
+        A memory card.
+    path : str
+        The headline's JSON path (one of :data:`HEADLINE`'s), e.g. ``"forgetting.tolerances.0.0001"``.
+
+    Returns
+    -------
+    str
+        The cell's text, HTML tags removed and entities unescaped; a fit warning follows ``" | "``.
+    """
     import re
 
     text = _cell(card, path, 0).replace("<span class='warn'>", " | ").replace("<span class='muted' style='display:block'>", " ")
@@ -201,7 +242,22 @@ def headline_text(card: dict, path: str) -> str:
 
 
 def interpretation(card: dict, ci: int) -> list[tuple[str, str]]:
-    """One line per measure: what the card's numbers mean for this model (HTML, numbers tagged)."""
+    """One line per measure: what the card's numbers mean for this model (HTML, numbers tagged).
+
+    Parameters
+    ----------
+    card : dict
+        A memory card (with ``forgetting``, ``lyapunov``, ``capacity``, ``connectivity``,
+        ``long_memory``, ``settings`` and optionally ``tasks``).
+    ci : int
+        The card's index on the page (written into the number tags' ``data-card``).
+
+    Returns
+    -------
+    list of (str, str)
+        ``(measure, HTML line)`` pairs: forgetting (tolerance 1e-4), contraction rate, Lyapunov,
+        memory capacity, connectivity, long memory and tasks, each only when the card has the value.
+    """
     sp = lambda key: _span(card, key, ci)  # noqa: E731
     lines = []
     f = card["forgetting"]
@@ -261,7 +317,25 @@ def interpretation(card: dict, ci: int) -> list[tuple[str, str]]:
 
 def long_memory_line(card: dict, ci: int) -> str:
     """The interpretation of the Definition-3 test (HTML, numbers tagged): what the verdict rests on,
-    then the test's own reason."""
+    then the test's own reason.
+
+    The test (Zhao et al. 2020, "Do RNN and LSTM have Long Memory?", Definition 3) calls memory long
+    when sum_k |A_k| diverges, i.e. |A_k| ~ k^-alpha with alpha <= 1 and the power law extrapolating
+    the tail better than a mixture of exponentials (``probes/long_memory.py``).
+
+    Parameters
+    ----------
+    card : dict
+        A memory card; its ``long_memory`` section (a card without ``alpha``, from an older rnnmem,
+        gets a line saying its AIC verdict was not a test).
+    ci : int
+        The card's index on the page (for the number tags).
+
+    Returns
+    -------
+    str
+        The HTML sentence(s): the verdict's evidence (from |A_k| or its upper bound), then the reason.
+    """
     sp = lambda key: _span(card, key, ci)  # noqa: E731
     lm = card.get("long_memory") or {}
     verdict = str(lm.get("verdict") or "")
@@ -310,7 +384,20 @@ def _png(fig) -> str:
 
 def divergence_x_end(x: np.ndarray, y: np.ndarray) -> float:
     """Where the divergence curve's decay ends: twice the first step at which it is within a factor
-    2 of its smallest positive value (the rounding floor, or the last value before exact zeros)."""
+    2 of its smallest positive value (the rounding floor, or the last value before exact zeros).
+
+    Parameters
+    ----------
+    x : numpy.ndarray of shape [N]
+        The steps (left bin edges) of the curve.
+    y : numpy.ndarray of shape [N]
+        The output divergence max |y_a - y_b| per step (NaN or <= 0 where absent).
+
+    Returns
+    -------
+    float
+        The x-axis end, at least 10.0 (also 10.0 when no value is finite and positive).
+    """
     ok = np.isfinite(y) & (y > 0)
     if not ok.any():
         return 10.0
@@ -320,7 +407,23 @@ def divergence_x_end(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def figures(cards: list[dict]) -> list[tuple[str, str]]:
-    """(caption, data URL) of the card's figures, every model overlaid."""
+    """(caption, data URL) of the card's figures, every model overlaid.
+
+    Five figures, in order: the forgetting output divergence (semi-log, with the contraction rate's
+    slope and the tolerances), the Lyapunov spectrum, the memory-capacity r^2 per lag, the
+    connectivity decay with its exponential fit, and the response coefficients |A_k| (log-log, with
+    the tail power law, the slope -1 boundary and the numerical floor).
+
+    Parameters
+    ----------
+    cards : list of dict
+        The memory cards, one curve each, labelled by ``name``.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(caption, "data:image/png;base64,...")`` per figure (PNG at 110 dpi).
+    """
     out = []
     fig, ax = plt.subplots(figsize=(5, 3.4))
     x_end = 10.0
@@ -412,7 +515,18 @@ def figures(cards: list[dict]) -> list[tuple[str, str]]:
 
 def headline_rows(cards: list[dict]) -> list[tuple[str, str, str]]:
     """The rows of the summary table: ``HEADLINE`` without the task rows unless every card has tasks,
-    and without an ``OPTIONAL`` row that no card has a value for."""
+    and without an ``OPTIONAL`` row that no card has a value for.
+
+    Parameters
+    ----------
+    cards : list of dict
+        The memory cards shown.
+
+    Returns
+    -------
+    list of (str, str, str)
+        ``(json path, label, unit)`` rows, in :data:`HEADLINE` order.
+    """
     with_tasks = all("tasks" in c for c in cards)
 
     def has(card, path):
@@ -443,6 +557,25 @@ def _model_line(card: dict) -> str:
 
 
 def render(cards: list[dict], title: str | None = None) -> str:
+    """The self-contained HTML page for one card or several side by side.
+
+    The page lists the models, the summary table (:func:`headline_rows`, every number tagged with
+    its JSON path), "What the numbers say" (:func:`interpretation`), the settings of the first card
+    and the :func:`figures` inlined as base64 PNG.
+
+    Parameters
+    ----------
+    cards : list of dict
+        The memory cards (at least one); the settings note is taken from the first.
+    title : str or None, default None
+        The page title (default ``"Memory card: <name>"`` for one card, ``"Memory cards compared"``
+        for several).
+
+    Returns
+    -------
+    str
+        The HTML page.
+    """
     with_tasks = all("tasks" in c for c in cards)
     title = title or ("Memory card: " + cards[0]["name"] if len(cards) == 1 else "Memory cards compared")
     models = "".join(f"<li><b>{html.escape(c['name'])}</b>: {_model_line(c)}; rnnmem {html.escape(c['rnnmem_version'])}, "
@@ -479,6 +612,22 @@ def render(cards: list[dict], title: str | None = None) -> str:
 
 
 def write_card_page(cards: list[dict], path: str | Path, title: str | None = None) -> Path:
+    """Write the HTML page of :func:`render` to ``path``.
+
+    Parameters
+    ----------
+    cards : list of dict
+        The memory cards (at least one).
+    path : str or Path
+        The HTML file (parent folders are created).
+    title : str or None, default None
+        The page title (see :func:`render`).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(cards, title))

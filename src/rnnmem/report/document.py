@@ -35,26 +35,102 @@ def _inline_md(text: str) -> str:
 
 @dataclass
 class Document:
+    """A report under construction: a title and an ordered list of blocks (headings, paragraphs,
+    bullet lists, tables, figures) that render to the same Markdown and self-contained HTML.
+
+    Each adder appends one block and returns the document, so calls chain.
+    """
     title: str
     blocks: list[tuple[str, object]] = field(default_factory=list)
 
     def heading(self, text: str, level: int = 2) -> "Document":
+        """Append a section heading.
+
+        Parameters
+        ----------
+        text : str
+            The heading text (inline Markdown: `code`, **bold**, [text](link)).
+        level : int, default 2
+            The heading level (``2`` -> ``##`` / ``<h2>``); the title is level 1.
+
+        Returns
+        -------
+        Document
+            ``self``, for chaining.
+        """
         self.blocks.append(("heading", (level, text)))
         return self
 
     def text(self, text: str) -> "Document":
+        r"""Append a paragraph of text.
+
+        Parameters
+        ----------
+        text : str
+            The text (inline Markdown); in HTML, blank lines (``"\n\n"``) split it into paragraphs.
+
+        Returns
+        -------
+        Document
+            ``self``, for chaining.
+        """
         self.blocks.append(("text", text))
         return self
 
     def bullets(self, items: list[str]) -> "Document":
+        """Append a bullet list.
+
+        Parameters
+        ----------
+        items : list of str
+            One entry per bullet (inline Markdown); copied.
+
+        Returns
+        -------
+        Document
+            ``self``, for chaining.
+        """
         self.blocks.append(("bullets", list(items)))
         return self
 
     def table(self, df: pd.DataFrame, caption: str = "", index: bool = False, floatfmt: str = "{:.4g}") -> "Document":
+        """Append a table.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            The table, rendered with its column names; floats are formatted with ``floatfmt``, NaN and None
+            shown empty.
+        caption : str, default ""
+            A caption under the table (none if empty).
+        index : bool, default False
+            Whether to show the index (as the first columns, via ``reset_index``).
+        floatfmt : str, default "{:.4g}"
+            The ``str.format`` pattern for float cells.
+
+        Returns
+        -------
+        Document
+            ``self``, for chaining.
+        """
         self.blocks.append(("table", (df, caption, index, floatfmt)))
         return self
 
     def figure(self, path: str | Path, caption: str = "") -> "Document":
+        """Append a figure (a PNG file; read when the document is rendered).
+
+        Parameters
+        ----------
+        path : str or Path
+            The PNG file: linked relative to the output folder in Markdown, inlined as base64 in HTML.
+        caption : str, default ""
+            Alt text and caption (no caption if empty).
+
+        Returns
+        -------
+        Document
+            ``self``, for chaining.
+        """
         self.blocks.append(("figure", (Path(path), caption)))
         return self
 
@@ -68,6 +144,19 @@ class Document:
         return df.map(f) if hasattr(df, "map") else df.applymap(f)
 
     def to_markdown(self, base: Path) -> str:
+        """Render the document as Markdown.
+
+        Parameters
+        ----------
+        base : Path
+            The folder the Markdown file is written to; figure paths under it are written relative to it,
+            others as given.
+
+        Returns
+        -------
+        str
+            The Markdown text: the title as ``#``, then the blocks in order.
+        """
         lines = [f"# {self.title}", ""]
         for kind, payload in self.blocks:
             if kind == "heading":
@@ -97,6 +186,14 @@ class Document:
         return "\n".join(lines)
 
     def to_html(self) -> str:
+        """Render the document as one self-contained HTML page (inline CSS, figures inlined as base64 PNG,
+        no network access needed).
+
+        Returns
+        -------
+        str
+            The HTML text; the figure files must exist.
+        """
         parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>",
                  f"<style>{_CSS}</style></head><body><h1>{html.escape(self.title)}</h1>"]
         for kind, payload in self.blocks:
@@ -123,6 +220,20 @@ class Document:
         return "\n".join(parts)
 
     def save(self, out_dir: str | Path, stem: str = "report") -> tuple[Path, Path]:
+        """Write the document as Markdown and HTML.
+
+        Parameters
+        ----------
+        out_dir : str or Path
+            The output folder (created if missing).
+        stem : str, default "report"
+            The file name without suffix.
+
+        Returns
+        -------
+        tuple of (Path, Path)
+            The written ``<stem>.md`` and ``<stem>.html``.
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         md, htm = out / f"{stem}.md", out / f"{stem}.html"

@@ -58,7 +58,23 @@ TOP = 3
 
 # ----------------------------------------------------------------------------- text
 def alphabet(model) -> list[str]:
-    """Single characters the model reads (``<eos>`` and other multi-character names excluded)."""
+    """Single characters the model reads (``<eos>`` and other multi-character names excluded).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A character model with a ``chars`` list (e.g. ``AutocompleteModel``).
+
+    Returns
+    -------
+    list of str
+        The one-character entries of ``model.chars``, in order.
+
+    Raises
+    ------
+    ConfigError
+        If the model has no ``chars`` attribute (not a character model).
+    """
     chars = getattr(model, "chars", None)
     if chars is None:
         raise ConfigError(f"the explorer needs a character model with a `chars` list; {type(model).__name__} has none")
@@ -67,7 +83,25 @@ def alphabet(model) -> list[str]:
 
 def clean_text(text: str, chars) -> str:
     """Lower-case, map characters outside ``chars`` to spaces, collapse runs of spaces and start
-    with one space (the autocomplete data's form). A trailing space is kept."""
+    with one space (the autocomplete data's form). A trailing space is kept.
+
+    Parameters
+    ----------
+    text : str
+        The raw text.
+    chars : iterable of str
+        The characters kept (usually :func:`alphabet` of the model).
+
+    Returns
+    -------
+    str
+        The cleaned text, starting with one space; ``""`` when nothing but spaces remains.
+
+    Raises
+    ------
+    InputError
+        If ``text`` is not a string.
+    """
     if not isinstance(text, str):
         raise InputError(f"text must be a string, got {type(text).__name__}")
     allowed = set(chars)
@@ -80,7 +114,18 @@ def clean_text(text: str, chars) -> str:
 
 def text_words(text: str) -> list[str | None]:
     """For each character, the word of its unit ``" " + word``: a letter belongs to its word, a
-    space to the word after it (``None`` when no word follows)."""
+    space to the word after it (``None`` when no word follows).
+
+    Parameters
+    ----------
+    text : str
+        A cleaned text (:func:`clean_text`: single spaces between words).
+
+    Returns
+    -------
+    list of (str or None)
+        One entry per character of ``text``.
+    """
     out: list[str | None] = [None] * len(text)
     for m in re.finditer(r"[^ ]+", text):
         out[m.start() : m.end()] = [m.group()] * (m.end() - m.start())
@@ -91,7 +136,25 @@ def text_words(text: str) -> list[str | None]:
 
 def word_id(model, word: str) -> int:
     """Target id of ``word``: ``model.word_id`` when present, else its index in ``model.words``
-    with ``<unknown>`` for words outside the vocabulary."""
+    with ``<unknown>`` for words outside the vocabulary.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A character model with a ``word_id`` method or a word vocabulary (``words``).
+    word : str
+        The word.
+
+    Returns
+    -------
+    int
+        The class index of ``word`` (of ``<unknown>`` when it is not in the vocabulary).
+
+    Raises
+    ------
+    ConfigError
+        If the model has no word vocabulary, or the word is unknown and there is no ``<unknown>`` class.
+    """
     if callable(getattr(model, "word_id", None)):
         return int(model.word_id(word))
     names = class_names(model)
@@ -105,6 +168,23 @@ def word_id(model, word: str) -> int:
 
 
 def describe_model(model) -> str:
+    """A one-line description of a model for the page.
+
+    Uses ``model.describe()`` when it returns a dict with ``cell`` and ``hidden``:
+    ``"<cell> <layers> x <hidden>, embedding E, <convention> convention, N words"`` (the optional
+    parts only when present); otherwise (or if ``describe`` fails) the class name and parameter count.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model.
+
+    Returns
+    -------
+    str
+        The description, e.g. ``"lstm 2 x 600, embedding 56, 16,384 words"`` or
+        ``"MyModel, 12,345 parameters"``.
+    """
     d = {}
     describe = getattr(model, "describe", None)
     if callable(describe):
@@ -134,7 +214,21 @@ def _sig(values: np.ndarray, digits: int = 4) -> list[float]:
 def analysis_memory(models: dict, T: int) -> int:
     """Bytes :func:`analyze` needs for ``T`` characters (an estimate): per model the probe's
     :func:`rnnmem.probes.connectivity.memory_estimate` plus the page data, ``T (T + 1) / 2``
-    Python floats in lists (about 32 bytes each)."""
+    Python floats in lists (about 32 bytes each).
+
+    Parameters
+    ----------
+    models : dict
+        ``{name: model}``; the hidden size and layer count are read from ``model.rnn``
+        (``hidden_size``, ``num_layers``; 0 and 1 when absent), the vocabulary from ``words``.
+    T : int
+        The number of characters (the cleaned text's length, leading space included).
+
+    Returns
+    -------
+    int
+        The estimated number of bytes, summed over the models.
+    """
     total = 0
     for model in models.values():
         params = [p for p in model.parameters() if p.is_floating_point()]
@@ -149,7 +243,18 @@ def analysis_memory(models: dict, T: int) -> int:
 
 
 def format_bytes(n: float) -> str:
-    """``1234567`` -> ``"1.2 MB"`` (decimal units)."""
+    """``1234567`` -> ``"1.2 MB"`` (decimal units).
+
+    Parameters
+    ----------
+    n : float
+        A number of bytes.
+
+    Returns
+    -------
+    str
+        Whole bytes below 1000 (``"999 B"``), else one decimal in kB, MB, GB or TB (the largest unit).
+    """
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -158,7 +263,18 @@ def format_bytes(n: float) -> str:
 
 
 def viridis_stops(n: int = VIRIDIS_STOPS) -> list[list[int]]:
-    """``n`` evenly spaced colours of matplotlib's viridis, 0..255 (the page interpolates)."""
+    """``n`` evenly spaced colours of matplotlib's viridis, 0..255 (the page interpolates).
+
+    Parameters
+    ----------
+    n : int, default VIRIDIS_STOPS (64)
+        The number of colours.
+
+    Returns
+    -------
+    list of [int, int, int]
+        ``n`` RGB triples from the low to the high end of the map.
+    """
     from matplotlib import colormaps
 
     rgba = colormaps["viridis"](np.linspace(0.0, 1.0, n))
@@ -166,7 +282,25 @@ def viridis_stops(n: int = VIRIDIS_STOPS) -> list[list[int]]:
 
 
 def check_scale(scale: str, decades) -> tuple[str, int]:
-    """Validate the colour scale options; returns ``(scale, decades)``."""
+    """Validate the colour scale options; returns ``(scale, decades)``.
+
+    Parameters
+    ----------
+    scale : str
+        ``"log"`` or ``"linear"`` (:data:`SCALES`).
+    decades : int
+        The log scale's floor in decades below the maximum, an integer from 1 to 16.
+
+    Returns
+    -------
+    tuple of (str, int)
+        ``scale`` and ``decades`` as an ``int``.
+
+    Raises
+    ------
+    ConfigError
+        If ``scale`` is not one of :data:`SCALES` or ``decades`` is not an integer in [1, 16].
+    """
     if scale not in SCALES:
         raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     if isinstance(decades, bool) or not isinstance(decades, (int, np.integer)) or not 1 <= decades <= 16:
@@ -203,7 +337,53 @@ def analyze(models: dict, text: str, target: str = "text", norm: str = "sq_l2", 
     """Everything the page shows, JSON-serialisable: the cleaned text's characters and, per model,
     ``conn[t~] = [connectivity(t, t~) for t <= t~]`` (4 significant digits), the target word of
     each step and its source, the top-3 suggestions ``[word, probability]`` and the text's word.
-    ``progress(model_name, done, total)`` is called after each chunk of the probe."""
+    ``progress(model_name, done, total)`` is called after each chunk of the probe.
+
+    The measure is Madsen's (2019, "Visualizing memorization in RNNs", Distill) connectivity
+    ``connectivity(t, t~) = || d z_{t~, k(t~)} / d x_t ||^2`` (``norm="sq_l2"``; the plain L2 norm
+    for ``"l2"``), ``z`` the logits and ``k(t~)`` the target class
+    (:func:`rnnmem.probes.connectivity.connectivity_matrix`).
+
+    Parameters
+    ----------
+    models : dict
+        ``{name: character model}``, at least one; the first model's alphabet cleans the text and
+        every model must read all its characters.
+    text : str
+        The raw text (cleaned with :func:`clean_text`).
+    target : str, default "text"
+        ``"text"``: the word each character belongs to (top-1 where no word follows); ``"predicted"``:
+        the model's top-1 prediction (:data:`TARGETS`).
+    norm : str, default "sq_l2"
+        ``"sq_l2"`` or ``"l2"``.
+    normalize : bool, default True
+        Divide each column t~ by its maximum over t (1 = the strongest earlier input).
+    chunk : int or None, default None
+        Passed to the probe (output steps per backward pass, or steps per segment).
+    device : torch device or str, optional
+        Where the probe runs (default: the model's own).
+    max_chars : int or None, default DEFAULT_MAX_CHARS (1000)
+        The largest number of characters after cleaning (the leading space not counted); None: no limit.
+    progress : callable or None
+        ``progress(model_name, done, total)``.
+
+    Returns
+    -------
+    dict
+        ``{"text", "tokens", "models", "norm", "normalize", "target"}``; ``models`` is a list of
+        dicts with ``name``, ``description``, ``conn`` (list over t~ of lists over t <= t~),
+        ``max``, ``targets``, ``target_source``, ``top``, ``text_words``, ``wall_s`` (seconds) and,
+        for a non-empty text, the probe's ``config``.
+
+    Raises
+    ------
+    ConfigError
+        If ``target`` is unknown, ``models`` is not a non-empty dict, or a model is not a character
+        model (or lacks a vocabulary with ``target="text"``).
+    InputError
+        If the text is longer than ``max_chars`` after cleaning (the message gives the memory it would
+        need) or a model cannot read one of its characters.
+    """
     if target not in TARGETS:
         raise ConfigError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     if not isinstance(models, dict) or not models:
@@ -316,6 +496,11 @@ def explorer_html(data: dict, live: bool = False, api: str = "api/analyze", titl
     Returns
     -------
     str, the self-contained HTML page.
+
+    Raises
+    ------
+    ConfigError
+        For an invalid ``scale`` or ``decades``, or an example without ``label`` and ``text`` strings.
     """
     from .. import __version__
 
@@ -372,6 +557,13 @@ def write_explorer(models: dict, text: str, path, *, target: str = "text", norm:
     Returns
     -------
     Path of the page.
+
+    Raises
+    ------
+    ConfigError
+        For invalid options (as :func:`analyze` and :func:`explorer_html`) or a malformed example.
+    InputError
+        If the text or an example has no letters after cleaning, or is over ``max_chars``.
     """
     check_scale(scale, decades)
     extra = [_example_entry(ex) for ex in examples or []]

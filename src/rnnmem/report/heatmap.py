@@ -27,8 +27,14 @@ def heatmaps(panels: dict[str, pd.DataFrame], path: str | Path, title: str, cbar
     Parameters
     ----------
     panels: maps a panel title to a pivot table (index = rows, columns = columns).
+    path: the PNG to write (parent folders are created).
+    title: the figure title; cbar_label: the label of the shared colour bar.
     notes: maps the same titles to tables of short strings drawn under each value (e.g. censored
         counts). Missing values (NaN) are drawn grey and left blank (their note is still drawn).
+    fmt: ``str.format`` pattern of the cell values (default ``"{:.1f}"``).
+    log: a logarithmic colour scale (default False); then values <= 0 are drawn as missing.
+    cmap: the matplotlib colour map (default ``"viridis"``).
+    row_label, col_label: the axis labels (default ``"input size"`` and ``"units"``).
     ncols: panels per row (default: all in one row); a grid keeps wide figures readable when a
         page shrinks them to its width.
     panel_size: inches per panel (width, height); dpi: resolution of the PNG.

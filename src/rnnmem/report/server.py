@@ -75,7 +75,20 @@ def _host_name(host: str) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """True when every address ``host`` names is a loopback address (only this machine can connect)."""
+    """True when every address ``host`` names is a loopback address (only this machine can connect).
+
+    Parameters
+    ----------
+    host : str
+        A host name or IP literal (IPv6 with or without brackets); names are resolved with
+        ``getaddrinfo``.
+
+    Returns
+    -------
+    bool
+        True for ``localhost``, a loopback literal, or a name all of whose addresses are loopback;
+        False otherwise (also when the name does not resolve).
+    """
     host = host.strip().strip("[]")
     if host.lower() == "localhost":
         return True
@@ -92,7 +105,25 @@ def is_loopback(host: str) -> bool:
 
 def allowed_hosts(host: str, extra=()) -> list[str]:
     """Host names a request may carry in its ``Host`` header: the bound host, ``localhost``,
-    ``127.0.0.1``, ``[::1]`` and ``extra`` (``--allow-host``; ``*.example.com`` patterns allowed)."""
+    ``127.0.0.1``, ``[::1]`` and ``extra`` (``--allow-host``; ``*.example.com`` patterns allowed).
+
+    Parameters
+    ----------
+    host : str
+        The bound host (IPv6 literals are put in brackets, names lower-cased).
+    extra : iterable of str, default ()
+        Further names; a wildcard only as a leading ``*.`` (or ``*`` alone).
+
+    Returns
+    -------
+    list of str
+        The names without duplicates, the bound host first.
+
+    Raises
+    ------
+    ConfigError
+        If an extra name has a scheme, path, user, space or port, or a wildcard other than a leading ``*.``.
+    """
     names = [_host_name(host), *LOCAL_HOSTS]
     for name in extra or ():
         name = _host_name(str(name))
@@ -106,7 +137,22 @@ def allowed_hosts(host: str, extra=()) -> list[str]:
 
 
 def bind_warning(host: str, port: int | None = None, allowed=None) -> str | None:
-    """The warning for a bind that other machines can reach, or ``None`` for a loopback bind."""
+    """The warning for a bind that other machines can reach, or ``None`` for a loopback bind.
+
+    Parameters
+    ----------
+    host : str
+        The bound host.
+    port : int or None, default None
+        The bound port, shown in the message when given.
+    allowed : list of str or None, default None
+        The accepted Host names listed in the message (default: :func:`allowed_hosts` of ``host``).
+
+    Returns
+    -------
+    str or None
+        The message, or None when ``host`` is a loopback address (:func:`is_loopback`).
+    """
     if is_loopback(host):
         return None
     where = f"{host}:{port}" if port is not None else host
@@ -234,10 +280,33 @@ class ExplorerServer:
     # ------------------------------------------------------------------ analysis and page
     @property
     def url(self) -> str:
+        """The server's address as a URL.
+
+        Returns
+        -------
+        str
+            ``http://<host>:<port>/`` with the bound port (the one picked when ``port=0``).
+        """
         return f"http://{_host_name(self.host)}:{self.server_address[1]}/"
 
     def analyze(self, text: str) -> dict:
-        """The page data for ``text`` (one analysis at a time)."""
+        """The page data for ``text`` (one analysis at a time).
+
+        Parameters
+        ----------
+        text : str
+            The raw text.
+
+        Returns
+        -------
+        dict
+            :func:`rnnmem.report.explorer.analyze`'s output with the server's options.
+
+        Raises
+        ------
+        ConfigError, InputError
+            As :func:`rnnmem.report.explorer.analyze` (e.g. a text over ``max_chars``).
+        """
         with self.lock:
             return analyze(self.models, text, **self.options)
 
@@ -259,12 +328,27 @@ class ExplorerServer:
         return out
 
     def page(self) -> str:
+        """The explorer page in live mode.
+
+        Returns
+        -------
+        str
+            The HTML page showing the initial analysis, with the text box posting to ``api/analyze`` and
+            the menu of examples.
+        """
         return explorer_html(self.initial, live=True, api=API, title=self.title or "Connectivity explorer (live)",
                              examples=self.examples)
 
     # ------------------------------------------------------------------ the ASGI application
     def app(self):
-        """The Starlette application (routes, JSON errors, trusted-host guard)."""
+        """The Starlette application (routes, JSON errors, trusted-host guard).
+
+        Returns
+        -------
+        starlette.applications.Starlette
+            The ASGI application serving ``/``, ``/index.html``, ``/favicon.ico`` and ``/api/analyze``
+            (see the module docstring).
+        """
         from starlette.applications import Starlette
         from starlette.exceptions import HTTPException
         from starlette.middleware import Middleware
@@ -351,7 +435,17 @@ class ExplorerServer:
         return uvicorn.Server(config)
 
     def serve_forever(self) -> None:
-        """Serve until :meth:`shutdown` (from another thread) or Ctrl-C (in the main thread)."""
+        """Serve until :meth:`shutdown` (from another thread) or Ctrl-C (in the main thread).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ConfigError
+            If this server has already run (make a new one).
+        """
         if self._server is not None:
             raise ConfigError("this server has already run; make a new one")
         self._server = self._uvicorn()
@@ -363,23 +457,59 @@ class ExplorerServer:
 
     @property
     def started(self) -> bool:
-        """True once the server accepts connections."""
+        """True once the server accepts connections.
+
+        Returns
+        -------
+        bool
+        """
         return bool(self._server is not None and self._server.started)
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop a server running in another thread and wait until it has stopped."""
+        """Stop a server running in another thread and wait until it has stopped.
+
+        Parameters
+        ----------
+        timeout : float, default 30.0
+            Seconds to wait for it to stop; does nothing if it never ran.
+
+        Returns
+        -------
+        None
+        """
         if not self._running.is_set():
             return
         self._server.should_exit = True
         self._stopped.wait(timeout)
 
     def server_close(self) -> None:
-        """Close the listening socket (done by :meth:`shutdown` too when the server ran)."""
+        """Close the listening socket (done by :meth:`shutdown` too when the server ran).
+
+        Returns
+        -------
+        None
+        """
         self.socket.close()
 
     def start(self, timeout: float = 30.0) -> "ExplorerServer":
         """Serve in a background thread; returns once it accepts connections. Stop with :meth:`stop`
-        (or use it as a context manager)."""
+        (or use it as a context manager).
+
+        Parameters
+        ----------
+        timeout : float, default 30.0
+            Seconds to wait for the server to accept connections.
+
+        Returns
+        -------
+        ExplorerServer
+            ``self``, running.
+
+        Raises
+        ------
+        ConfigError
+            If the server stopped or did not start within ``timeout``.
+        """
         import time
 
         self._thread = threading.Thread(target=self.serve_forever, name="rnnmem-explorer", daemon=True)
@@ -392,7 +522,12 @@ class ExplorerServer:
         return self
 
     def stop(self) -> None:
-        """Stop the background server started by :meth:`start` and close its socket."""
+        """Stop the background server started by :meth:`start` and close its socket.
+
+        Returns
+        -------
+        None
+        """
         self.shutdown()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -442,7 +577,33 @@ def serve(models: dict, host: str = "127.0.0.1", port: int = 8765, on_ready=None
           **options) -> None:
     """Serve until interrupted (Ctrl-C). ``on_ready(url)`` is called once the server accepts
     connections (from a helper thread, so a "serving at" line is never printed too early);
-    ``on_warning(message)`` for a non-loopback bind (default: an ``RnnmemWarning``)."""
+    ``on_warning(message)`` for a non-loopback bind (default: an ``RnnmemWarning``).
+
+    Parameters
+    ----------
+    models : dict
+        ``{name: autocomplete model}``.
+    host : str, default "127.0.0.1"
+        The address to bind.
+    port : int, default 8765
+        The port (0: any free port).
+    on_ready : callable or None
+        ``on_ready(url)``, called once the server accepts connections.
+    on_warning : callable or None
+        ``on_warning(message)`` for a non-loopback bind; None: an ``RnnmemWarning`` is issued.
+    **options
+        The other options of :class:`ExplorerServer`.
+
+    Returns
+    -------
+    None
+        Returns after Ctrl-C or a shutdown; the socket is closed.
+
+    Raises
+    ------
+    ConfigError
+        From :class:`ExplorerServer` (bad options, a port that cannot be bound).
+    """
     server = make_server(models, host, port, warn=on_warning is None, **options)
     try:  # Ctrl-C at any moment from here on stops quietly
         if server.warning and on_warning is not None:

@@ -88,7 +88,19 @@ QUICK_CARD = {
 
 def registered_card_settings(settings: dict) -> dict:
     """``settings`` restricted to the probes the memory card computes now (the card is a loop over the
-    probe registry, so a preset may name a probe that is not registered in this installation)."""
+    probe registry, so a preset may name a probe that is not registered in this installation).
+
+    Parameters
+    ----------
+    settings : dict
+        ``{probe: {field: value}}`` card settings, e.g. :data:`QUICK_CARD`.
+
+    Returns
+    -------
+    dict
+        A copy of the sections of ``settings`` whose probe is a registered card probe
+        (``probes.card.card_probes``); the other sections are dropped.
+    """
     from ..probes.card import card_probes
 
     probes = card_probes()
@@ -146,16 +158,42 @@ class ArchitecturesConfig:
 
     @property
     def seed_list(self) -> list[int]:
-        """The seeds run: ``seed, seed + 1, ..., seed + seeds - 1``."""
+        """The seeds run: ``seed, seed + 1, ..., seed + seeds - 1``.
+
+        Returns
+        -------
+        list of int
+        """
         return [self.seed + i for i in range(self.seeds)]
 
     @property
     def card_seed_list(self) -> list[int]:
-        """The seeds that get memory cards: the first ``card_seeds`` of :attr:`seed_list`."""
+        """The seeds that get memory cards: the first ``card_seeds`` of :attr:`seed_list`.
+
+        Returns
+        -------
+        list of int
+        """
         return self.seed_list[: self.card_seeds]
 
     def validate(self) -> "ArchitecturesConfig":
-        """Check every field once, before anything runs; returns self. Raises ``ConfigError``."""
+        """Check every field once, before anything runs; returns self. Raises ``ConfigError``.
+
+        Checks the unit names (known, distinct), ``unit_options``' unit names, the positive integers,
+        ``card_seeds`` in 0..seeds, ``seed >= 0``, ``tolerance`` in (0, 1), ``level`` in (0.5, 1),
+        ``margin`` in (-1, 1), ``lr > 0``, ``clip > 0`` or None, ``dtype``, the tasks' settings
+        (:meth:`tasks`) and the card settings (``probes.card.card_settings``).
+
+        Returns
+        -------
+        ArchitecturesConfig
+            ``self``, unchanged.
+
+        Raises
+        ------
+        ConfigError
+            At the first invalid field, naming it and the value given.
+        """
         from ..cells import UNITS as KNOWN, check_unit_names
         from ..cells.base import DTYPES
         from ..probes.card import card_settings
@@ -191,7 +229,19 @@ class ArchitecturesConfig:
         return self
 
     def tasks(self) -> dict:
-        """The two task objects, built from the config (their own checks apply)."""
+        """The two task objects, built from the config (their own checks apply).
+
+        Returns
+        -------
+        dict
+            ``{"selective_copy": SelectiveCopyTask, "mqar": MQARTask}``, both with ``vocab_size`` token ids.
+
+        Raises
+        ------
+        ConfigError
+            If ``selective_copy`` or ``mqar`` has a field the task does not take (the vocabulary is
+            ``vocab_size``), or from the tasks' own checks (sizes, vocabulary).
+        """
         from ..tasks.mqar import MQARTask
         from ..tasks.selective_copy import SelectiveCopyTask
 
@@ -207,6 +257,13 @@ class ArchitecturesConfig:
                 "mqar": MQARTask(vocab_size=self.vocab_size, **mq)}
 
     def as_dict(self) -> dict:
+        """The configuration as a plain dict (what config.json records).
+
+        Returns
+        -------
+        dict
+            Every field (``dataclasses.asdict``) plus ``seed_list`` and ``card_seed_list``.
+        """
         d = asdict(self)
         d["seed_list"] = self.seed_list
         d["card_seed_list"] = self.card_seed_list
@@ -216,7 +273,18 @@ class ArchitecturesConfig:
 def quick_config(**overrides) -> ArchitecturesConfig:
     """The CPU preset (``--quick``): ~2,000 parameters per model, one layer, selective copying with 16
     noise tokens and 4 to memorise, MQAR of length 32 with 4 pairs, 400 Adam steps, 3 seeds, cards of
-    the first seed with small probe settings (:data:`QUICK_CARD`)."""
+    the first seed with small probe settings (:data:`QUICK_CARD`).
+
+    Parameters
+    ----------
+    **overrides
+        Fields of :class:`ArchitecturesConfig` replacing the preset's values.
+
+    Returns
+    -------
+    ArchitecturesConfig
+        The preset (not yet validated; ``run_study`` validates it).
+    """
     base = ArchitecturesConfig(
         target_params=2_000, layers=1,
         unit_options={"s4d": {"state_size": 8}, "mamba": {"state_size": 8}, "xlstm_m": {"heads": 4}},
@@ -230,7 +298,18 @@ def quick_config(**overrides) -> ArchitecturesConfig:
 # matched parameter counts
 # ============================================================================================
 def count_parameters(module) -> int:
-    """Trainable parameters of ``module`` (``requires_grad``), as ``sum(p.numel())``."""
+    """Trainable parameters of ``module`` (``requires_grad``), as ``sum(p.numel())``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Any module.
+
+    Returns
+    -------
+    int
+        The number of trainable scalars.
+    """
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
@@ -354,7 +433,25 @@ def match_hidden_size(name: str, target: int, *, input_size: int, output_size: i
 
 def matched_sizes(cfg: ArchitecturesConfig) -> pd.DataFrame:
     """:func:`match_hidden_size` for every unit of ``cfg``, plus each unit's state dimension (the
-    flattened state the probes see). One row per unit."""
+    flattened state the probes see). One row per unit.
+
+    Parameters
+    ----------
+    cfg : ArchitecturesConfig
+        The units, ``target_params``, ``tolerance``, ``vocab_size`` (input and output width),
+        ``layers``, ``convention`` and ``unit_options``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``unit``, ``hidden_size``, ``unit_params``, ``readout_params``, ``total_params``,
+        ``target``, ``rel_diff``, ``options`` (JSON text) and ``state_dim``.
+
+    Raises
+    ------
+    ConfigError
+        From :func:`match_hidden_size`, for a unit with no hidden size within ``tolerance``.
+    """
     from .. import cells
 
     rows = []
@@ -371,7 +468,18 @@ def matched_sizes(cfg: ArchitecturesConfig) -> pd.DataFrame:
 
 
 def state_dim(unit) -> int:
-    """Length of the unit's flattened state (``state_vector`` of one sequence)."""
+    """Length of the unit's flattened state (``state_vector`` of one sequence).
+
+    Parameters
+    ----------
+    unit : rnnmem unit
+        A built unit (``init_state`` and ``state_vector``).
+
+    Returns
+    -------
+    int
+        The state dimension D (e.g. 2 H per layer for an LSTM's (h, c)).
+    """
     return int(unit.state_vector(unit.init_state(1)).shape[-1])
 
 
@@ -380,7 +488,28 @@ def state_dim(unit) -> int:
 # ============================================================================================
 def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
     """``(mean, low, high)``: the two-sided Student-t interval of the mean of ``values`` at ``level``;
-    low and high are NaN with fewer than two values (NaNs are dropped)."""
+    low and high are NaN with fewer than two values (NaNs are dropped).
+
+    ``mean -+ t_{(1+level)/2, S-1} sd / sqrt(S)`` over the S values, ``sd`` with ddof = 1 (Student
+    1908, "The probable error of a mean"); see :func:`rnnmem.studies.zhang_stats.t_interval`.
+
+    Parameters
+    ----------
+    values : array-like of float
+        One number per seed.
+    level : float, default 0.95
+        Coverage of the interval, in (0, 1).
+
+    Returns
+    -------
+    tuple of (float, float, float)
+        The mean (NaN with no value) and the interval's bounds.
+
+    Raises
+    ------
+    ConfigError
+        If ``level`` is not in (0, 1).
+    """
     from .zhang_stats import t_interval as _t
 
     return _t(values, level)
@@ -400,6 +529,7 @@ def gap_verdict(a, b, *, level: float = 0.95, margin: float = 0.0) -> dict:
     ``not reproduced`` when ``upper <= margin`` (d > margin rejected: b at least as good, up to the
     margin); otherwise ``inconclusive``. With no spread in either group (se = 0) the bounds equal d
     (the seeds agree exactly). Fewer than two values in a group: ``inconclusive`` (no uncertainty).
+    Sources: Welch (1947), Biometrika 34; Satterthwaite (1946), Biometrics Bulletin 2.
 
     Parameters
     ----------
@@ -412,6 +542,11 @@ def gap_verdict(a, b, *, level: float = 0.95, margin: float = 0.0) -> dict:
     dict: ``verdict``, ``reason``, ``diff``, ``lower``, ``upper``, ``se``, ``df``, ``p_greater``
     (p-value of d <= margin), ``p_less`` (of d >= margin), ``n_a``, ``n_b``, ``mean_a``, ``mean_b``,
     ``level``, ``margin``, ``test``.
+
+    Raises
+    ------
+    ConfigError
+        If ``level`` is not in (0.5, 1).
     """
     if not 0.5 < level < 1:
         raise ConfigError(f"level must lie in (0.5, 1), got {level}")
@@ -464,6 +599,19 @@ def published_checks(accuracy: pd.DataFrame, level: float = 0.95) -> pd.DataFram
     value (for Mamba: overlaps the S6 range :data:`PUBLISHED_S6_RANGE`), ``not reproduced (ours
     lower|higher)`` when it lies wholly on one side, ``no interval`` with one seed, ``not run`` when
     the unit was not part of the run, ``no counterpart`` for a row with no unit of ours.
+
+    Parameters
+    ----------
+    accuracy : pandas.DataFrame
+        :func:`accuracy_table`'s output (``unit``, ``task``, ``mean``, ``ci_low``, ``ci_high``, ``seeds``).
+    level : float, default 0.95
+        Not used: the intervals are those already in ``accuracy`` (computed at the study's level).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per published row: ``published model``, ``architecture``, ``layer``,
+        ``published accuracy``, ``our unit``, ``our mean``, ``our low``, ``our high``, ``seeds``, ``status``.
     """
     rows = []
     sc = accuracy[accuracy["task"] == "selective_copy"].set_index("unit") if len(accuracy) else None
@@ -494,7 +642,22 @@ def published_checks(accuracy: pd.DataFrame, level: float = 0.95) -> pd.DataFram
 
 def accuracy_table(training: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Mean token accuracy per unit and task with its Student-t interval over seeds, the per-seed values
-    and the memoryless baseline. One row per (unit, task)."""
+    and the memoryless baseline. One row per (unit, task).
+
+    Parameters
+    ----------
+    training : pandas.DataFrame
+        One row per (unit, task, seed) with ``token_accuracy``, ``sequence_accuracy`` and
+        ``baseline_accuracy`` (the training rows of ``run_study``).
+    level : float, default 0.95
+        Coverage of the intervals (:func:`t_interval`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``unit``, ``task``, ``seeds``, ``mean``, ``ci_low``, ``ci_high`` (token accuracy),
+        ``per_seed`` (text, 3 decimals), ``sequence_accuracy`` (mean) and ``baseline_accuracy``.
+    """
     rows = []
     for (unit, task), g in training.groupby(["unit", "task"], sort=False):
         m, lo, hi = t_interval(g["token_accuracy"], level)
@@ -510,7 +673,26 @@ def accuracy_table(training: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 # ============================================================================================
 def card_settings_for(unit, base: dict | None) -> tuple[dict, dict]:
     """The card settings for ``unit``: ``base`` with the capacity probe's steps raised to ``4 D + 40``
-    (D = the state dimension) when smaller. Returns (settings, adjustments)."""
+    (D = the state dimension) when smaller. Returns (settings, adjustments).
+
+    Parameters
+    ----------
+    unit : rnnmem unit
+        The unit to be carded (its :func:`state_dim` is used).
+    base : dict or None
+        ``{probe: {field: value}}`` overrides of the card's defaults (None: the defaults).
+
+    Returns
+    -------
+    tuple of (dict, dict)
+        The validated settings of every card probe (``probes.card.card_settings``, no tasks) and the
+        adjustments made: ``{"capacity.steps": {"from", "to", "state_dim"}}`` or ``{}``.
+
+    Raises
+    ------
+    ConfigError
+        From ``card_settings``, for an unknown probe or field in ``base``.
+    """
     from ..probes.card import card_settings
 
     s = card_settings(base, tasks=False)
@@ -526,7 +708,22 @@ def card_settings_for(unit, base: dict | None) -> tuple[dict, dict]:
 def card_row(card: dict) -> dict:
     """The card's headline numbers as one flat row (forgetting: per tolerance the runs, censored count and
     the mean over all runs only when none is censored, the median over all runs while fewer than half are,
-    never a mean of the finished runs alone)."""
+    never a mean of the finished runs alone).
+
+    Parameters
+    ----------
+    card : dict
+        A memory card (``probes.card.compute_card``); missing sections give None values.
+
+    Returns
+    -------
+    dict
+        ``forget_<tol>_runs``, ``forget_<tol>_censored``, ``forget_<tol>_mean``, ``forget_<tol>_median``
+        per tolerance, ``contraction_rate``, ``lyapunov_max``, ``lyapunov_ci_low``, ``lyapunov_ci_high``,
+        ``memory_capacity``, ``state_dim``, ``half_life``, ``half_life_valid``, ``half_life_check``,
+        ``long_memory``, ``long_memory_reason`` and, with a semantic section, ``semantic_hull_score`` and
+        ``semantic_recall_score``.
+    """
     row = {}
     f = card.get("forgetting") or {}
     for tol, t in (f.get("tolerances") or {}).items():
@@ -585,6 +782,12 @@ def run_study(cfg: ArchitecturesConfig, device=None, progress: Progress | None =
     Returns
     -------
     ArchitecturesResult
+
+    Raises
+    ------
+    ConfigError
+        For an invalid configuration (:meth:`ArchitecturesConfig.validate`), a unit that cannot be
+        matched to ``target_params``, or a task whose token ids differ from ``vocab_size``.
     """
     from .. import cells
     from ..devices import resolve_device
@@ -689,7 +892,12 @@ def reproduce(out, quick: bool = False, device=None, config: ArchitecturesConfig
     Returns
     -------
     dict: paths (``html``, ``markdown``, ``compare`` pages), ``verdict``, ``accuracy``, ``sizes``,
-    ``wall_s``.
+    ``published``, ``wall_s``.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`run_study`.
     """
     from .architectures_report import write_report
 

@@ -36,7 +36,19 @@ def _acc(v) -> str:
 
 
 def accuracy_cell(row) -> str:
-    """``mean [low, high] (per seed: a, b, c)`` in percent; without an interval for one seed."""
+    """``mean [low, high] (per seed: a, b, c)`` in percent; without an interval for one seed.
+
+    Parameters
+    ----------
+    row : pandas.Series or dict
+        A row of ``architectures.accuracy_table`` (``mean``, ``ci_low``, ``ci_high``, ``per_seed``).
+
+    Returns
+    -------
+    str
+        E.g. ``"81.3% [77.0%, 85.6%] (seeds: 80.1, 82.0, 81.8)"``; the interval is left out when
+        ``ci_low`` is NaN.
+    """
     per = ", ".join(f"{100 * float(x):.1f}" for x in str(row["per_seed"]).split(", "))
     ci = "" if not np.isfinite(row["ci_low"]) else f" [{_acc(row['ci_low'])}, {_acc(row['ci_high'])}]"
     return f"{_acc(row['mean'])}{ci} (seeds: {per})"
@@ -95,7 +107,23 @@ def card_table(cards: list[dict], condition: str) -> pd.DataFrame:
     """One row per card of ``condition``: the forgetting steps per tolerance as the card page shows
     them (censored runs counted, never averaged), the maximal Lyapunov exponent with its CI, memory
     capacity of the state dimension, the connectivity half-life (or why its fit is not valid), the
-    long-memory verdict and, for trained models, that seed's task accuracy."""
+    long-memory verdict and, for trained models, that seed's task accuracy.
+
+    Parameters
+    ----------
+    cards : list of dict
+        The study's memory cards, each with a ``study`` entry (``unit``, ``condition``, ``seed`` and,
+        for trained models, ``token_accuracy``).
+    condition : str
+        ``"init"``, ``"selective_copy"`` or ``"mqar"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text columns ``unit``, ``seed``, ``forgetting <tolerance>`` per tolerance,
+        ``Lyapunov max [CI]``, ``MC / state dim``, ``connectivity half-life``, ``long memory`` and
+        (not for ``"init"``) ``task accuracy``; empty when no card has that condition.
+    """
     rows = []
     for c in cards:
         st = c["study"]
@@ -125,6 +153,23 @@ def write_report(res, out: Path, quick: bool = False, command: str = "") -> dict
     card), ``sizes.csv``, ``training.csv``, ``accuracy.csv``, ``cards.csv``, ``published.csv``,
     ``verdict.json``, ``timings.csv`` (wall times; the only output that differs between reruns besides
     the cards' creation stamps) and ``config.json``.
+
+    Parameters
+    ----------
+    res : ArchitecturesResult
+        The result of ``architectures.run_study``.
+    out : Path
+        The output folder (created; figures go to ``out/figures``, cards to ``out/cards``).
+    quick : bool, default False
+        Whether the quick preset ran (said in the report and config.json).
+    command : str, default ""
+        The command line, recorded in the report and config.json.
+
+    Returns
+    -------
+    dict
+        ``html``, ``markdown`` (paths), ``compare`` (``{condition: page path}``), ``verdict``,
+        ``accuracy``, ``sizes``, ``published`` (DataFrames) and ``wall_s`` (seconds of the run).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

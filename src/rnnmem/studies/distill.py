@@ -90,7 +90,21 @@ def _versions() -> dict:
 
 def study_parameter_table(hidden: int = STUDY_HIDDEN) -> pd.DataFrame:
     """Build the three study models (untrained, ``hidden`` units, 2^14 + 2 classes) and count
-    their parameters beside the published counts."""
+    their parameters beside the published counts.
+
+    Parameters
+    ----------
+    hidden : int, default STUDY_HIDDEN (600)
+        Units and embedding size of every model (the study's convention, tf1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model (GRU, LSTM, Nested LSTM): ``model``, ``embedding``, ``recurrent``, ``dense``,
+        ``published embedding``, ``published recurrent``, ``published dense`` (None unless
+        ``hidden`` is 600) and ``match`` (all three counts equal the published ones; None without them).
+        A copy of a cached table.
+    """
     return _parameter_rows(hidden).copy()
 
 
@@ -112,7 +126,23 @@ def _parameter_rows(hidden: int) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- figures
 def plot_training_curves(logs: dict[str, pd.DataFrame], path, title: str = "Training curves") -> Path:
-    """Train (thin) and validation (markers) masked cross-entropy against step, one colour per model."""
+    """Train (thin) and validation (markers) masked cross-entropy against step, one colour per model.
+
+    Parameters
+    ----------
+    logs : dict of str to pandas.DataFrame
+        ``{model name: training log}`` with columns ``step``, ``train_loss`` and ``val_loss`` (NaN
+        between evaluations), in nats per character.
+    path : str or Path
+        The PNG to write (150 dpi).
+    title : str, default "Training curves"
+        The figure title.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for i, (name, log) in enumerate(logs.items()):
         colour = f"C{i}"
@@ -132,7 +162,23 @@ def plot_training_curves(logs: dict[str, pd.DataFrame], path, title: str = "Trai
 
 def plot_known_chars(known: pd.DataFrame, path, published: bool = True) -> Path:
     """Left: top-1/2/3 accuracy given k known characters, padding excluded (ours). Right: top-1 in
-    the study's convention (padding counted as misses) beside the published curve."""
+    the study's convention (padding counted as misses) beside the published curve.
+
+    Parameters
+    ----------
+    known : pandas.DataFrame
+        Rows per model, variant and k: ``model``, ``variant`` (``"no_padding"`` or ``"study"``),
+        ``k``, ``top1``, ``top2``, ``top3`` (fractions of characters).
+    path : str or Path
+        The PNG to write (150 dpi).
+    published : bool, default True
+        Overlay :data:`PUBLISHED_KNOWN_TOP1` (k = 0..8) for the models it has.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     styles = {"top1": "-", "top2": "--", "top3": ":"}
     for i, (name, df) in enumerate(known.groupby("model", sort=False)):
@@ -160,7 +206,23 @@ def plot_known_chars(known: pd.DataFrame, path, published: bool = True) -> Path:
 
 
 def plot_dependencies(dep: pd.DataFrame, chance: float, path) -> Path:
-    """Accuracy at the planted response word (k = 0) by gap, with chance level."""
+    """Accuracy at the planted response word (k = 0) by gap, with chance level.
+
+    Parameters
+    ----------
+    dep : pandas.DataFrame
+        Rows per model and gap: ``model``, ``mean_distance_chars`` (key to response, characters) and
+        ``accuracy`` (top-1 at the response word).
+    chance : float
+        The chance accuracy, 1 / (number of keys), drawn as a dashed line.
+    path : str or Path
+        The PNG to write (150 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     fig, ax = plt.subplots(figsize=(6.5, 4))
     marks = ["o-", "s--", "^:", "D-."]
     for i, (name, df) in enumerate(dep.groupby("model", sort=False)):  # styles differ: curves may coincide
@@ -232,6 +294,22 @@ def explorer_texts(data, synthetic, n_test: int = N_TEST_TEXTS) -> list[dict]:
     before the response word (k = 0, where the response is predicted from the key alone); then the
     first ``n_test`` test observations. Each entry: ``group``, ``label``, ``text``, ``targets``
     (positions chosen for the static figure) and ``marks`` ({first position: (note, length)}).
+
+    Parameters
+    ----------
+    data : AutocompleteData
+        The built dataset (``tasks.autocomplete.build_dataset``): its test split is used.
+    synthetic : SyntheticCorpus or None
+        The planted-dependency corpus (``tasks.synthetic_text``), or None for a real corpus (then only
+        test observations are offered).
+    n_test : int, default N_TEST_TEXTS (4)
+        How many test observations follow.
+
+    Returns
+    -------
+    list of dict
+        The entries described above; test observations target one third, two thirds and the last
+        character of the text.
     """
     test = [int(r) for r in data.split_index("test")]
     out = []
@@ -260,7 +338,23 @@ def explorer_texts(data, synthetic, n_test: int = N_TEST_TEXTS) -> list[dict]:
 def connectivity_profile(analyses: list[dict], model: str) -> pd.DataFrame:
     """Mean normalised connectivity by distance t~ - t for one model, pooled over every target
     position t~ of every analysed text (``report.explorer.analyze`` results); columns of
-    ``probes.connectivity.decay_profile`` (lag, mean, std, sem, n)."""
+    ``probes.connectivity.decay_profile`` (lag, mean, std, sem, n).
+
+    With c(t, t~) Madsen's (2019, Distill) connectivity and P_k the pooled pairs at lag k = t~ - t:
+    ``mean_k = (1 / n_k) sum_{(t, t~) in P_k} c(t, t~)``.
+
+    Parameters
+    ----------
+    analyses : list of dict
+        :func:`rnnmem.report.explorer.analyze` results, each including ``model``.
+    model : str
+        The model's name in the analyses.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per lag: ``lag``, ``mean``, ``std``, ``sem``, ``n`` (number of (t, t~) pairs).
+    """
     from ..probes.connectivity import decay_profile
 
     frames = []
@@ -272,7 +366,21 @@ def connectivity_profile(analyses: list[dict], model: str) -> pd.DataFrame:
 
 
 def half_life_text(hl: dict, unit: str = "characters") -> str:
-    """``"3.1 characters"``, or ``"> 79 characters (censored)"`` when the profile never halves."""
+    """``"3.1 characters"``, or ``"> 79 characters (censored)"`` when the profile never halves.
+
+    Parameters
+    ----------
+    hl : dict
+        A ``probes.connectivity.half_life`` result (``half_life``, ``censored``, ``at_least``).
+    unit : str, default "characters"
+        The distance unit written after the number.
+
+    Returns
+    -------
+    str
+        The half-life to 3 significant digits, or ``"> N <unit> (censored: never falls to half within
+        the texts)"``.
+    """
     if hl["censored"]:
         return f"> {hl['at_least']:.0f} {unit} (censored: never falls to half within the texts)"
     return f"{hl['half_life']:.3g} {unit}"
@@ -284,7 +392,30 @@ def plot_connectivity_text(analysis: dict, model: str, targets: list[int], path,
     coloured by its normalised connectivity to t~ on a log colour scale (viridis, floor
     ``decades`` decades below the max; the explorer's colours), the target outlined in red, later
     characters grey. ``marks`` ({first position: (note, length)}) are underlined and their
-    largest value is noted in the panel's title."""
+    largest value is noted in the panel's title.
+
+    Parameters
+    ----------
+    analysis : dict
+        An :func:`rnnmem.report.explorer.analyze` result.
+    model : str
+        The model's name in ``analysis``.
+    targets : list of int
+        The target positions t~, one panel each.
+    path : str or Path
+        The PNG to write (130 dpi).
+    marks : dict or None, default None
+        ``{first position: (note, length)}`` spans to underline and report.
+    decades : int, default CONN_DECADES (4)
+        The log scale's floor in decades below the maximum.
+    width : int, default 56
+        Characters per line of text.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
 
@@ -352,8 +483,26 @@ def plot_connectivity_text(analysis: dict, model: str, targets: list[int], path,
 def plot_connectivity_profiles(profiles: dict[str, pd.DataFrame], half_lives: dict[str, dict], path,
                                min_pairs: int = 5) -> Path:
     """Mean normalised connectivity against the distance t~ - t (log y), one line per model, with
-    the half-life marked (a dotted vertical line; censored: an arrow at the last distance).
-    Distances with fewer than ``min_pairs`` (t, t~) pairs are not drawn."""
+    the half-life marked (a dotted vertical line; censored: no line, the legend says "> N (censored)").
+    Distances with fewer than ``min_pairs`` (t, t~) pairs are not drawn.
+
+    Parameters
+    ----------
+    profiles : dict of str to pandas.DataFrame
+        ``{model: connectivity_profile(...)}``.
+    half_lives : dict of str to dict
+        ``{model: probes.connectivity.half_life(...)}``; half of each ``reference_value`` is drawn as a
+        thin horizontal line.
+    path : str or Path
+        The PNG to write (150 dpi).
+    min_pairs : int, default 5
+        The fewest (t, t~) pairs a distance needs to be drawn.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     marks = ["o-", "s--", "^:", "D-."]
     for i, (name, prof) in enumerate(profiles.items()):
@@ -387,7 +536,61 @@ def reproduce(out, corpus=None, quick: bool = False, device="cpu", steps: int | 
     """Run the study and write the report into ``out`` (see module docstring).
 
     Re-running with the same ``out`` resumes each model from its checkpoint. Returns a dict with
-    the result tables (pandas) and the report paths."""
+    the result tables (pandas) and the report paths.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output folder (report.md/.html, figures/, CSV tables, results.json, models/<cell>/
+        checkpoints and logs, explorer.html).
+    corpus : str or Path or None
+        A text8-format corpus; exactly one of ``corpus`` and ``quick`` must be given.
+    quick : bool, default False
+        Small models on the synthetic planted-dependency corpus (:data:`QUICK`), plus the planted
+        dependency benchmark.
+    device : str, default "cpu"
+        Where to train and evaluate.
+    steps, epochs : int or float or None
+        Training length; ``steps`` wins (default: 700 steps in quick mode, else 2 epochs, the study's).
+    hidden : int or None
+        Units and embedding size (default 64 quick, 600 full).
+    models : tuple of str, default ("gru", "lstm", "nlstm")
+        Keys of :data:`STUDY_MODELS`.
+    batch_size : int, default 64
+    lr : float or None
+        Adam learning rate (default 3e-3 quick, 1e-3 full).
+    seed : int, default 0
+    cache_dir : str or Path or None
+        The dataset cache (default: ``out/cache`` quick, else the package default).
+    max_length : int or None
+        The longest observation in characters (default 80 quick, 200 full).
+    vocab_size : int, default 2**14
+        The most word classes besides ``<eos>`` and ``<unknown>``.
+    checkpoint_every, eval_every, eval_batches : int or None
+        Checkpoint and validation frequency (steps) and validation batches.
+    resume : bool, default True
+        Resume from checkpoints in ``out``.
+    explorer : bool, default True
+        Write the interactive explorer page.
+    progress : bool, default False
+        Show rich progress bars on stderr.
+    command : str or None
+        The command line, recorded in the report.
+
+    Returns
+    -------
+    dict
+        ``summary``, ``comparison``, ``known_chars``, ``parameters``, ``dependencies`` (None without the
+        synthetic corpus) tables; ``markdown``, ``html``, ``explorer`` paths; ``models`` (the trained
+        models by name), ``data`` (the dataset) and ``wall_s``.
+
+    Raises
+    ------
+    ConfigError
+        If both or neither of ``corpus`` and ``quick`` are given, or a model key is unknown.
+    InputError
+        If the corpus is missing, not a file or empty (``tasks.autocomplete.check_corpus``).
+    """
     t_start = time.perf_counter()
     if quick == (corpus is not None):
         raise ConfigError("give either a corpus (--corpus PATH, text8 format) or --quick (synthetic corpus)")

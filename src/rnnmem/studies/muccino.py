@@ -71,6 +71,19 @@ class ForgettingConfig(BaseModel):
         return v
 
     def settings(self) -> ForgettingSettings:
+        """The probe settings of this configuration.
+
+        Returns
+        -------
+        ForgettingSettings
+            ``T``, ``P``, ``tolerances``, ``block``, ``early_stop``, the floor and fit options and
+            ``growth_min``, as given here.
+
+        Raises
+        ------
+        ConfigError
+            From ``ForgettingSettings``'s checks (e.g. ``P >= T``, a negative tolerance).
+        """
         return ForgettingSettings(
             T=self.T, P=self.P, tolerances=tuple(self.tolerances), block=self.block, early_stop=self.early_stop,
             floor_factor=self.floor_factor, floor_window=self.floor_window, floor_margin=self.floor_margin,
@@ -79,7 +92,25 @@ class ForgettingConfig(BaseModel):
 
 
 def validate_config(config: dict) -> ForgettingConfig:
-    """Validate a config dict, turning pydantic's report into one ConfigError line."""
+    """Validate a config dict, turning pydantic's report into one ConfigError line.
+
+    Parameters
+    ----------
+    config : dict
+        The fields of :class:`ForgettingConfig` (``input_size`` and ``units`` required; unknown
+        fields are refused).
+
+    Returns
+    -------
+    ForgettingConfig
+        The validated configuration (its :meth:`ForgettingConfig.settings` checked too).
+
+    Raises
+    ------
+    ConfigError
+        For an invalid field (unknown cell, a value out of range, an unknown field) or invalid probe
+        settings (``P >= T``, negative tolerances...).
+    """
     cfg = validate_model(ForgettingConfig, config, "forgetting")
     cfg.settings()  # raises ConfigError for P >= T, negative tolerances...
     return cfg
@@ -93,6 +124,28 @@ def run_cell(config: dict, seeds: list[int]):
 
     Returns one ``RunRecord`` per seed with the per-tolerance forgetting steps, status,
     contraction rate and the log-binned divergence curves.
+
+    The forgetting steps at tolerance eps (Muccino 2019, "An Investigation of RNN Memory
+    Stability") are ``n(eps) = max(0, t_last(eps) + 1 - P)``, ``t_last(eps) = max{t : d_t > eps}``,
+    ``d_t = max_i |y_t^a - y_t^b|`` (``probes.forgetting``).
+
+    Parameters
+    ----------
+    config : dict
+        A :class:`ForgettingConfig` as a dict (validated here).
+    seeds : list of int
+        The seeds, one network each (the weights and the input streams follow the seed).
+
+    Returns
+    -------
+    list of RunRecord
+        One record per seed (study ``"forgetting"``), in the order of ``seeds``; the metrics carry
+        ``batch_size`` and the batch's wall time.
+
+    Raises
+    ------
+    ConfigError
+        If ``config`` is invalid (:func:`validate_config`) or the unit cannot be built.
     """
     from ..cells import build
     from ..store import seed_records
@@ -110,6 +163,33 @@ def grid_tasks(cells=("lstm", "gru"), input_sizes=SIZES, units=SIZES, runs: int 
     """One Task per (variant, cell, input size, units), each carrying ``runs`` seeds.
 
     Tasks are ordered largest first so parallel workers finish together.
+
+    Parameters
+    ----------
+    cells : tuple of str, default ("lstm", "gru")
+        The cell types.
+    input_sizes, units : iterables of int, default SIZES (1, 2, ..., 128)
+        The grid's input sizes and unit counts.
+    runs : int, default 10
+        Seeds per grid cell: ``seed .. seed + runs - 1``.
+    seed : int, default 0
+        The first seed.
+    variants : tuple of str, default ("keras-float32",)
+        Names in :data:`VARIANTS` (convention and dtype).
+    **fixed
+        Further :class:`ForgettingConfig` fields shared by every task (``T``, ``P``, ``tolerances``,
+        ``device``...).
+
+    Returns
+    -------
+    list of Task
+        Study ``"forgetting"``, each config complete (every field explicit), sorted by
+        ``units * (units + input_size)`` descending.
+
+    Raises
+    ------
+    ConfigError
+        If ``runs < 1``, a variant is unknown, or a config is invalid.
     """
     from ..store import Task
 
@@ -132,6 +212,18 @@ def grid_tasks(cells=("lstm", "gru"), input_sizes=SIZES, units=SIZES, runs: int 
 
 
 def variant_of(row) -> str:
+    """The variant name of a run from its convention and dtype.
+
+    Parameters
+    ----------
+    row : mapping
+        A row with ``convention`` and ``dtype``.
+
+    Returns
+    -------
+    str
+        The :data:`VARIANTS` name (e.g. ``"keras-float32"``), else ``"<convention>-<dtype>"``.
+    """
     for name, (conv, dt) in VARIANTS.items():
         if row["convention"] == conv and row["dtype"] == dt:
             return name
@@ -139,7 +231,21 @@ def variant_of(row) -> str:
 
 
 def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The store's table reduced to the columns the report needs, with a ``variant`` column."""
+    """The store's table reduced to the columns the report needs, with a ``variant`` column.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The results store's table of forgetting runs (config columns, ``seed``, ``status`` and metrics).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run: ``cell``, ``input_size``, ``units``, ``convention``, ``dtype``, ``layers``,
+        ``P``, ``variant``, ``seed``, ``status``, and the metrics ``steps_*``, ``censored_*``,
+        ``horizon_*``, ``rate``, ``rate_se``, ``d0``, ``floor_level``, ``event_step``,
+        ``steps_computed``, ``input_seed``, ``wall_s`` present in ``df``.
+    """
     out = pd.DataFrame({k: df[config_column(df, k)] for k in ("cell", "input_size", "units", "convention", "dtype", "layers",
                                                               "P")})
     out["variant"] = out.apply(variant_of, axis=1)
@@ -155,7 +261,19 @@ def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
 def censored_at(runs: pd.DataFrame) -> pd.Series:
     """Steps after the prefix each run was followed for: its value at a censored tolerance is
     larger than this (a right-censored observation). ``floor``: the step the floor was detected;
-    ``overflow``: the steps before the state became non-finite; otherwise the last computed step."""
+    ``overflow``: the steps before the state became non-finite; otherwise the last computed step.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Runs with ``status``, ``event_step``, ``steps_computed`` and ``P``.
+
+    Returns
+    -------
+    pandas.Series
+        Per run (same index): ``event_step + 1 - P`` for ``floor``, ``event_step - P`` for
+        ``overflow``, else ``steps_computed - P``.
+    """
     end = np.where(runs["status"] == "floor", runs["event_step"].astype(float) + 1,
                    np.where(runs["status"] == "overflow", runs["event_step"].astype(float),
                             runs["steps_computed"].astype(float)))
@@ -174,6 +292,21 @@ def aggregate(runs: pd.DataFrame, tolerances=DEFAULT_TOLERANCES) -> pd.DataFrame
     over the measurable runs only (labelled as such wherever shown); ``median_<tol>`` is the
     Kaplan-Meier median (NaN when more than half the runs are censored); ``censored_<tol>``
     counts the censored runs.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        One row per run (:func:`runs_frame`), with ``steps_<tol>`` and ``censored_<tol>`` per
+        tolerance, ``rate``, ``status`` and (for the medians) ``P``, ``event_step``, ``steps_computed``.
+    tolerances : iterable of float, default DEFAULT_TOLERANCES (0, 1e-6, 1e-4, 1e-2)
+        The tolerances summarised (column suffixes from ``tol_name``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grid cell: the keys, ``runs``, per tolerance ``mean_``, ``mean_uncensored_``,
+        ``median_``, ``std_`` (ddof 1, of the measurable runs) and ``censored_``, ``rate`` (mean,
+        nats/step) and ``n_<status>`` per status.
     """
     from .muccino_verdicts import km_median
 
@@ -207,6 +340,50 @@ def reproduce(out, quick: bool = False, runs: int | None = None, T: int = 100_00
 
     Full: 8 x 8 grid, 10 runs, three variants (keras float32 as published, keras float64, torch
     float32). ``quick``: input sizes and units in {1, 8, 64}, 3 runs; the same report.
+
+    Parameters
+    ----------
+    out : str or Path
+        The report folder (created); the results database defaults to ``out/results.sqlite``.
+    quick : bool, default False
+        The quick grid.
+    runs : int or None
+        Seeds per grid cell (default 3 quick, 10 full).
+    T, P : int, default 100_000 and 1_000
+        Stream length and differing prefix (steps).
+    variants : iterable of str or None
+        :data:`VARIANTS` names (default: all three).
+    cells : tuple of str, default ("lstm", "gru")
+    sizes : iterable of int or None
+        Input sizes and units of the grid (default :data:`QUICK_SIZES` or :data:`SIZES`).
+    tolerance : float, default 1e-4
+        The tolerance of the main heat map and the verdicts (added to the default tolerances if new).
+    workers : int or None
+        Parallel workers (default: the store's default).
+    db : str or Path or None
+        The results database (finished runs are reused: reruns resume).
+    reference : str or Path or None
+        A CSV replacing the published table (cell, input_size, units, mean_steps).
+    device : str, default "cpu"
+    seed : int, default 0
+        The first seed.
+    progress : bool, default True
+        Show progress.
+    command : str, default ""
+        The command line, recorded in the report.
+
+    Returns
+    -------
+    dict
+        ``markdown``, ``html`` (paths), ``runs`` (number of runs), ``wall_s`` (seconds of the grid)
+        and ``db`` (the database path).
+
+    Raises
+    ------
+    InputError
+        If the ``reference`` table is missing or malformed (checked before the grid runs).
+    ConfigError
+        For an unknown variant, an invalid setting or device.
     """
     import time
     from pathlib import Path

@@ -89,7 +89,17 @@ DEFAULT_T = 20_000
 def emulate_float16(unit) -> None:
     """Make a float32 rnnmem unit compute as float16 storage with float32 arithmetic: weights
     rounded to float16 values now; inputs rounded per layer; the state rounded after each step.
-    Sets ``unit.rounding_dtype = torch.float16`` (the forgetting probe detects the floor there)."""
+    Sets ``unit.rounding_dtype = torch.float16`` (the forgetting probe detects the floor there).
+
+    Parameters
+    ----------
+    unit : rnnmem unit
+        A float32 unit with a ``_layer_stepper`` (a built rnnmem LSTM or GRU); modified in place.
+
+    Returns
+    -------
+    None
+    """
     with torch.no_grad():
         for p in unit.parameters():
             p.copy_(p.to(torch.float16).to(p.dtype))
@@ -115,6 +125,25 @@ def run_cell(config: dict, seeds: list[int]):
     ``config``: cell, input_size, units, variant (a ``MODEL_VARIANTS`` key), T, P.
     Returns one RunRecord per seed (``stay_<criterion>``, ``first_<criterion>``, their censoring
     flags, status, event step).
+
+    Parameters
+    ----------
+    config : dict
+        ``cell``, ``input_size``, ``units``, ``variant``, ``T``, ``P`` (stored as given).
+    seeds : list of int
+        One network (and input pair) per seed, batched as one ensemble.
+
+    Returns
+    -------
+    list of RunRecord
+        Study ``"forgetting-explain"``, one per seed, with ``status``, ``event_step``,
+        ``steps_computed``, ``stay_*``, ``first_*``, ``censored_stay_*``, ``censored_first_*`` for every
+        criterion of :data:`CRITERIA`.
+
+    Raises
+    ------
+    ConfigError
+        If ``variant`` is not a :data:`MODEL_VARIANTS` key (or the unit or probe settings are invalid).
     """
     from ..cells import build
     from ..store import seed_records
@@ -135,7 +164,32 @@ def run_cell(config: dict, seeds: list[int]):
 
 
 def grid_tasks(sizes, runs: int, T: int, P: int, seed: int = 0, variants=None, cells=("lstm", "gru")):
-    """One Task per (model variant, cell, input size, units), largest first."""
+    """One Task per (model variant, cell, input size, units), largest first.
+
+    Parameters
+    ----------
+    sizes : iterable of int
+        The input sizes and unit counts (the same list for both axes).
+    runs : int
+        Seeds per grid cell: ``seed .. seed + runs - 1``.
+    T, P : int
+        Stream length and differing prefix (steps).
+    seed : int, default 0
+        The first seed.
+    variants : iterable of str or None
+        :data:`MODEL_VARIANTS` keys (default: all).
+    cells : tuple of str, default ("lstm", "gru")
+
+    Returns
+    -------
+    list of Task
+        Study ``"forgetting-explain"``, sorted by ``units * (units + input_size)`` descending.
+
+    Raises
+    ------
+    ConfigError
+        If ``runs < 1``, ``P >= T`` or a variant is unknown.
+    """
     from ..store import Task
 
     if runs < 1:
@@ -156,7 +210,20 @@ def grid_tasks(sizes, runs: int, T: int, P: int, seed: int = 0, variants=None, c
 
 
 def runs_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The store's table with plain column names (config and metrics prefixes stripped)."""
+    """The store's table with plain column names (config and metrics prefixes stripped).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The results store's table of ``forgetting-explain`` runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run: ``variant``, ``cell``, ``input_size``, ``units``, ``T``, ``P``, ``seed``,
+        ``status``, ``event_step``, ``steps_computed`` and every ``stay_``/``first_``/``censored_*``
+        column.
+    """
     from ..store.db import config_column
 
     out = pd.DataFrame({k: df[config_column(df, k)].values for k in ("variant", "cell", "input_size", "units", "T", "P")})
@@ -169,7 +236,20 @@ def runs_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def readouts(runs: pd.DataFrame) -> list[tuple[str, str, str, int]]:
-    """Every (criterion, mode, offset, runs) read-out the stored runs allow."""
+    """Every (criterion, mode, offset, runs) read-out the stored runs allow.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_table`'s output.
+
+    Returns
+    -------
+    list of (str, str, str, int)
+        Per criterion of :data:`CRITERIA`, mode ``stay``/``first`` and offset ``P``/``P+1``: one
+        read-out with ``min(5, n)`` runs and one with ``n`` (n = the fewest runs of any grid cell; one
+        read-out when they coincide).
+    """
     n = int(runs.groupby(["variant", "cell", "input_size", "units"]).size().min())
     counts = sorted({min(5, n), n})
     return [(c.name, mode, off, k) for c in CRITERIA for mode in ("stay", "first") for off in ("P", "P+1")
@@ -177,7 +257,27 @@ def readouts(runs: pd.DataFrame) -> list[tuple[str, str, str, int]]:
 
 
 def readout_values(runs: pd.DataFrame, criterion: str, mode: str, offset: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per run: the count under a read-out, censored runs at their lower bound; and the censoring flags."""
+    """Per run: the count under a read-out, censored runs at their lower bound; and the censoring flags.
+
+    A censored run's value is the steps it was followed for after P (``event_step + 1 - P`` for a
+    ``floor`` run, else ``steps_computed - P``); offset ``P+1`` subtracts 1, floored at 0.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Runs (:func:`runs_table`) with the read-out's columns.
+    criterion : str
+        A :data:`CRITERIA` name, e.g. ``"abs1e-4"``.
+    mode : str
+        ``"stay"`` or ``"first"``.
+    offset : str
+        ``"P"`` or ``"P+1"``.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, numpy.ndarray)
+        The counts (float, one per run) and the boolean censoring flags.
+    """
     v = runs[f"{mode}_{criterion}"].astype(float).to_numpy()
     cens = runs[f"censored_{mode}_{criterion}"].astype(bool).to_numpy()
     end = np.where(runs["status"] == "floor", runs["event_step"].astype(float) + 1,
@@ -196,7 +296,27 @@ def fit_stats(means: pd.DataFrame, published: pd.DataFrame, reference: dict | No
     """Fit of a table of cell means (``cell, input_size, units, mean``) to the published table:
     mean |log2 ratio| over all cells, units >= 2 and units = 1; the 1-unit ratio of sums; the
     Spearman rho of each trend (units >= 2) and how many trend verdicts agree with the published
-    table's own (``reference``: the published verdicts, computed when not given)."""
+    table's own (``reference``: the published verdicts, computed when not given).
+
+    The fit is ``mean |log2((ours + 0.1) / (published + 0.1))|`` (``muccino_verdicts.log2_ratio``);
+    published figures from Muccino (2019).
+
+    Parameters
+    ----------
+    means : pandas.DataFrame
+        Our cell means: ``cell``, ``input_size``, ``units``, ``mean``.
+    published : pandas.DataFrame
+        ``cell``, ``input_size``, ``units``, ``mean_steps`` (only the cells both have are used).
+    reference : dict or None, default None
+        :func:`published_verdicts`'s output.
+
+    Returns
+    -------
+    dict
+        ``cells``, ``fit all``, ``fit units>=2``, ``fit units=1``, ``1-unit ratio``, the rho of each
+        trend (``LSTM units rho``, ``GRU units rho``, ``LSTM input rho``, ``GRU input rho``) and
+        ``trends agreeing`` (0..4).
+    """
     from .muccino_verdicts import log2_ratio, trend_verdict
 
     m = means.merge(published, on=["cell", "input_size", "units"], how="inner")
@@ -217,7 +337,19 @@ def fit_stats(means: pd.DataFrame, published: pd.DataFrame, reference: dict | No
 
 
 def published_verdicts(published: pd.DataFrame) -> dict:
-    """The published table's own trend verdicts (units >= 2), keyed as in ``TRENDS``."""
+    """The published table's own trend verdicts (units >= 2), keyed as in ``TRENDS``.
+
+    Parameters
+    ----------
+    published : pandas.DataFrame
+        ``cell``, ``input_size``, ``units``, ``mean_steps``.
+
+    Returns
+    -------
+    dict
+        ``{"LSTM units rho": verdict, "GRU units rho": ..., "LSTM input rho": ..., "GRU input rho": ...}``
+        (``muccino_verdicts.trend_verdict`` on the published means).
+    """
     from .muccino_verdicts import trend_verdict
 
     out = {}
@@ -230,7 +362,23 @@ def published_verdicts(published: pd.DataFrame) -> dict:
 def fit_table(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """Every protocol variant (model variant x read-out) with its fit, ranked by the all-cell fit.
 
-    The cell means of a read-out are one ``np.bincount`` over the stored runs; nothing is re-run."""
+    The cell means of a read-out are one ``np.bincount`` over the stored runs; nothing is re-run.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_table`'s output.
+    published : pandas.DataFrame
+        The published table (``cell``, ``input_size``, ``units``, ``mean_steps``); the reference
+        verdicts use only the cells the runs cover.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (model, criterion, mode, offset, runs) with ``rank``, ``censored runs`` and the
+        :func:`fit_stats` columns, sorted by ``fit all`` (ascending), then ``trends agreeing``
+        (descending).
+    """
     keys = ["cell", "input_size", "units"]
     rows = []
     runs = runs.sort_values(["variant"] + keys + ["seed"]).reset_index(drop=True)
@@ -258,7 +406,23 @@ def fit_table(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
 
 def noise_floor(runs: pd.DataFrame, variant: str, criterion: str, mode: str, offset: str) -> float:
     """Mean |log2 ratio| between the 5-run tables of the first and the last 5 runs of each cell
-    (NaN with fewer than 10 runs): how well a protocol can fit a 5-run table it generated."""
+    (NaN with fewer than 10 runs): how well a protocol can fit a 5-run table it generated.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_table`'s output.
+    variant : str
+        The model variant.
+    criterion, mode, offset : str
+        The read-out (see :func:`readout_values`).
+
+    Returns
+    -------
+    float
+        ``mean over cells of |log2((a + 0.1) / (b + 0.1))|``, a and b the means of runs 1-5 and 6-10
+        (by seed) of each cell; NaN when a cell has fewer than 10 runs.
+    """
     from .muccino_verdicts import log2_ratio
 
     keys = ["cell", "input_size", "units"]
@@ -274,7 +438,19 @@ def noise_floor(runs: pd.DataFrame, variant: str, criterion: str, mode: str, off
 
 def explains(row: pd.Series, floor: float) -> bool:
     """The rule of the module docstring: fit within twice the noise floor, every trend verdict as
-    published, 1-unit ratio of sums in [0.5, 2]."""
+    published, 1-unit ratio of sums in [0.5, 2].
+
+    Parameters
+    ----------
+    row : pandas.Series
+        A row of :func:`fit_table` (``fit all``, ``trends agreeing``, ``1-unit ratio``).
+    floor : float
+        :func:`noise_floor` of that variant (NaN: the rule cannot hold).
+
+    Returns
+    -------
+    bool
+    """
     ok_fit = np.isfinite(floor) and row["fit all"] <= 2 * floor
     return bool(ok_fit and row["trends agreeing"] == 4 and 0.5 <= row["1-unit ratio"] <= 2)
 
@@ -282,7 +458,45 @@ def explains(row: pd.Series, floor: float) -> bool:
 def explain(out, sizes, runs: int = 10, T: int = DEFAULT_T, P: int = 1_000, workers: int | None = None,
             reference=None, seed: int = 0, progress: bool = True, command: str = "", variants=None) -> dict:
     """Run (or resume) the protocol search and write ``explain.md`` / ``explain.html`` /
-    ``explain_variants.csv`` into ``out``. Returns the paths, the best variant and the wall time."""
+    ``explain_variants.csv`` into ``out``. Returns the paths, the best variant and the wall time.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output folder (runs are stored in ``out/explain.sqlite`` and reused on a rerun).
+    sizes : iterable of int
+        Input sizes and units of the grid.
+    runs : int, default 10
+        Seeds per grid cell (10 or more for a noise floor).
+    T : int, default DEFAULT_T (20_000)
+        Stream length (steps).
+    P : int, default 1_000
+        The differing prefix (steps).
+    workers : int or None
+        Parallel workers (default: the store's default).
+    reference : str or Path or None
+        A CSV replacing the published table.
+    seed : int, default 0
+        The first seed.
+    progress : bool, default True
+    command : str, default ""
+        The command line, recorded in the report.
+    variants : iterable of str or None
+        :data:`MODEL_VARIANTS` keys (default: all).
+
+    Returns
+    -------
+    dict
+        ``markdown``, ``html`` (paths), ``wall_s`` (grid), ``post_s`` (read-outs), ``best`` (the best
+        row as a dict), ``noise_floor``, ``explains`` (bool), ``variants`` (number ranked) and ``runs``.
+
+    Raises
+    ------
+    ConfigError
+        From :func:`grid_tasks` (``runs < 1``, ``P >= T``, an unknown variant).
+    InputError
+        If the ``reference`` table is missing or malformed.
+    """
     from ..report.document import Document
     from ..report.heatmap import heatmaps
     from ..store import ResultStore, run_tasks

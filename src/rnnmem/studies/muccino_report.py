@@ -20,7 +20,24 @@ PUBLISHED_VARIANT = "keras-float32"
 
 def published_frame(reference: str | Path | None = None) -> pd.DataFrame:
     """The published table as (cell, input_size, units, mean_steps); from ``reference`` (a CSV with
-    those columns) when given, else the figures embedded in rnnmem."""
+    those columns) when given, else the figures embedded in rnnmem.
+
+    Parameters
+    ----------
+    reference : str or Path or None, default None
+        A CSV replacing ``published.MUCCINO2019``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``cell``, ``input_size``, ``units``, ``mean_steps`` (mean steps until identical
+        outputs, Muccino 2019).
+
+    Raises
+    ------
+    InputError
+        If ``reference`` is missing or malformed (``published.read_muccino_reference``).
+    """
     if reference is not None:
         return read_muccino_reference(reference)
     rows = [(cell, i, u, v) for (cell, i), row in MUCCINO2019.items() for u, v in row.items()]
@@ -66,7 +83,25 @@ def trend_checks(agg: pd.DataFrame, value: str, label: str) -> list[dict]:
     """The study's stated trends, tested with Spearman correlations on grid means over the cells
     with units >= 2 (stated in the ``cells`` column): more units -> longer memory (both cells);
     larger input -> faster forgetting (LSTM); no input effect (GRU). Verdict rules:
-    ``muccino_verdicts``."""
+    ``muccino_verdicts``.
+
+    Parameters
+    ----------
+    agg : pandas.DataFrame
+        Per grid cell: ``cell``, ``input_size``, ``units`` and ``value`` (cells where it is NaN are
+        left out); with a ``mean_steps`` column (the published table) the published rho enters the
+        verdict, without one only our rho's sign and p-value do.
+    value : str
+        The column tested, e.g. ``"mean_0.0001"`` (ours) or ``"published"`` (the published table).
+    label : str
+        The data's name, copied to the ``source`` column.
+
+    Returns
+    -------
+    list of dict
+        One per (cell, trend) with a varying variable: ``source``, ``cell``, ``cells``, ``trend``,
+        ``spearman``, ``interval``, ``p``, ``verdict``.
+    """
     from .muccino_verdicts import trend_verdict
 
     out = []
@@ -88,7 +123,22 @@ def trend_checks(agg: pd.DataFrame, value: str, label: str) -> list[dict]:
 
 def compare_published(agg: pd.DataFrame, pub: pd.DataFrame, tol: str) -> pd.DataFrame:
     """Ours (the published variant) against the published table per cell type and cell set
-    (units >= 2, units = 1, all): every column of a row over the same cells."""
+    (units >= 2, units = 1, all): every column of a row over the same cells.
+
+    Parameters
+    ----------
+    agg : pandas.DataFrame
+        ``muccino.aggregate``'s output (rows of variant ``keras-float32`` are used).
+    pub : pandas.DataFrame
+        :func:`published_frame`'s output.
+    tol : str
+        The tolerance's column suffix (``tol_name``), e.g. ``"0.0001"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``muccino_verdicts.comparison_table``'s rows.
+    """
     from .muccino_verdicts import comparison_table
 
     ours = agg[agg["variant"] == PUBLISHED_VARIANT][["cell", "input_size", "units", f"mean_{tol}"]]
@@ -97,7 +147,27 @@ def compare_published(agg: pd.DataFrame, pub: pd.DataFrame, tol: str) -> pd.Data
 
 def verdicts(runs: pd.DataFrame, pub: pd.DataFrame, tol: str, variant: str = PUBLISHED_VARIANT,
              n_boot: int = 2000) -> pd.DataFrame:
-    """The verdict table of ``variant`` at tolerance ``tol`` (see ``muccino_verdicts``)."""
+    """The verdict table of ``variant`` at tolerance ``tol`` (see ``muccino_verdicts``).
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        One row per run (``muccino.runs_frame``).
+    pub : pandas.DataFrame
+        :func:`published_frame`'s output.
+    tol : str
+        The tolerance's column suffix, e.g. ``"0.0001"``.
+    variant : str, default PUBLISHED_VARIANT ("keras-float32")
+        The variant judged.
+    n_boot : int, default 2000
+        Bootstrap replicates of the ratio-of-sums intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``muccino_verdicts.verdict_table``'s rows (claim, verdict, statistic, ours, published,
+        interval, p, cells, also).
+    """
     from .muccino_verdicts import cell_values, verdict_table
 
     sub = runs[runs["variant"] == variant]
@@ -117,6 +187,11 @@ def write_report(runs: pd.DataFrame, agg: pd.DataFrame, out: str | Path, meta: d
     Returns
     -------
     The paths of ``report.md`` and ``report.html``.
+
+    Raises
+    ------
+    InputError
+        If ``reference`` is missing or malformed.
     """
     out = Path(out)
     fig_dir = out / "figures"

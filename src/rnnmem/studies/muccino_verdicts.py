@@ -51,13 +51,42 @@ CELL_SETS = {"units >= 2": lambda g: g["units"] >= 2, "units = 1": lambda g: g["
 
 
 def log2_ratio(ours, published) -> np.ndarray:
-    """``log2((ours + 0.1) / (published + 0.1))`` element-wise (see module docstring)."""
+    """``log2((ours + 0.1) / (published + 0.1))`` element-wise (see module docstring).
+
+    Parameters
+    ----------
+    ours, published : array-like of float
+        Mean steps per grid cell (broadcast together).
+
+    Returns
+    -------
+    numpy.ndarray
+        The log2 ratios; 0.1 (``PSEUDO``, half the published resolution) keeps zeros finite.
+    """
     return np.log2((np.asarray(ours, float) + PSEUDO) / (np.asarray(published, float) + PSEUDO))
 
 
 def spearman_ci(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
     """Interval for a Spearman rho from Fisher's z with the Bonett-Wright (2000) standard error
-    ``1.06 / sqrt(n - 3)``. Returns ``(nan, nan)`` for n <= 3 or an undefined rho."""
+    ``1.06 / sqrt(n - 3)``. Returns ``(nan, nan)`` for n <= 3 or an undefined rho.
+
+    ``tanh(atanh(rho) -+ z_{(1+level)/2} 1.06 / sqrt(n - 3))``, rho clipped to +-0.999999 first
+    (Fisher 1921; Bonett & Wright 2000, Psychometrika 65).
+
+    Parameters
+    ----------
+    rho : float
+        The Spearman correlation.
+    n : int
+        The number of pairs it was computed on.
+    level : float, default 0.95
+        Two-sided coverage.
+
+    Returns
+    -------
+    tuple of (float, float)
+        The lower and upper bound.
+    """
     if n <= 3 or not np.isfinite(rho):
         return math.nan, math.nan
     z = math.atanh(min(max(rho, -0.999999), 0.999999))
@@ -67,7 +96,23 @@ def spearman_ci(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
 
 def cell_values(runs: pd.DataFrame, value: str, censored: str) -> pd.DataFrame:
     """Per grid cell: ``n`` runs, ``n_censored``, ``mean`` (NaN when any run is censored) and
-    ``values`` (the uncensored run values, for the bootstrap)."""
+    ``values`` (the uncensored run values, for the bootstrap).
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        One row per run with ``cell``, ``input_size``, ``units`` and the two columns below.
+    value : str
+        The column of forgetting steps, e.g. ``"steps_0.0001"``.
+    censored : str
+        The matching boolean censoring column, e.g. ``"censored_0.0001"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (cell, input_size, units): the keys, ``n``, ``n_censored``, ``mean`` and
+        ``values`` (a numpy array).
+    """
     rows = []
     for key, g in runs.groupby(KEYS, sort=True):
         cens = g[censored].astype(bool).to_numpy()
@@ -110,6 +155,10 @@ def _bootstrap_sum(values: list[np.ndarray], n_boot: int, rng: np.random.Generat
 def verdict_table(cells: pd.DataFrame, published: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """One row per (claim, cell type): the statistic over the stated cells and the verdict.
 
+    The magnitude rows use the ratio of sums ``sum(ours) / sum(published)`` with a percentile
+    bootstrap interval (runs resampled within each cell; Efron 1979); the trend rows
+    :func:`trend_verdict`. Claims and rules: module docstring (Muccino 2019).
+
     Parameters
     ----------
     cells: per grid cell, as returned by :func:`cell_values` (``cell, input_size, units, n,
@@ -121,7 +170,7 @@ def verdict_table(cells: pd.DataFrame, published: pd.DataFrame, n_boot: int = 20
 
     Returns
     -------
-    DataFrame with columns claim, cells, statistic, ours, published, interval (95%), p, verdict.
+    DataFrame with columns claim, verdict, statistic, ours, published, interval (95%), p, cells, also.
     """
     rng = np.random.default_rng(seed)
     merged = cells.merge(published, on=KEYS, how="inner")
@@ -167,7 +216,31 @@ def verdict_table(cells: pd.DataFrame, published: pd.DataFrame, n_boot: int = 20
 def trend_verdict(g: pd.DataFrame, var: str, sign: int, claim: str, desc: str = "") -> dict:
     """Spearman rho of ``g['mean']`` against ``g[var]``, the published rho on the same cells
     (``g['mean_steps']``) and the verdict (rules in the module docstring). ``sign``: +1, -1 or 0
-    (no effect)."""
+    (no effect).
+
+    rho is Spearman's (1904) rank correlation with its two-sided p-value (``scipy.stats.spearmanr``)
+    and the interval of :func:`spearman_ci`; NaN (inconclusive) with n <= 3 or a constant column.
+
+    Parameters
+    ----------
+    g : pandas.DataFrame
+        The grid cells compared: ``mean`` (ours), ``mean_steps`` (published) and ``var``.
+    var : str
+        ``"units"`` or ``"input_size"``.
+    sign : int
+        The claimed direction: +1 (increasing), -1 (decreasing) or 0 (no effect).
+    claim : str
+        The claim's text, copied to the row.
+    desc : str, default ""
+        The description of the cells, copied to the row.
+
+    Returns
+    -------
+    dict
+        ``claim``, ``cells``, ``statistic``, ``ours`` (rho), ``published`` (the published rho),
+        ``interval`` (text), ``p``, ``verdict`` (``reproduced``, ``not reproduced`` or
+        ``inconclusive``) and ``also`` (empty).
+    """
     n = len(g)
     if n > 3 and g["mean"].nunique() > 1 and g[var].nunique() > 1:
         rho, p = (float(x) for x in stats.spearmanr(g[var], g["mean"]))
@@ -194,7 +267,23 @@ def trend_verdict(g: pd.DataFrame, var: str, sign: int, claim: str, desc: str = 
 def comparison_table(cells: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """Ours against the published table per cell type and cell set (``units >= 2``, ``units = 1``,
     ``all``); every column of a row is computed over the same cells (those without censored runs;
-    the number left out is a column)."""
+    the number left out is a column).
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        Ours per grid cell: ``cell``, ``input_size``, ``units``, ``mean`` (NaN for a cell with
+        censored runs).
+    published : pandas.DataFrame
+        ``cell``, ``input_size``, ``units``, ``mean_steps``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (cell, cell set): ``grid cells``, ``left out (censored runs)``, ``ours mean``,
+        ``published mean``, ``ratio of sums``, ``median ours/published``, ``mean |log2 ratio|``,
+        ``Pearson r`` and ``Spearman rho`` (NaN with fewer than 3 cells or a constant column).
+    """
     merged = cells.merge(published, on=KEYS, how="inner")
     rows = []
     for cell in ("lstm", "gru"):
@@ -222,10 +311,19 @@ def km_median(values: np.ndarray, censored_at: np.ndarray) -> float:
     """Kaplan-Meier median of right-censored steps (``scipy.stats.ecdf``): the smallest t with
     survival <= 0.5; NaN when the survival curve never reaches 0.5 (too many runs censored).
 
+    The survival estimate is ``S(t) = prod_{t_i <= t} (1 - d_i / n_i)`` (d_i events at t_i, n_i
+    runs at risk; Kaplan & Meier 1958, JASA 53).
+
     Parameters
     ----------
     values: the measured (uncensored) steps.
     censored_at: for each censored run, the steps it was followed for (its value is larger).
+
+    Returns
+    -------
+    float
+        The median; the plain median of ``values`` when nothing is censored, NaN when ``values`` is
+        empty.
     """
     values = np.asarray(values, float)
     censored_at = np.asarray(censored_at, float)

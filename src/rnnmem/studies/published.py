@@ -33,14 +33,17 @@ def read_muccino_reference(path):
 
     Parameters
     ----------
-    path: the CSV file.
+    path: the CSV file (``~`` is expanded).
 
     Returns
     -------
     DataFrame (cell lower-case, numeric input_size, units, mean_steps).
 
-    Raises ``InputError`` naming the file and the problem (missing, unreadable, a missing column, no
-    rows, a missing or non-numeric value with its line).
+    Raises
+    ------
+    InputError
+        Naming the file and the problem (missing, unreadable, a missing column, no rows, a missing or
+        non-numeric value with its line).
     """
     from pathlib import Path
 

@@ -127,6 +127,21 @@ class ZhangConfig:
     planted_alpha: float = 0.01
 
     def validate(self) -> "ZhangConfig":
+        """Check every field once, before anything runs; returns self.
+
+        Returns
+        -------
+        ZhangConfig
+            ``self``, unchanged.
+
+        Raises
+        ------
+        ConfigError
+            For an unknown unit, empty or non-positive length lists, a prefix length below 2, ``q``
+            outside (0, 1], a ``split`` that is not three positive fractions summing to 1, an unknown or
+            empty threshold set, a non-positive size, ``seeds < 1``, ``level`` or ``planted_alpha``
+            outside (0, 1), or ``windows_fit < 8``.
+        """
         from ..cells import check_unit_names
 
         check_unit_names(self.units)
@@ -162,19 +177,45 @@ class ZhangConfig:
     @property
     def grid(self) -> list[int]:
         """Prefix lengths evaluated: the prefix grid plus every training length (so the
-        recommendation can test each training length itself)."""
+        recommendation can test each training length itself).
+
+        Returns
+        -------
+        list of int
+            Sorted, without duplicates.
+        """
         return sorted(set(self.prefix_lengths) | set(self.train_lengths))
 
     @property
     def seed_list(self) -> list[int]:
-        """The seeds run: ``seed, seed + 1, ..., seed + seeds - 1``."""
+        """The seeds run: ``seed, seed + 1, ..., seed + seeds - 1``.
+
+        Returns
+        -------
+        list of int
+        """
         return [self.seed + i for i in range(self.seeds)]
 
     @property
     def max_prefix(self) -> int:
+        """The longest prefix evaluated (words).
+
+        Returns
+        -------
+        int
+            ``max(grid)``.
+        """
         return max(self.grid)
 
     def as_dict(self) -> dict:
+        """The configuration as a plain dict (what config.json records).
+
+        Returns
+        -------
+        dict
+            Every field (``dataclasses.asdict``, the synthetic settings nested) plus ``grid`` and
+            ``seed_list``.
+        """
         d = asdict(self)
         d["grid"] = self.grid
         d["seed_list"] = self.seed_list
@@ -182,7 +223,21 @@ class ZhangConfig:
 
 
 def quick_config(**overrides) -> ZhangConfig:
-    """CPU-minutes preset: small synthetic corpus, short lengths, small units, 3 seeds."""
+    """CPU-minutes preset: small synthetic corpus, short lengths, small units, 3 seeds.
+
+    Training lengths 10, 20, 40; prefix lengths 5..40; 64 units; a 40-dimensional space; a
+    100,000-word synthetic corpus of 300 words with 6 keys at gaps 3, 6, 10; split 70/10/20.
+
+    Parameters
+    ----------
+    **overrides
+        Fields of :class:`ZhangConfig` replacing the preset's values.
+
+    Returns
+    -------
+    ZhangConfig
+        The preset (not yet validated; ``run_study`` validates it).
+    """
     base = ZhangConfig(seeds=3, train_lengths=(10, 20, 40), prefix_lengths=(5, 10, 20, 30, 40), hidden=64,
                        embedding_dim=40, sg_window=3, sg_epochs=3, sg_batch=1024, sg_lr=0.01, sg_subsample=1e-3,
                        budget_tokens=1_200_000, tokens_per_batch=800, lr=1e-2, windows_fit=1024, windows_eval=256,
@@ -207,6 +262,18 @@ class StudyData:
     config: dict
 
     def part(self, name: str) -> np.ndarray:
+        """The word ids of one part of the corpus.
+
+        Parameters
+        ----------
+        name : str
+            ``"train"``, ``"fit"`` or ``"eval"``.
+
+        Returns
+        -------
+        numpy.ndarray
+            A view of ``ids`` over that part's [start, end) range.
+        """
         a, b = self.parts[name]
         return self.ids[a:b]
 
@@ -218,7 +285,28 @@ def _split(n: int, fractions) -> dict[str, tuple[int, int]]:
 
 
 def load_data(cfg: ZhangConfig, corpus=None) -> StudyData:
-    """The synthetic key-recall corpus (``corpus=None``) or a text8-format file."""
+    """The synthetic key-recall corpus (``corpus=None``) or a text8-format file.
+
+    The corpus is split in order into train / fit / eval parts by ``cfg.split``.
+
+    Parameters
+    ----------
+    cfg : ZhangConfig
+        The synthetic settings (with ``cfg.seed``), or ``vocab_size`` and ``max_words`` for a file.
+    corpus : str or Path or None, default None
+        A text8-format file; None: the synthetic key-recall text (``tasks.key_recall_text``).
+
+    Returns
+    -------
+    StudyData
+        Ids, vocabulary (``<unknown>`` first), parts, the planted episodes (synthetic only, else
+        None), the source and its config.
+
+    Raises
+    ------
+    InputError
+        If a part is shorter than the longest prefix + 1 words (or the file cannot be read).
+    """
     if corpus is None:
         s = cfg.synthetic
         syn = key_recall_text(n_words=s.n_words, vocab_size=s.vocab_size, n_keys=s.n_keys, distances=s.distances,
@@ -245,7 +333,33 @@ def build_space(cfg: ZhangConfig, data: StudyData, embedding=None, device=None,
                 progress: Progress | None = None) -> tuple[StudyData, E.Embedding]:
     """The shared space: skip-gram on the train part, or the user's word2vec file restricted to
     the corpus's words (a word missing from it needs a ``<unknown>`` entry). Vectors are centred
-    (the mean vector subtracted) and normalised to unit length. Returns the data re-indexed to the space's vocabulary."""
+    (the mean vector subtracted) and normalised to unit length. Returns the data re-indexed to the space's vocabulary.
+
+    Parameters
+    ----------
+    cfg : ZhangConfig
+        The skip-gram settings (``embedding_dim``, ``sg_*``, ``seed``).
+    data : StudyData
+        The corpus (:func:`load_data`).
+    embedding : str or Path or Embedding or None, default None
+        A word2vec text file or an ``Embedding`` to use instead of training skip-gram.
+    device : torch device or str, optional
+        Where skip-gram trains.
+    progress : callable or None
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    tuple of (StudyData, Embedding)
+        The data (unchanged for skip-gram, re-indexed to the restricted vocabulary for a user
+        embedding) and the centred, unit-length space ``[V, d]``.
+
+    Raises
+    ------
+    InputError
+        If the corpus reads words as ``<unknown>`` and the user embedding has no such entry, or a
+        corpus word is missing from it.
+    """
     if embedding is None:
         sg = E.SkipGramConfig(dim=cfg.embedding_dim, window=cfg.sg_window, negatives=cfg.sg_negatives,
                               epochs=cfg.sg_epochs, lr=cfg.sg_lr, batch_size=cfg.sg_batch,
@@ -288,7 +402,45 @@ def _windows(model: WordLM, ids: np.ndarray, length: int, count: int, seed, dtyp
 def indicators_at(n: int, fit: Windows, ev: Windows, vectors: torch.Tensor, plane, cfg: ZhangConfig,
                   device) -> dict:
     """All indicators at prefix length ``n``: a curve row, the mean profile by lag (unit and
-    memoryless baseline), and recall by lag."""
+    memoryless baseline), and recall by lag.
+
+    The readout ``z = W^T h_n + b`` (ridge to the running mean) and the lag decoders are fitted on the
+    fit windows; on the eval windows (ours, an interpretation of Zhang, Li, Hua & Song, ECAI 2020;
+    definitions in ``probes.semantic``):
+
+    - (a) ``hull_score = 1 - mean_b dist(z_b, conv X_b) / mean_b dist(b, conv X_b)`` (b the
+      readout's intercept, a state that holds nothing; NaN when the baseline lies on the hull);
+    - (b) ``memory_length`` ``L_q = min{L : sum_{k<L} lam_k >= q}`` of the closest hull point's
+      barycentric weights, ``coverage = L_q / ceil(q n)``;
+    - (c) ``recall_score = (R - C) / (1 - C)``, R the mean recall over lags, C the mean chance recall;
+    - (d) ``area_ratio``: area of the hull of the still-recalled words over that of all words, in
+      the PCA ``plane``.
+
+    Parameters
+    ----------
+    n : int
+        The prefix length (words), at most the windows' length.
+    fit, ev : Windows
+        Fit and eval windows: ``ids[W, n_max]`` and ``states[W, n_max, H]`` (probe dtype and device).
+    vectors : torch.Tensor
+        The space ``[V, d]`` (probe dtype).
+    plane : tuple of numpy.ndarray
+        ``(mean[d], components[2, d])`` from ``probes.semantic.pca_plane``.
+    cfg : ZhangConfig
+        ``q`` and the QP solver options (``eps``, ``tol``, ``max_iter``).
+    device : torch device
+        Where the probes compute.
+
+    Returns
+    -------
+    dict
+        ``row`` (dict: ``n``, ``readout_r2``, ``hull_distance``, ``baseline_distance``, ``hull_score``,
+        ``memory_length``, ``memory_length_median``, ``ideal_length``, ``coverage``, ``recall``,
+        ``chance``, ``recall_score``, ``area_ratio``, ``area_few_retained``, ``qp_iterations``,
+        ``qp_max_gap``, ``qp_converged``), ``profile`` (DataFrame per lag: ``n``, ``lag``, ``weight``,
+        ``relative_weight`` = n weight, ``baseline_weight``) and ``recall`` (``recall_at_lag``'s frame
+        with ``n``).
+    """
     dt = vectors.dtype
     Vf = vectors[torch.as_tensor(fit.ids[:, :n], device=vectors.device)]
     Ve = vectors[torch.as_tensor(ev.ids[:, :n], device=vectors.device)]
@@ -347,7 +499,38 @@ def planted_check(model: WordLM, data: StudyData, fit: Windows, vectors: torch.T
     on the same episodes (the largest share of one key among them: no memoryless predictor does
     better), and ``accuracy_p`` the one-sided exact binomial test (``scipy.stats.binomtest``) of
     ``response_accuracy > chance_accuracy``. ``learned = accuracy_p < cfg.planted_alpha``, and the
-    check passes (``recovered``) only when ``learned`` and ``peak_at_key`` both hold."""
+    check passes (``recovered``) only when ``learned`` and ``peak_at_key`` both hold.
+
+    Parameters
+    ----------
+    model : WordLM
+        The trained word LM (``states`` and ``head``).
+    data : StudyData
+        The synthetic corpus with its ``dependencies`` (episodes).
+    fit : Windows
+        The fit windows (the readout for ``n_c`` is fitted on them).
+    vectors : torch.Tensor
+        The space ``[V, d]`` (probe dtype).
+    cfg : ZhangConfig
+        ``seed`` (control positions), ``planted_alpha`` and the QP solver options.
+    device : torch device
+        Where the probes compute.
+    n_c : int
+        The prefix length of the cue and control windows (longer than the largest planted lag).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per gap: ``gap_words``, ``planted_distance``, ``planted_lag``, ``recovered_lag``,
+        ``recovered_distance``, ``z``, ``excess_at_planted``, ``episodes``, ``controls``,
+        ``response_accuracy``, ``chance_accuracy``, ``accuracy_p``, ``learned``, ``peak_at_key``,
+        ``recovered`` and ``excess`` (the excess profile by lag, JSON text).
+
+    Raises
+    ------
+    InputError
+        If the eval part holds no complete episode.
+    """
     deps = data.dependencies
     a, b = data.parts["eval"]
     dt = vectors.dtype
@@ -519,6 +702,14 @@ def run_study(cfg: ZhangConfig, corpus=None, embedding=None, device=None,
     Returns
     -------
     A ``StudyResult``.
+
+    Raises
+    ------
+    ConfigError
+        For invalid settings (:meth:`ZhangConfig.validate`), or a planted check needing prefixes
+        longer than the longest prefix length.
+    InputError
+        For a corpus too short for the prefixes, or an unusable embedding.
     """
     from . import zhang_stats as ZS
 
@@ -576,7 +767,20 @@ def planted_accuracy_summary(planted: pd.DataFrame, train_length: int | None = N
     ``response_accuracy - chance_accuracy`` of the units trained on ``train_length`` (default the
     longest): how much better than the best constant guess the unit answers the planted key.
 
-    Returns columns ``unit``, ``seed``, ``value`` (as ``zhang_stats.unit_summary``)."""
+    Parameters
+    ----------
+    planted : pandas.DataFrame
+        The per-seed planted checks (:func:`planted_check` rows with ``unit``, ``seed`` and
+        ``train_length``).
+    train_length : int or None, default None
+        The training length T (None: the largest).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``unit``, ``seed``, ``value`` (as ``zhang_stats.unit_summary``); ``attrs`` records
+        ``indicator = "planted_accuracy"`` and ``train_length``.
+    """
     T = int(planted["train_length"].max()) if train_length is None else int(train_length)
     g = planted[planted["train_length"] == T].assign(
         value=lambda d: d["response_accuracy"] - d["chance_accuracy"])
@@ -642,7 +846,38 @@ def reproduce(out, quick: bool = False, corpus=None, embedding=None, device=None
               progress: Progress | None = None, command: str = "") -> dict:
     """Run the study and write the report (Markdown + HTML), figures (PNG), tables (CSV), the
     space (word2vec text) and config.json to ``out``. ``quick`` uses ``quick_config()`` and the
-    synthetic corpus unless ``corpus`` is given."""
+    synthetic corpus unless ``corpus`` is given.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output folder.
+    quick : bool, default False
+        The CPU preset (:func:`quick_config`; ignored when ``config`` is given).
+    corpus : str or Path or None
+        A text8-format file; required unless ``quick``.
+    embedding : str or Path or Embedding or None
+        A word2vec file for the space (None: skip-gram).
+    device : torch device or str, optional
+    config : ZhangConfig or None
+        The settings (default: the quick or full preset).
+    progress : callable or None
+        ``progress(stage, done, total)``.
+    command : str, default ""
+        The command line, recorded in the report.
+
+    Returns
+    -------
+    dict
+        ``zhang_report.write_report``'s paths and headline results.
+
+    Raises
+    ------
+    ConfigError
+        If neither ``corpus`` nor ``quick`` is given, or a setting is invalid.
+    InputError
+        For an unusable corpus or embedding.
+    """
     from .zhang_report import write_report
 
     if corpus is None and not quick:

@@ -45,7 +45,25 @@ def _ci(v, lo, hi, digits: int = 3) -> str:
 
 def fig_indicators(intervals: pd.DataFrame, unit: str, thresholds: dict, path: Path) -> Path:
     """The ranked indicators of one unit against the prefix length, one line per training length:
-    the mean over seeds with its t interval shaded."""
+    the mean over seeds with its t interval shaded.
+
+    Parameters
+    ----------
+    intervals : pandas.DataFrame
+        ``zhang_stats.indicator_intervals``' output (``unit``, ``train_length``, ``n``, ``seeds`` and,
+        per ranked indicator ``x``, ``x``, ``x_low``, ``x_high``).
+    unit : str
+        The unit drawn.
+    thresholds : dict
+        ``{indicator: threshold}``; a threshold of a drawn indicator is a dashed line.
+    path : Path
+        The PNG to write (130 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     g = intervals[intervals["unit"] == unit]
     fig, axes = plt.subplots(1, len(INDICATORS), figsize=(10, 3.8), sharex=True, squeeze=False)
     for ax, (col, title) in zip(axes[0], INDICATORS):
@@ -66,6 +84,27 @@ def fig_indicators(intervals: pd.DataFrame, unit: str, thresholds: dict, path: P
 
 
 def fig_profiles(profiles: pd.DataFrame, units, path: Path) -> Path:
+    """Indicator (b): the memory profile at the longest prefix, one panel per unit.
+
+    Plots ``n x`` the mean barycentric weight of the closest hull point by lag (1 = the running
+    mean's even weights), one line per training length, with the memoryless state's profile
+    (dotted, longest training length).
+
+    Parameters
+    ----------
+    profiles : pandas.DataFrame
+        The per-seed profiles (``unit``, ``train_length``, ``n``, ``lag``, ``relative_weight``,
+        ``baseline_weight``); the rows at the largest ``n`` are drawn, averaged over seeds.
+    units : list of str
+        The units, one panel each.
+    path : Path
+        The PNG to write (130 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     n = int(profiles["n"].max())
     fig, axes = plt.subplots(1, len(units), figsize=(4.2 * len(units), 3.6), sharey=True, squeeze=False)
     for ax, unit in zip(axes[0], units):
@@ -87,6 +126,24 @@ def fig_profiles(profiles: pd.DataFrame, units, path: Path) -> Path:
 
 
 def fig_recall(recall: pd.DataFrame, units, path: Path) -> Path:
+    """Indicator (c): recall at lag k at the longest prefix, one panel per unit, one line per
+    training length, with the chance recall (best constant guess, dotted); symlog lag axis.
+
+    Parameters
+    ----------
+    recall : pandas.DataFrame
+        The per-seed recall frames (``unit``, ``train_length``, ``n``, ``lag``, ``recall``,
+        ``chance``); the rows at the largest ``n`` are drawn, averaged over seeds.
+    units : list of str
+        The units, one panel each.
+    path : Path
+        The PNG to write (130 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     n = int(recall["n"].max())
     fig, axes = plt.subplots(1, len(units), figsize=(4.2 * len(units), 3.6), sharey=True, squeeze=False)
     for ax, unit in zip(axes[0], units):
@@ -106,6 +163,25 @@ def fig_recall(recall: pd.DataFrame, units, path: Path) -> Path:
 
 
 def fig_planted(planted: pd.DataFrame, units, path: Path) -> Path:
+    """The planted-distance check at the longest training length: per unit, the excess profile at
+    the cue (cue minus ordinary positions) by lag for each gap, averaged over seeds, with the key's
+    lag dotted.
+
+    Parameters
+    ----------
+    planted : pandas.DataFrame
+        The per-seed planted checks (``zhang.planted_check`` rows with ``unit``, ``train_length``,
+        ``gap_words``, ``planted_lag``, ``excess``).
+    units : list of str
+        The units, one panel each.
+    path : Path
+        The PNG to write (130 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     Tmax = planted["train_length"].max()
     fig, axes = plt.subplots(1, len(units), figsize=(4.2 * len(units), 3.6), sharey=True, squeeze=False)
     for ax, unit in zip(axes[0], units):
@@ -126,6 +202,23 @@ def fig_planted(planted: pd.DataFrame, units, path: Path) -> Path:
 
 
 def fig_training(training: pd.DataFrame, units, path: Path) -> Path:
+    """Training curves: next-word cross-entropy (nats) against training words, one panel per unit,
+    one line per training length, averaged over seeds.
+
+    Parameters
+    ----------
+    training : pandas.DataFrame
+        The per-seed training logs (``unit``, ``train_length``, ``tokens``, ``loss``).
+    units : list of str
+        The units, one panel each.
+    path : Path
+        The PNG to write (130 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     fig, axes = plt.subplots(1, len(units), figsize=(4.2 * len(units), 3.4), sharey=True, squeeze=False)
     for ax, unit in zip(axes[0], units):
         g = training[training["unit"] == unit]
@@ -142,6 +235,26 @@ def fig_training(training: pd.DataFrame, units, path: Path) -> Path:
 
 
 def fig_pca(example: dict, space, units, path: Path) -> Path:
+    """Indicator (d) illustrated: one evaluation prefix per unit in the 2-D PCA view of the space,
+    its words and their hull (blue), the words still represented and their hull (red), and the area
+    ratio in the title.
+
+    Parameters
+    ----------
+    example : dict
+        ``{unit: {"ids": [n] word ids, "retained": [n] booleans}}`` (``StudyResult.pca_example``).
+    space : Embedding
+        The space (its ``vectors[V, d]`` define the PCA plane; the vocabulary is drawn grey).
+    units : list of str
+        The units, one panel each (a unit missing from ``example`` shows the vocabulary only).
+    path : Path
+        The PNG to write (130 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     mean, comp = S.pca_plane(space.vectors)
     P = (space.vectors - mean) @ comp.T
     fig, axes = plt.subplots(1, len(units), figsize=(4.2 * len(units), 4.0), sharex=True, sharey=True, squeeze=False)
@@ -227,7 +340,31 @@ def _planted_verdict(planted: pd.DataFrame, Tmax: int) -> dict:
 
 
 def write_report(res, out: Path, quick: bool = False, command: str = "") -> dict:
-    """Write every output of a ``StudyResult`` to ``out``; returns the paths and headline tables."""
+    """Write every output of a ``StudyResult`` to ``out``; returns the paths and headline tables.
+
+    Files: ``report.md``/``report.html``, ``figures/*.png``, ``curves.csv``, ``intervals.csv``,
+    ``profiles.csv``, ``recall.csv``, ``recommended.csv``, ``recommended_strict.csv``,
+    ``training.csv``, ``runs.csv``, ``comparisons.csv``, ``dropped_indicators.csv`` and
+    ``planted.csv`` (when measured), ``space.txt`` (word2vec text, first seed) and ``config.json``.
+
+    Parameters
+    ----------
+    res : StudyResult
+        The result of ``zhang.run_study``.
+    out : Path
+        The output folder (created).
+    quick : bool, default False
+        Whether the quick preset ran (said in the report).
+    command : str, default ""
+        The command line, recorded in the report and config.json.
+
+    Returns
+    -------
+    dict
+        ``markdown``, ``html``, ``out`` (paths), ``recommended``, ``planted`` (tables), ``verdict``
+        (the planted check's summary, None without it), ``wall_s``, ``runs`` (number of trained models) and
+        ``rankings``.
+    """
     from .zhang import DROPPED_INDICATORS, RANKED_LABELS
 
     out.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,9 @@ from ..probes import semantic as S
 def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
     """``(mean, low, high)`` of the t interval for the mean of ``values`` (NaNs dropped).
 
+    The interval is Student's (1908, "The probable error of a mean", Biometrika 6):
+    ``mean -+ t_{(1+level)/2, S-1} sd / sqrt(S)`` over S values, ``sd`` with ddof = 1.
+
     Parameters
     ----------
     values: one number per seed.
@@ -44,6 +47,11 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
     -------
     The mean and the interval ``mean -+ t_{(1+level)/2, S-1} sd / sqrt(S)``; the bounds are NaN
     with fewer than 2 values, the mean is NaN with none.
+
+    Raises
+    ------
+    ConfigError
+        If ``level`` is not in (0, 1).
     """
     if not 0 < level < 1:
         raise ConfigError(f"level must lie in (0, 1), got {level}")
@@ -67,11 +75,19 @@ def indicator_intervals(curves: pd.DataFrame, indicators, level: float = 0.95,
     curves: one row per seed and ``by`` group (columns ``seed``, ``by`` and the indicators).
     indicators: the indicator columns.
     level: interval coverage.
+    by: the grouping columns (default ``("unit", "train_length", "n")``).
 
     Returns
     -------
     One row per ``by`` group: ``seeds`` and, per indicator ``x``, ``x`` (the mean over seeds),
     ``x_low`` and ``x_high``.
+
+    Raises
+    ------
+    InputError
+        If ``curves`` lacks ``seed``, a ``by`` column or an indicator column.
+    ConfigError
+        If ``level`` is not in (0, 1).
     """
     by = list(by)
     need = set(by) | {"seed"} | set(indicators)
@@ -92,7 +108,24 @@ def unit_summary(curves: pd.DataFrame, indicator: str, train_length: int | None 
     """One number per (unit, seed): the mean of ``indicator`` over the prefix lengths ``n <= T``
     of the units trained on ``T`` (default: the longest training length).
 
-    Returns columns ``unit``, ``seed``, ``value``; ``attrs`` records ``indicator`` and ``train_length``.
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        Per-seed curves with columns ``unit``, ``seed``, ``train_length``, ``n`` and ``indicator``.
+    indicator : str
+        The indicator column summarised.
+    train_length : int or None, default None
+        The training length T (None: the largest in ``curves``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``unit``, ``seed``, ``value``; ``attrs`` records ``indicator`` and ``train_length``.
+
+    Raises
+    ------
+    InputError
+        If ``curves`` has no column ``indicator`` or no rows at training length T.
     """
     if indicator not in curves.columns:
         raise InputError(f"curves have no column {indicator!r}")
@@ -108,10 +141,33 @@ def unit_summary(curves: pd.DataFrame, indicator: str, train_length: int | None 
 def compare_units(summary: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Paired comparison of every pair of units on a per-seed summary (``unit_summary``).
 
-    Returns one row per pair (units in order of first appearance): ``a``, ``b``, ``seeds`` (paired),
-    ``mean_a``, ``mean_b``, ``difference`` (mean of ``a - b``), ``low``, ``high`` (t interval),
-    ``p`` (two-sided paired t test; NaN below 2 seeds or for identical differences) and
-    ``verdict`` (``"a > b"``, ``"b > a"`` with the unit names, or ``inconclusive``).
+    For the per-seed differences ``d_s = v_a(s) - v_b(s)`` over the seeds both units have: the
+    Student-t interval of their mean (:func:`t_interval`) and the two-sided one-sample t test of
+    mean 0 (``scipy.stats.ttest_1samp``; Student 1908). Each pair is at ``level`` on its own (no
+    correction for the number of pairs).
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Columns ``unit``, ``seed``, ``value`` (one value per unit and seed; duplicates are averaged).
+    level : float, default 0.95
+        Coverage of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair (units in order of first appearance): ``a``, ``b``, ``seeds`` (paired),
+        ``mean_a``, ``mean_b``, ``difference`` (mean of ``a - b``), ``low``, ``high`` (t interval),
+        ``p`` (two-sided paired t test; NaN below 2 seeds or for identical differences) and
+        ``verdict`` (``"a > b"``, ``"b > a"`` with the unit names, or ``inconclusive``);
+        ``attrs["level"]`` records ``level``.
+
+    Raises
+    ------
+    InputError
+        If ``summary`` lacks the columns ``unit``, ``seed`` or ``value``.
+    ConfigError
+        If ``level`` is not in (0, 1).
     """
     need = {"unit", "seed", "value"}
     if not need <= set(summary.columns):
@@ -147,6 +203,19 @@ def ranking_statement(summary: pd.DataFrame, comparisons: pd.DataFrame, label: s
 
     Units are ordered by their mean over seeds; neighbours are joined by ``>`` when their paired
     interval excludes 0 and by ``~`` (not separated) otherwise.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        The per-seed summary (``unit``, ``value``), as from :func:`unit_summary`.
+    comparisons : pandas.DataFrame
+        :func:`compare_units`'s output for the same summary.
+    label : str
+        The summary's name in the sentences (e.g. ``"recall"``).
+    level : float, default 0.95
+        The intervals' coverage, as printed ("95% CI").
+    names : dict or None, default None
+        Display names of the units (default: the unit names).
 
     Returns
     -------
@@ -192,6 +261,11 @@ def recommendation_interval(curves: pd.DataFrame, thresholds: dict, level: float
     means; ``low`` / ``low_status`` from the lower interval bounds and ``high`` / ``high_status``
     from the upper ones (NaN and ``"no interval"`` with one seed); ``per_seed`` (each seed's own
     recommendation, as text); ``settled`` (True when ``low`` and ``high`` agree).
+
+    Raises
+    ------
+    InputError
+        If ``curves`` lacks a needed column (:func:`indicator_intervals`).
     """
     th = dict(thresholds)
     ci = indicator_intervals(curves, list(th), level)

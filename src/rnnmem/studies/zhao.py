@@ -100,7 +100,18 @@ SPLIT_SOURCES = {
 
 def study_split(key: str) -> tuple[int, int, int]:
     """(train, val, test) pairs of published series ``key`` in this study: ``TABLE2_SPLITS`` where the
-    published code's split does not reproduce Table 2, else the code's (``tasks.series.ZHAO_SPLITS``)."""
+    published code's split does not reproduce Table 2, else the code's (``tasks.series.ZHAO_SPLITS``).
+
+    Parameters
+    ----------
+    key : str
+        A published series: ``"arfima"``, ``"DJI"``, ``"traffic"`` or ``"tree7"`` (exact spelling).
+
+    Returns
+    -------
+    tuple of (int, int, int)
+        The numbers of (x_t, x_{t+1}) pairs in the training, validation and test blocks.
+    """
     from ..tasks.series import ZHAO_SPLITS
 
     if key in TABLE2_SPLITS:
@@ -146,10 +157,35 @@ class ZhaoConfig(BaseModel):
         return v
 
     def settings(self) -> TrainSettings:
+        """The training settings of this configuration.
+
+        Returns
+        -------
+        TrainSettings
+            ``lr``, ``max_epochs``, ``patience`` and ``min_delta`` as given here.
+        """
         return TrainSettings(lr=self.lr, max_epochs=self.max_epochs, patience=self.patience, min_delta=self.min_delta)
 
 
 def validate_config(config: dict) -> ZhaoConfig:
+    """Validate a config dict, turning pydantic's report into one ConfigError line.
+
+    Parameters
+    ----------
+    config : dict
+        The fields of :class:`ZhaoConfig` (``model``, ``dataset``, ``data_path``, ``train``, ``val``,
+        ``test`` required; unknown fields are refused).
+
+    Returns
+    -------
+    ZhaoConfig
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown model, a missing or out-of-range field, or an unknown field.
+    """
     return validate_model(ZhaoConfig, config, "zhao")
 
 
@@ -166,7 +202,28 @@ def _series(path: str, column: str, sha: str | None) -> np.ndarray:
 
 def run_batch(config: dict, seeds: list[int]):
     """Train one (model, series, K) for ``seeds`` as one batched computation; one RunRecord per seed
-    (metrics on the original scale, unscaled; loss curves)."""
+    (metrics on the original scale, unscaled; loss curves).
+
+    Parameters
+    ----------
+    config : dict
+        A :class:`ZhaoConfig` as a dict (validated here; the records store its full ``model_dump``).
+    seeds : list of int
+        The seeds, one network each.
+
+    Returns
+    -------
+    list of RunRecord
+        Study ``"zhao"``, one per seed: status, train/val/test RMSE and MAE, epochs and the loss
+        curves; the metrics carry ``batch_size`` and the batch's wall time.
+
+    Raises
+    ------
+    ConfigError
+        If ``config`` is invalid.
+    InputError
+        If the series file is missing, changed since set-up (SHA-256 differs) or unreadable.
+    """
     from ..store import seed_records
     from ..tasks.series import split_series
     from ..train.timeseries import train_series
@@ -207,13 +264,41 @@ class DatasetSpec:
     split_source: str = ""     # where the split comes from (reported; not part of the run config)
 
     def config(self) -> dict:
+        """The series' part of a run config (hashes the file).
+
+        Returns
+        -------
+        dict
+            ``dataset``, ``data_path``, ``data_sha256`` (of the file now), ``column``, ``train``, ``val``,
+            ``test`` and ``report_scale``.
+        """
         return {"dataset": self.name, "data_path": self.path, "data_sha256": file_sha256(self.path),
                 "column": self.column, "train": self.train, "val": self.val, "test": self.test,
                 "report_scale": self.report_scale}
 
 
 def zhao_datasets(data_dir, names=None) -> list[DatasetSpec]:
-    """The published series found in ``data_dir`` (``arfima.csv`` ... with the splits of ``study_split``)."""
+    """The published series found in ``data_dir`` (``arfima.csv`` ... with the splits of ``study_split``).
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The folder holding ``arfima.csv``, ``DJI.csv``, ``traffic.csv``, ``tree7.csv`` (column ``x``).
+    names : iterable of str or None
+        The series to use, case-insensitive (default: all four, :data:`DATASETS`).
+
+    Returns
+    -------
+    list of DatasetSpec
+        One per series, with the study's split, the reporting scale (DJI x100) and the split's source.
+
+    Raises
+    ------
+    InputError
+        If the folder or a file is missing, or a series is unreadable or not of the published length.
+    ConfigError
+        If a name is not a published series.
+    """
     from ..tasks.series import ZHAO_SPLITS, load_series, split_zhao
 
     data_dir = Path(data_dir).expanduser()
@@ -238,7 +323,30 @@ def zhao_datasets(data_dir, names=None) -> list[DatasetSpec]:
 
 
 def custom_dataset(path, column: str = "x", split=None) -> DatasetSpec:
-    """A user series: ``split`` = (train, val, test) numbers of pairs (test None = the rest)."""
+    """A user series: ``split`` = (train, val, test) numbers of pairs (test None = the rest).
+
+    Parameters
+    ----------
+    path : str or Path
+        A CSV file; a file named like a published series (e.g. ``DJI.csv``) gets the study's split when
+        ``split`` is None.
+    column : str, default "x"
+        The column read.
+    split : sequence of 3 or None
+        (train, val, test) pairs; test None takes the rest.
+
+    Returns
+    -------
+    DatasetSpec
+        Named by the file's stem, reporting scale 1.
+
+    Raises
+    ------
+    ConfigError
+        If no split is given for an unknown series, or it does not have three entries.
+    InputError
+        If the file is unreadable or too short for the split.
+    """
     from ..tasks.series import ZHAO_SPLITS, load_series, split_series
 
     path = Path(path).expanduser()
@@ -275,6 +383,15 @@ def check_datasets(specs: list[DatasetSpec], scaler: str, K_max: int | None) -> 
     Checked: validation and test blocks of at least ``MIN_EVAL_PAIRS`` pairs, a training block of
     at least max(2, K_max) pairs, a MinMax scaler that is defined (the scaled block is not
     constant) and the AR(1) baseline of the report (two distinct training inputs).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    InputError
+        At the first series that fails a check.
     """
     from ..tasks.series import ar1_baseline, load_series, split_series
 
@@ -302,7 +419,37 @@ def check_datasets(specs: list[DatasetSpec], scaler: str, K_max: int | None) -> 
 def build_tasks(datasets: list[DatasetSpec], models=PAPER_MODELS, seeds=range(100), K: int = 100,
                 ablation_K=ABLATION_K, ablation_models=ABLATION_MODELS, **fixed) -> list:
     """One Task per (series, model, K) carrying all seeds; the ablation adds (series, model, K')
-    for K' in ``ablation_K`` (K' = K reuses the main runs). Longest tasks first."""
+    for K' in ``ablation_K`` (K' = K reuses the main runs). Longest tasks first.
+
+    Parameters
+    ----------
+    datasets : list of DatasetSpec
+        The series.
+    models : iterable of str, default PAPER_MODELS
+        The models trained at filter length ``K`` (models without a filter ignore K).
+    seeds : iterable of int, default range(100)
+        The seeds of every task.
+    K : int, default 100
+        The main filter length.
+    ablation_K : iterable of int, default ABLATION_K (25, 50, 75, 100)
+        The filter lengths of the ablation.
+    ablation_models : iterable of str, default ABLATION_MODELS ("mrnnf", "mrnn")
+        The models of the ablation.
+    **fixed
+        Further :class:`ZhaoConfig` fields shared by every task (``scaler``, ``keep``, ``init``,
+        ``hidden``, ``max_epochs``, ``dtype``, ``device``...).
+
+    Returns
+    -------
+    list of Task
+        Study ``"zhao"``, no (series, model, K) twice, sorted by estimated cost (``COST`` per step times
+        the training and validation pairs), largest first.
+
+    Raises
+    ------
+    ConfigError
+        If there is no seed, a model is unknown, or a config is invalid.
+    """
     from ..store import Task
 
     seeds = [int(s) for s in seeds]
@@ -333,7 +480,20 @@ def build_tasks(datasets: list[DatasetSpec], models=PAPER_MODELS, seeds=range(10
 # ============================================================================================
 def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The store's rows reduced to what the report needs; RMSE/MAE in the reporting scale
-    (``*_rmse`` x report_scale, e.g. DJI x100 as in the paper)."""
+    (``*_rmse`` x report_scale, e.g. DJI x100 as in the paper).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The results store's table of ``zhao`` runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run: ``model``, ``dataset``, ``K``, ``scaler``, ``hidden``, ``max_epochs``,
+        ``report_scale``, ``seed``, ``status``, ``train_``/``val_``/``test_`` ``rmse`` and ``mae``
+        (scaled), and ``epochs``, ``best_epoch``, ``d``, ``wall_s``, ``batch_wall_s`` when present.
+    """
     out = pd.DataFrame({k: df[config_column(df, k)].values for k in
                         ("model", "dataset", "K", "scaler", "hidden", "max_epochs", "report_scale")})
     out["seed"] = df["seed"].values
@@ -351,7 +511,21 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, model, K): runs, mean/std/min of test RMSE and MAE over the seeds, and the
     status counts. A seed that diverged keeps its best-validation model (the protocol's kept
     model) and counts; one that never had a finite validation loss has no metric (NaN) and is
-    only counted."""
+    only counted.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_frame`'s output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, model, K): ``runs``, ``n_with_metric``, ``test_rmse_mean``,
+        ``test_rmse_std`` (ddof 1), ``test_rmse_min`` and the same for ``test_mae``,
+        ``n_early_stopped``, ``n_max_epochs``, ``n_diverged``, ``epochs_mean`` and, for models that
+        learn d, ``d_mean``; sorted by the paper's dataset and model order, then K.
+    """
     rows = []
     for (ds, model, K), g in runs.groupby(["dataset", "model", "K"], sort=False):
         row = {"dataset": ds, "model": model, "K": int(K), "runs": len(g)}
@@ -380,7 +554,27 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 def welch_tests(runs: pd.DataFrame, K: int, tests=TEST_MODELS, baselines=BASELINES) -> pd.DataFrame:
     """Welch two-sample t-tests (scipy.stats.ttest_ind, equal_var=False) of test RMSE: each model
-    in ``tests`` against each in ``baselines``, per dataset, at filter length K."""
+    in ``tests`` against each in ``baselines``, per dataset, at filter length K.
+
+    ``t = (mean_a - mean_b) / sqrt(s_a^2 / n_a + s_b^2 / n_b)`` with Welch-Satterthwaite degrees of
+    freedom (Welch 1947), two-sided p-value; no correction for multiple tests.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_frame`'s output (``dataset``, ``model``, ``K``, ``test_rmse``).
+    K : int
+        The filter length of the filter models compared.
+    tests : iterable of str, default TEST_MODELS ("mrnn", "mrnnf")
+    baselines : iterable of str, default BASELINES ("rnn", "lstm")
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, model, baseline) with at least two finite runs each: ``dataset``,
+        ``model``, ``vs``, ``n``, ``n_vs``, ``mean``, ``mean_vs``, ``diff``, ``t``, ``p`` and
+        ``verdict`` (``"lower"``/``"higher"`` with ``(p<0.05)`` or ``(n.s.)``).
+    """
     from scipy import stats
 
     main = runs[(runs["K"] == K) | ~runs["model"].isin(FILTER_MODELS)]
@@ -404,7 +598,24 @@ def welch_tests(runs: pd.DataFrame, K: int, tests=TEST_MODELS, baselines=BASELIN
 
 def published_frame(reference=None) -> pd.DataFrame:
     """The paper's Table 2 as (model, dataset, rmse_mean, rmse_std) with DJI x100; from ``reference``
-    (a CSV with those columns, dataset DJI or DJI_x100) when given, else ``ZHAO2020_TABLE2``."""
+    (a CSV with those columns, dataset DJI or DJI_x100) when given, else ``ZHAO2020_TABLE2``.
+
+    Parameters
+    ----------
+    reference : str or Path or None, default None
+        A CSV replacing the embedded table (model names are upper-cased, ``_x100`` is stripped from
+        dataset names).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model`` (paper label, e.g. ``"MRNNF"``), ``dataset``, ``rmse_mean``, ``rmse_std``.
+
+    Raises
+    ------
+    InputError
+        If ``reference`` is missing, unreadable or lacks a column.
+    """
     if reference is None:
         rows = [(m, d, v[0], v[1]) for (m, d), v in ZHAO2020_TABLE2.items()]
         return pd.DataFrame(rows, columns=["model", "dataset", "rmse_mean", "rmse_std"])
@@ -433,7 +644,21 @@ CORRECTIONS = ("holm", "none")
 def holm(pvalues) -> np.ndarray:
     """Holm (1979) step-down adjusted p-values: sort p ascending, p_(i) (m - i + 1) (i = 1..m),
     cumulative maximum, clipped at 1. Controls the family-wise error rate over all m tests for
-    any dependence between them. NaNs are left out of the family and stay NaN."""
+    any dependence between them. NaNs are left out of the family and stay NaN.
+
+    Source: S. Holm, "A simple sequentially rejective multiple test procedure", Scandinavian Journal
+    of Statistics 6 (1979).
+
+    Parameters
+    ----------
+    pvalues : array-like of float
+        The raw p-values (any shape).
+
+    Returns
+    -------
+    numpy.ndarray
+        The adjusted p-values, same shape and order as ``pvalues``.
+    """
     p = np.asarray(pvalues, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = np.flatnonzero(np.isfinite(p))
@@ -473,6 +698,11 @@ def paper_tests(runs: pd.DataFrame, published: pd.DataFrame | None = None, K: in
     -------
     DataFrame, one row per cell: dataset, model, n, mean, std, paper_mean, paper_std, paper_n,
     diff, t, df, p, p_adj, verdict (``attrs``: alpha, correction, paper_n).
+
+    Raises
+    ------
+    ConfigError
+        If ``correction`` is not ``holm`` or ``none``, or ``alpha`` is not in (0, 1).
     """
     from scipy import stats
 
@@ -524,7 +754,18 @@ def paper_tests(runs: pd.DataFrame, published: pd.DataFrame | None = None, K: in
 def paper_verdict_lines(tests: pd.DataFrame) -> list[str]:
     """One summary line per dataset of ``paper_tests``' verdicts, e.g.
     ``tree7: 5 agree, 2 lower, 0 higher of 7 cells`` (+ the cells without a published value or
-    with too few runs, when there are any)."""
+    with too few runs, when there are any).
+
+    Parameters
+    ----------
+    tests : pandas.DataFrame
+        :func:`paper_tests`' output.
+
+    Returns
+    -------
+    list of str
+        One line per dataset, in order of appearance.
+    """
     lines = []
     for ds, g in tests.groupby("dataset", sort=False):
         vc = g["verdict"].value_counts()
@@ -540,7 +781,25 @@ def paper_verdict_lines(tests: pd.DataFrame) -> list[str]:
 
 
 def comparison_table(summ: pd.DataFrame, published: pd.DataFrame, ar1: pd.DataFrame | None, K: int) -> pd.DataFrame:
-    """Ours (mean ± std of test RMSE, reporting scale) beside the paper's Table 2 and AR(1)."""
+    """Ours (mean ± std of test RMSE, reporting scale) beside the paper's Table 2 and AR(1).
+
+    Parameters
+    ----------
+    summ : pandas.DataFrame
+        :func:`summary`'s output.
+    published : pandas.DataFrame
+        :func:`published_frame`'s output.
+    ar1 : pandas.DataFrame or None
+        :func:`ar1_frame`'s output (a last row ``AR(1) (least squares)``), or None.
+    K : int
+        The filter length of the filter models shown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model (paper order first): ``model`` and, per dataset, ``<dataset> ours`` and
+        ``<dataset> paper`` as text ``"mean ± std"`` (empty where there is no value).
+    """
     main = summ[(summ["K"] == K) | ~summ["model"].isin(FILTER_MODELS)]
     datasets = list(dict.fromkeys(main["dataset"]))
     pub = {(r.model, r.dataset): (r.rmse_mean, r.rmse_std) for r in published.itertuples()}
@@ -566,7 +825,28 @@ def comparison_table(summ: pd.DataFrame, published: pd.DataFrame, ar1: pd.DataFr
 
 
 def ar1_frame(datasets: list[DatasetSpec], scaler: str) -> pd.DataFrame:
-    """AR(1) least-squares baseline (``rnnmem.tasks.series.ar1_baseline``) on each series' test block."""
+    """AR(1) least-squares baseline (``rnnmem.tasks.series.ar1_baseline``) on each series' test block.
+
+    The model ``x_{t+1} = c + phi x_t`` is fitted by least squares on the scaled training pairs and
+    predicts one step ahead; RMSE and MAE on the original scale (times the reporting scale).
+
+    Parameters
+    ----------
+    datasets : list of DatasetSpec
+        The series.
+    scaler : str
+        ``"train"`` or ``"full"`` (the MinMax fit).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per series: ``dataset``, ``rmse``, ``mae`` (test block) and ``phi``.
+
+    Raises
+    ------
+    InputError
+        For an unreadable series or one whose scaler or AR(1) fit is undefined (a constant block).
+    """
     from ..tasks.series import ar1_baseline, load_series, split_series
 
     rows = []
@@ -580,7 +860,21 @@ def ar1_frame(datasets: list[DatasetSpec], scaler: str) -> pd.DataFrame:
 
 
 def ablation_table(summ: pd.DataFrame, models) -> pd.DataFrame:
-    """Mean ± std of test RMSE per (dataset, model) for each filter length K."""
+    """Mean ± std of test RMSE per (dataset, model) for each filter length K.
+
+    Parameters
+    ----------
+    summ : pandas.DataFrame
+        :func:`summary`'s output.
+    models : iterable of str
+        The models of the ablation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, model): ``dataset``, ``model`` (label) and ``K=<k>`` columns as text
+        ``"mean ± std"``; empty when fewer than two filter lengths were run.
+    """
     sub = summ[summ["model"].isin(models)]
     if sub.empty or sub["K"].nunique() < 2:
         return pd.DataFrame()
@@ -594,7 +888,27 @@ def ablation_table(summ: pd.DataFrame, models) -> pd.DataFrame:
 
 
 def d_table(datasets: list[DatasetSpec], summ: pd.DataFrame, K: int) -> pd.DataFrame:
-    """GPH estimate of each series' d (training block) beside the mean learned d of the fixed-d models."""
+    """GPH estimate of each series' d (training block) beside the mean learned d of the fixed-d models.
+
+    d is the slope of the OLS of ``log I(lambda_j)`` on ``-log(4 sin^2(lambda_j / 2))``,
+    j = 1..floor(n^0.5) (Geweke & Porter-Hudak 1983; ``tasks.arfima.gph``); NaN where it is undefined.
+
+    Parameters
+    ----------
+    datasets : list of DatasetSpec
+        The series.
+    summ : pandas.DataFrame
+        :func:`summary`'s output (``d_mean`` of MRNNF and MLSTMF at ``K``).
+    K : int
+        The filter length of the learned d shown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per series: ``dataset``, ``GPH d (train block)``, ``se (train)``,
+        ``GPH d (whole series)``, ``se (whole)`` and, when run, ``MRNNF learned d (mean)`` and
+        ``MLSTMF learned d (mean)``.
+    """
     from ..tasks.arfima import gph
     from ..tasks.series import load_series
 
@@ -624,7 +938,26 @@ def d_table(datasets: list[DatasetSpec], summ: pd.DataFrame, K: int) -> pd.DataF
 # figures
 # ============================================================================================
 def box_plot(runs: pd.DataFrame, K: int, published: pd.DataFrame, ar1: pd.DataFrame | None, path) -> Path:
-    """Test RMSE over seeds per model, one panel per series (paper means as red diamonds, AR(1) dashed)."""
+    """Test RMSE over seeds per model, one panel per series (paper means as red diamonds, AR(1) dashed).
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_frame`'s output.
+    K : int
+        The filter length of the filter models drawn.
+    published : pandas.DataFrame
+        :func:`published_frame`'s output.
+    ar1 : pandas.DataFrame or None
+        :func:`ar1_frame`'s output, or None.
+    path : str or Path
+        The PNG to write (130 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -665,7 +998,22 @@ def box_plot(runs: pd.DataFrame, K: int, published: pd.DataFrame, ar1: pd.DataFr
 
 
 def ablation_plot(summ: pd.DataFrame, models, path) -> Path | None:
-    """Mean test RMSE (± std) against the filter length K, one panel per series."""
+    """Mean test RMSE (± std) against the filter length K, one panel per series.
+
+    Parameters
+    ----------
+    summ : pandas.DataFrame
+        :func:`summary`'s output.
+    models : iterable of str
+        The models of the ablation.
+    path : str or Path
+        The PNG to write (130 dpi).
+
+    Returns
+    -------
+    Path or None
+        ``path``, or None (nothing written) when fewer than two filter lengths were run.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -699,6 +1047,40 @@ def ablation_plot(summ: pd.DataFrame, models, path) -> Path | None:
 # ============================================================================================
 def write_report(runs: pd.DataFrame, datasets: list[DatasetSpec], out: Path, meta: dict, K: int,
                  ablation_models, reference=None) -> tuple[Path, Path]:
+    """Write ``zhao_report.md`` / ``zhao_report.html``, the figures and the CSV tables into ``out``.
+
+    Files besides the report: ``zhao_paper_tests.csv``, ``zhao_summary.csv``, ``zhao_runs.csv``,
+    ``zhao_boxplot.png`` and, with an ablation, ``zhao_ablation_K.png``.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_frame`'s output.
+    datasets : list of DatasetSpec
+        The series.
+    out : Path
+        The output folder (must exist).
+    meta : dict
+        ``command``, ``seeds``, ``hidden``, ``scaler``, ``max_epochs``, ``dtype``, ``device``,
+        ``wall_s``, ``runs``, ``computed``, ``db`` and optionally ``protocol``, ``keep``, ``init``,
+        ``alpha``.
+    K : int
+        The main filter length.
+    ablation_models : iterable of str
+        The models of the filter-length ablation.
+    reference : str or Path or None
+        A CSV replacing the paper's Table 2.
+
+    Returns
+    -------
+    tuple of (Path, Path)
+        The Markdown and HTML reports.
+
+    Raises
+    ------
+    InputError
+        If ``reference`` is unusable.
+    """
     from ..report.document import Document
 
     summ = summary(runs)
@@ -803,7 +1185,57 @@ def reproduce(out, data_dir=None, datasets=None, data=None, column: str = "x", s
 
     ``protocol`` (``PROTOCOLS``): ``rnnmem`` (default) or ``paper`` (the published code's scaler and
     kept-model bookkeeping); ``scaler`` (train | full) overrides the protocol's scaler when given.
-    ``alpha``: level of the report's Holm-corrected Welch tests against Table 2."""
+    ``alpha``: level of the report's Holm-corrected Welch tests against Table 2.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output folder (created); the results database defaults to ``out/results.sqlite``.
+    data_dir : str or Path or None
+        The folder of the published series (:func:`zhao_datasets`).
+    datasets : iterable of str or None
+        Which published series (default: all four).
+    data : str or Path or None
+        One user series instead (:func:`custom_dataset`); ``column`` and ``split`` apply to it.
+    column : str, default "x"
+    split : sequence of 3 or None
+    models : iterable of str, default PAPER_MODELS
+    seeds : int, default 100
+        Seeds per (model, series, K): ``seed .. seed + seeds - 1``.
+    seed : int, default 0
+    max_epochs : int, default 1000
+    scaler : str or None
+        ``"train"`` or ``"full"`` (default: the protocol's).
+    hidden : int, default 1
+    K : int, default 100
+    ablation_K, ablation_models : iterables
+        The filter-length ablation (empty: none).
+    db : str or Path or None
+        The results database (finished runs are reused).
+    device : str, default "cpu"
+    dtype : str, default "float32"
+    reference : str or Path or None
+        A CSV replacing the paper's Table 2.
+    workers : int or None
+    progress : bool, default True
+    command : str, default ""
+    protocol : str, default "rnnmem"
+    alpha : float, default 0.05
+
+    Returns
+    -------
+    dict
+        ``markdown``, ``html`` (paths), ``runs`` (in the table), ``computed`` (run now), ``wall_s``,
+        ``db`` (path) and ``summary`` (:func:`summary`'s table).
+
+    Raises
+    ------
+    ConfigError
+        If neither ``data_dir`` nor ``data`` is given, or for invalid ``seeds``, ``protocol``,
+        ``scaler``, ``alpha``, device, model or split.
+    InputError
+        For a missing, unreadable or unusable series or reference table (checked before training).
+    """
     from ..store import ResultStore, pending_tasks, run_tasks
 
     out = Path(out).expanduser()

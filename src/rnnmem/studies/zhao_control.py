@@ -35,7 +35,26 @@ CONTROL_STUDY_NOTE = ("rnnmem's generator (rnnmem.tasks.rnn_generated); the pape
 
 def control_box_plot(runs: pd.DataFrame, oracle: float, ar1: float | None, path, K: int) -> Path:
     """Test RMSE over seeds per model on the control series; dotted: oracle (the generator's own
-    one-step prediction), dashed: AR(1), shaded: the published range of medians."""
+    one-step prediction), dashed: AR(1), shaded: the published range of medians.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        ``zhao.runs_frame`` of the control runs (diverged runs are left out).
+    oracle : float
+        The test RMSE of the generator's own one-step prediction (the noise sd, about 1).
+    ar1 : float or None
+        The AR(1) least-squares test RMSE, or None.
+    path : str or Path
+        The PNG to write (130 dpi).
+    K : int
+        The filter length of the filter models drawn.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,7 +87,21 @@ def control_box_plot(runs: pd.DataFrame, oracle: float, ar1: float | None, path,
 
 def control_table(runs: pd.DataFrame, K: int) -> pd.DataFrame:
     """Per model: runs, median / mean / std (ddof 1) / min of test RMSE over the seeds that did not
-    diverge, and the status counts."""
+    diverge, and the status counts.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        ``zhao.runs_frame`` of the control runs.
+    K : int
+        The filter length of the filter models shown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model (paper order): ``model``, ``runs``, ``median``, ``mean``, ``std``, ``min``,
+        ``early_stopped``, ``max_epochs``, ``diverged``.
+    """
     from ..train.timeseries import FILTER_MODELS
     from .zhao import LABELS as TS_LABELS
     from .zhao import PAPER_MODELS as TS_MODELS
@@ -97,7 +130,51 @@ def reproduce_control(out, seeds: int = 100, seed: int = 0, models=None, max_epo
     """The short-memory control of Zhao et al. (2020): generate the RNN series
     (``rnnmem.tasks.rnn_generated``, spec ``generator``), train every time-series model on it with
     the time-series study (``rnnmem.studies.zhao.reproduce``, same protocol and store), probe the
-    generating process (Definition 3) and write the control report. Returns paths and tables."""
+    generating process (Definition 3) and write the control report. Returns paths and tables.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output folder (the series ``rnn_generated.csv``, ``zhao_control_report.md``/``.html``,
+        figures and CSVs; the full time-series report in ``out/timeseries``).
+    seeds : int, default 100
+    seed : int, default 0
+    models : iterable of str or None
+        Time-series models (default: ``zhao.PAPER_MODELS``).
+    max_epochs : int, default 1000
+    scaler : str, default "train"
+        ``"train"`` or ``"full"``.
+    hidden : int, default 1
+    K : int, default 100
+    generator : RNNGeneratorSpec or None
+        The generating RNN (default: ``RNNGeneratorSpec()``).
+    split : sequence of 3 int or None
+        Train / validation / test pairs (default: the generator module's ``DEFAULT_SPLIT``).
+    probe_lags : int, default 300
+        The largest lag of the Definition-3 probe (at least 11).
+    probe_samples : int, default 64
+        Output times of the probe.
+    db : str or Path or None
+        The results database (default ``out/results.sqlite``).
+    device : str, default "cpu"
+    dtype : str, default "float32"
+    workers : int or None
+    progress : bool, default True
+    command : str, default ""
+
+    Returns
+    -------
+    dict
+        ``markdown``, ``html``, ``runs``, ``computed``, ``wall_s``, ``table`` (:func:`control_table`),
+        ``verdict`` (the probe's), ``oracle``, ``ar1``, ``median_spread`` (max - min of the medians),
+        ``db`` and ``series`` (the CSV path).
+
+    Raises
+    ------
+    ConfigError
+        For a split that needs more values than generated, ``probe_lags < 11``, an unknown model,
+        invalid ``seeds``, ``scaler`` or device.
+    """
     from ..probes.long_memory import long_memory_probe
     from ..report.acf_plot import plot_response
     from ..report.document import Document

@@ -101,6 +101,14 @@ class ReviewsConfig(BaseModel):
         return v
 
     def embedding_spec(self):
+        """The skip-gram settings of this configuration's word vectors.
+
+        Returns
+        -------
+        EmbeddingSpec
+            ``dim``, ``window``, ``min_count``, ``epochs``, ``negatives``, ``subsample``, ``lr`` and
+            ``seed`` from the ``emb_*`` fields.
+        """
         from ..tasks.reviews import EmbeddingSpec
 
         return EmbeddingSpec(dim=self.emb_dim, window=self.emb_window, min_count=self.emb_min_count,
@@ -109,6 +117,24 @@ class ReviewsConfig(BaseModel):
 
 
 def validate_config(config: dict) -> ReviewsConfig:
+    """Validate a config dict, turning pydantic's report into one ConfigError line.
+
+    Parameters
+    ----------
+    config : dict
+        The fields of :class:`ReviewsConfig` (``model``, ``data_path`` and ``data_sha256`` required;
+        unknown fields are refused).
+
+    Returns
+    -------
+    ReviewsConfig
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown model or layout, a missing or out-of-range field, or an unknown field.
+    """
     return validate_model(ReviewsConfig, config, "zhao_reviews")
 
 
@@ -125,7 +151,24 @@ def _frame_and_embedding(path: str, sha: str, spec):
 
 
 def prepared(cfg: ReviewsConfig):
-    """The ``ReviewTask`` of a config (cached embedding)."""
+    """The ``ReviewTask`` of a config (cached embedding).
+
+    Parameters
+    ----------
+    cfg : ReviewsConfig
+        The data file and its SHA-256, split, split seed, padding, layout and embedding settings.
+
+    Returns
+    -------
+    ReviewTask
+        Per split a ``SequenceSet`` (``sets``) plus the reviews frame, the split indices, the
+        embedding and its config.
+
+    Raises
+    ------
+    InputError
+        If the data file changed since set-up (SHA-256 differs) or cannot be read.
+    """
     from ..tasks.reviews import prepare_reviews
 
     spec = cfg.embedding_spec()
@@ -136,7 +179,28 @@ def prepared(cfg: ReviewsConfig):
 
 def run_batch(config: dict, seeds: list[int]):
     """Train one (model, layout) for ``seeds`` as one batched computation; one RunRecord per seed
-    (test/val/train metrics, best epoch, learned d; curves: train/val cross-entropy and val accuracy)."""
+    (test/val/train metrics, best epoch, learned d; curves: train/val cross-entropy and val accuracy).
+
+    Parameters
+    ----------
+    config : dict
+        A :class:`ReviewsConfig` as a dict (validated here; the records store its full ``model_dump``).
+    seeds : list of int
+        The seeds, one network each.
+
+    Returns
+    -------
+    list of RunRecord
+        Study ``"zhao_reviews"``, one per seed; the metrics also carry ``batch_size_seeds``,
+        ``vocabulary``, ``convention`` and ``kernels``.
+
+    Raises
+    ------
+    ConfigError
+        If ``config`` is invalid.
+    InputError
+        If the data file changed since set-up or cannot be read.
+    """
     from ..store import seed_records
     from ..train.classify import ClassifySettings, train_classifier
 
@@ -168,7 +232,33 @@ _register()
 # ============================================================================================
 def build_tasks(data_path, models=PAPER_MODELS, layouts=("rnnmem",), seeds=range(100), seed_chunk: int = 10,
                 **fixed) -> list:
-    """One Task per (model, layout, chunk of ``seed_chunk`` seeds); longest tasks first."""
+    """One Task per (model, layout, chunk of ``seed_chunk`` seeds); longest tasks first.
+
+    Parameters
+    ----------
+    data_path : str or Path
+        The reviews file (its SHA-256 is recorded in every config).
+    models : iterable of str, default PAPER_MODELS
+        First-layer models (``rnn``, ``lstm``, ``mrnnf``, ``mlstmf``).
+    layouts : iterable of str, default ("rnnmem",)
+        ``"rnnmem"`` and/or ``"paper"`` (the published reshape layout).
+    seeds : iterable of int, default range(100)
+    seed_chunk : int, default 10
+        Seeds per task.
+    **fixed
+        Further :class:`ReviewsConfig` fields shared by every task (split, ``epochs``, ``hidden``,
+        ``K``, ``dtype``, ``device``...).
+
+    Returns
+    -------
+    list of Task
+        Study ``"zhao_reviews"``, sorted by the model's relative cost (``COST``), largest first.
+
+    Raises
+    ------
+    ConfigError
+        If there is no seed, ``seed_chunk`` is not a positive integer, or a config is invalid.
+    """
     from ..store import Task
 
     seeds = [int(s) for s in seeds]
@@ -193,7 +283,20 @@ def build_tasks(data_path, models=PAPER_MODELS, layouts=("rnnmem",), seeds=range
 # tables
 # ============================================================================================
 def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The store's rows reduced to what the report needs (one row per run)."""
+    """The store's rows reduced to what the report needs (one row per run).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The results store's table of ``zhao_reviews`` runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model``, ``layout``, ``epochs``, ``hidden``, ``K``, ``n_test``, ``seed``, ``status``,
+        ``<split>_<metric>`` for the splits train/val/test and :data:`METRICS` present, and
+        ``best_epoch``, ``best_val_ce``, ``d``, ``wall_s``, ``batch_wall_s``, ``vocabulary`` when present.
+    """
     out = pd.DataFrame({k: df[config_column(df, k)].values for k in ("model", "layout", "epochs", "hidden", "K")})
     out["n_test"] = df[config_column(df, "test")].values
     out["seed"] = df["seed"].values
@@ -211,7 +314,20 @@ def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (layout, model): runs, and for each test metric the mean, std (ddof 1) and best over the
-    seeds that did not diverge (best = max, min for the cross-entropy)."""
+    seeds that did not diverge (best = max, min for the cross-entropy).
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_frame`'s output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (layout, model): ``runs``, ``diverged``, ``<metric>_mean``, ``<metric>_std``,
+        ``<metric>_best`` for accuracy, precision, recall, f1 and ce, ``best_epoch_mean`` and, for
+        models that learn d, ``d_mean``; layout ``rnnmem`` first, models in the paper's order.
+    """
     rows = []
     for (layout, model), g in runs.groupby(["layout", "model"], sort=False):
         ok = g[g["status"] != "diverged"]
@@ -236,7 +352,19 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def metrics_table(summ: pd.DataFrame) -> pd.DataFrame:
-    """Mean (std) / best of every test metric per layout and model, as text."""
+    """Mean (std) / best of every test metric per layout and model, as text.
+
+    Parameters
+    ----------
+    summ : pandas.DataFrame
+        :func:`summary`'s output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``layout``, ``model`` (label), ``runs`` and, per metric, ``<metric> mean (std)`` and
+        ``<metric> best`` (4 decimals; empty where undefined).
+    """
     rows = []
     for r in summ.itertuples():
         row = {"layout": r.layout, "model": LABELS.get(r.model, r.model), "runs": r.runs}
@@ -254,7 +382,24 @@ def published_comparison(runs: pd.DataFrame) -> pd.DataFrame:
     one-sample t-test of each layout's accuracies against the published mean, and the share of the
     gap (ours, correct layout) - (published) that switching to the published layout closes:
     ``(mean_rnnmem - mean_paper_layout) / (mean_rnnmem - published)`` (1: all of it, 0: none,
-    negative: the layout moves our mean away from the published one, > 1: past it)."""
+    negative: the layout moves our mean away from the published one, > 1: past it).
+
+    The one-sample t-test (``scipy.stats.ttest_1samp``, two-sided; Student 1908) is run for each
+    layout with at least two distinct accuracies; published figures: Zhao et al. (ICML 2020),
+    Tables 5-6.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_frame`'s output (diverged runs are left out).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model run: ``model``, ``published mean``, ``published best`` and per layout
+        ``<layout> mean``, ``<layout> best``, ``<layout> n``, ``<layout> p vs published mean``; with
+        both layouts, ``gap explained by layout``.
+    """
     from scipy import stats
 
     ok = runs[runs["status"] != "diverged"]
@@ -283,7 +428,26 @@ def published_comparison(runs: pd.DataFrame) -> pd.DataFrame:
 
 def welch_tests(runs: pd.DataFrame, metric: str = "test_accuracy", test=TEST_MODEL, baselines=BASELINES) -> pd.DataFrame:
     """Welch two-sample t-tests (scipy.stats.ttest_ind, equal_var=False) of ``metric``: ``test``
-    against each model in ``baselines``, per layout."""
+    against each model in ``baselines``, per layout.
+
+    ``t = (mean_a - mean_b) / sqrt(s_a^2 / n_a + s_b^2 / n_b)`` with Welch-Satterthwaite degrees of
+    freedom (Welch 1947), two-sided p-value; diverged runs are left out.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_frame`'s output.
+    metric : str, default "test_accuracy"
+        The column compared.
+    test : str, default TEST_MODEL ("mlstmf")
+    baselines : iterable of str, default BASELINES ("rnn", "lstm")
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (layout, baseline) with at least two values each: ``layout``, ``metric``,
+        ``model``, ``vs``, ``n``, ``n_vs``, ``mean``, ``mean_vs``, ``diff``, ``t``, ``p``, ``verdict``.
+    """
     from scipy import stats
 
     ok = runs[runs["status"] != "diverged"]
@@ -310,7 +474,22 @@ def welch_tests(runs: pd.DataFrame, metric: str = "test_accuracy", test=TEST_MOD
 # ============================================================================================
 def box_plot(runs: pd.DataFrame, baseline: dict, path) -> Path:
     """Test accuracy over seeds per model, one panel per layout; red diamonds: published means,
-    dashed: majority-class baselines."""
+    dashed: majority-class baselines.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_frame`'s output (diverged runs are left out).
+    baseline : dict
+        ``tasks.reviews.majority_baseline``'s output (``test_accuracy``, ``whole_set_rate``).
+    path : str or Path
+        The PNG to write (130 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -348,6 +527,28 @@ def box_plot(runs: pd.DataFrame, baseline: dict, path) -> Path:
 # the whole reproduction
 # ============================================================================================
 def write_report(runs: pd.DataFrame, out: Path, meta: dict, data: dict) -> tuple[Path, Path]:
+    """Write ``zhao_reviews_report.md`` / ``.html``, the box plot and the CSV tables into ``out``.
+
+    Files besides the report: ``zhao_reviews_boxplot.png``, ``zhao_reviews_summary.csv`` and
+    ``zhao_reviews_runs.csv``.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`runs_frame`'s output.
+    out : Path
+        The output folder (must exist).
+    meta : dict
+        ``command``, ``seeds``, ``seed_chunk``, ``K``, ``hidden``, ``lr``, ``weight_decay``,
+        ``batch_size``, ``epochs``, ``dtype``, ``device``, ``wall_s``, ``runs``, ``computed``, ``db``.
+    data : dict
+        :func:`data_facts`' output.
+
+    Returns
+    -------
+    tuple of (Path, Path)
+        The Markdown and HTML reports.
+    """
     from ..report.document import Document
 
     summ = summary(runs)
@@ -414,7 +615,26 @@ def write_report(runs: pd.DataFrame, out: Path, meta: dict, data: dict) -> tuple
 
 
 def data_facts(cfg: ReviewsConfig) -> dict:
-    """What the report says about the data (counts, split, embedding, baselines)."""
+    """What the report says about the data (counts, split, embedding, baselines).
+
+    Parameters
+    ----------
+    cfg : ReviewsConfig
+        A configuration of the study (its data, split and embedding settings are used).
+
+    Returns
+    -------
+    dict
+        ``source``, ``reviews``, ``class_counts``, ``languages``, ``dropped_empty``, ``split``,
+        ``split_seed``, ``pad``, ``truncated`` (reviews longer than ``pad`` tokens), ``embedding``
+        (its config with ``steps`` and ``mean_loss``) and ``baseline``
+        (``tasks.reviews.majority_baseline``).
+
+    Raises
+    ------
+    InputError
+        If the data file changed since set-up or cannot be read.
+    """
     from ..tasks.reviews import class_counts, majority_baseline
 
     task = prepared(cfg)
@@ -433,7 +653,49 @@ def reproduce(out, data, models=PAPER_MODELS, seeds: int = 100, seed: int = 0, e
               db=None, device: str = "cpu", dtype: str = "float32", workers: int | None = None,
               progress: bool = True, command: str = "") -> dict:
     """Run (or resume) the review-classification study and write the report. Returns the report
-    paths, the summary and timings."""
+    paths, the summary and timings.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output folder (created); the results database defaults to ``out/results.sqlite``.
+    data : str or Path
+        The UCI paper-review file (``tasks.reviews.load_reviews``).
+    models : iterable of str, default PAPER_MODELS
+    seeds : int, default 100
+        Seeds per (model, layout): ``seed .. seed + seeds - 1``.
+    seed : int, default 0
+    epochs : int, default 100
+    paper_layout : bool, default False
+        Also train on the published (T, N, D)-reshape layout.
+    split : tuple of 3 int, default (282, 50, 50)
+        Train / validation / test reviews; must add up to the usable reviews.
+    seed_chunk : int, default 10
+        Seeds per task.
+    hidden : int, default 128
+    K : int, default 50
+        Filter length of MRNNF / MLSTMF.
+    db : str or Path or None
+        The results database (finished runs are reused).
+    device : str, default "cpu"
+    dtype : str, default "float32"
+    workers : int or None
+    progress : bool, default True
+    command : str, default ""
+
+    Returns
+    -------
+    dict
+        ``markdown``, ``html`` (paths), ``runs``, ``computed``, ``wall_s``, ``db``, ``summary``,
+        ``comparison`` (:func:`published_comparison`) and ``data`` (:func:`data_facts`).
+
+    Raises
+    ------
+    ConfigError
+        For invalid ``seeds``, device, model or split (its sum must equal the usable reviews).
+    InputError
+        If the data file is missing or unreadable (checked before any task starts).
+    """
     from ..store import ResultStore, pending_tasks, run_tasks
     from ..tasks.reviews import load_reviews
 
