@@ -592,10 +592,11 @@ def gap_verdict(a, b, *, level: float = 0.95, margin: float = 0.0) -> dict:
             "p_greater": float(p_greater), "p_less": float(p_less), "verdict": verdict, "reason": reason}
 
 
-def published_checks(accuracy: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def published_checks(accuracy: pd.DataFrame) -> pd.DataFrame:
     """Each published selective-copying accuracy of :data:`PUBLISHED` beside ours.
 
-    ``status``: ``reproduced`` when our two-sided ``level`` interval over seeds covers the published
+    ``status``: ``reproduced`` when our two-sided interval over seeds (``accuracy``'s ``ci_low`` /
+    ``ci_high``, computed at the study's ``level``) covers the published
     value (for Mamba: overlaps the S6 range :data:`PUBLISHED_S6_RANGE`), ``not reproduced (ours
     lower|higher)`` when it lies wholly on one side, ``no interval`` with one seed, ``not run`` when
     the unit was not part of the run, ``no counterpart`` for a row with no unit of ours.
@@ -604,8 +605,6 @@ def published_checks(accuracy: pd.DataFrame, level: float = 0.95) -> pd.DataFram
     ----------
     accuracy : pandas.DataFrame
         :func:`accuracy_table`'s output (``unit``, ``task``, ``mean``, ``ci_low``, ``ci_high``, ``seeds``).
-    level : float, default 0.95
-        Not used: the intervals are those already in ``accuracy`` (computed at the study's level).
 
     Returns
     -------
@@ -870,7 +869,7 @@ def run_study(cfg: ArchitecturesConfig, device=None, progress: Progress | None =
     cfg_dict["tasks"] = {k: t.describe() for k, t in tasks.items()}
     return ArchitecturesResult(
         config=cfg_dict, sizes=sizes, training=training, accuracy=accuracy, cards=cards,
-        card_frame=pd.DataFrame(card_rows), verdict=verdict, published=published_checks(accuracy, cfg.level),
+        card_frame=pd.DataFrame(card_rows), verdict=verdict, published=published_checks(accuracy),
         timings=pd.DataFrame(timing), tasks={k: t.describe() for k, t in tasks.items()}, device=dev,
         wall_s=time.perf_counter() - start)
 

@@ -79,7 +79,7 @@ def _display(df: pd.DataFrame, tol: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return value, pd.DataFrame(notes, index=cens.index, columns=cens.columns)
 
 
-def trend_checks(agg: pd.DataFrame, value: str, label: str) -> list[dict]:
+def trend_checks(agg: pd.DataFrame, value: str, label: str, published: pd.DataFrame | None = None) -> list[dict]:
     """The study's stated trends, tested with Spearman correlations on grid means over the cells
     with units >= 2 (stated in the ``cells`` column): more units -> longer memory (both cells);
     larger input -> faster forgetting (LSTM); no input effect (GRU). Verdict rules:
@@ -95,19 +95,28 @@ def trend_checks(agg: pd.DataFrame, value: str, label: str) -> list[dict]:
         The column tested, e.g. ``"mean_0.0001"`` (ours) or ``"published"`` (the published table).
     label : str
         The data's name, copied to the ``source`` column.
+    published : pandas.DataFrame, optional
+        The published table (``cell``, ``input_size``, ``units``, ``mean_steps``): merged on the grid
+        cell so that the published rho over the same cells enters the verdict (a rho interval that
+        excludes it is *not reproduced*). Without it (and without ``mean_steps`` in ``agg``) only
+        our rho's sign and p-value decide.
 
     Returns
     -------
     list of dict
         One per (cell, trend) with a varying variable: ``source``, ``cell``, ``cells``, ``trend``,
-        ``spearman``, ``interval``, ``p``, ``verdict``.
+        ``spearman``, ``published spearman``, ``interval``, ``p``, ``verdict``.
     """
     from .muccino_verdicts import trend_verdict
 
     out = []
     sub = agg[agg["units"] >= 2].dropna(subset=[value]).rename(columns={value: "mean"})
     if "mean_steps" not in sub.columns:
-        sub = sub.assign(mean_steps=sub["mean"])
+        if published is not None:
+            keys = ["cell", "input_size", "units"]
+            sub = sub.merge(published[keys + ["mean_steps"]], on=keys, how="left")
+        else:
+            sub = sub.assign(mean_steps=np.nan)
     for cell in sorted(sub["cell"].unique()):
         g = sub[sub["cell"] == cell]
         claims = [("more units -> longer memory", "units", +1)]
@@ -117,7 +126,8 @@ def trend_checks(agg: pd.DataFrame, value: str, label: str) -> list[dict]:
             if g[var].nunique() > 1:
                 v = trend_verdict(g, var, sign, text)
                 out.append({"source": label, "cell": cell, "cells": f"units >= 2 ({len(g)} cells)", "trend": text,
-                            "spearman": v["ours"], "interval": v["interval"], "p": v["p"], "verdict": v["verdict"]})
+                            "spearman": v["ours"], "published spearman": v["published"], "interval": v["interval"],
+                            "p": v["p"], "verdict": v["verdict"]})
     return out
 
 
@@ -252,12 +262,13 @@ def write_report(runs: pd.DataFrame, agg: pd.DataFrame, out: str | Path, meta: d
     doc.heading("The study's trend checks")
     checks = []
     for v in variants:
-        checks += trend_checks(agg[agg["variant"] == v], f"mean_{main}", f"rnnmem {v}")
+        checks += trend_checks(agg[agg["variant"] == v], f"mean_{main}", f"rnnmem {v}", published=pub)
     pub_agg = pub.rename(columns={"mean_steps": "published"})
     words = {"reproduced": "holds", "not reproduced": "absent", "inconclusive": "inconclusive"}
     checks += [{**c, "verdict": words[c["verdict"]]} for c in trend_checks(pub_agg, "published", "published")]
     doc.table(pd.DataFrame(checks), "Spearman correlation over the grid cells with units >= 2 (verdict rules as "
-              "in the verdict table; for the published rows the published rho is the reference itself).")
+              "in the verdict table: our rows are also 'not reproduced' when their rho interval excludes the "
+              "published rho over the same cells; the published rows are judged on their own rho only).")
     doc.heading("How the answer depends on the definition of 'identical'")
     rows = []
     for v in variants:

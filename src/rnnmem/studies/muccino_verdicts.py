@@ -246,7 +246,9 @@ def trend_verdict(g: pd.DataFrame, var: str, sign: int, claim: str, desc: str = 
         rho, p = (float(x) for x in stats.spearmanr(g[var], g["mean"]))
     else:
         rho, p = math.nan, math.nan
-    pub_rho = float(stats.spearmanr(g[var], g["mean_steps"])[0]) if n > 3 and g[var].nunique() > 1 else math.nan
+    gp = g.dropna(subset=["mean_steps"])  # the published rho: over the cells the published table has
+    pub_rho = (float(stats.spearmanr(gp[var], gp["mean_steps"])[0])
+               if len(gp) > 3 and gp[var].nunique() > 1 and gp["mean_steps"].nunique() > 1 else math.nan)
     lo, hi = spearman_ci(rho, n)
     if not np.isfinite(rho):
         verdict = "inconclusive"

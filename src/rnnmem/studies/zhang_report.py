@@ -43,7 +43,7 @@ def _ci(v, lo, hi, digits: int = 3) -> str:
     return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def fig_indicators(intervals: pd.DataFrame, unit: str, thresholds: dict, path: Path) -> Path:
+def fig_indicators(intervals: pd.DataFrame, unit: str, thresholds: dict, path: Path, level: float = 0.95) -> Path:
     """The ranked indicators of one unit against the prefix length, one line per training length:
     the mean over seeds with its t interval shaded.
 
@@ -58,6 +58,9 @@ def fig_indicators(intervals: pd.DataFrame, unit: str, thresholds: dict, path: P
         ``{indicator: threshold}``; a threshold of a drawn indicator is a dashed line.
     path : Path
         The PNG to write (130 dpi).
+    level : float, default 0.95
+        The coverage the intervals in ``intervals`` were computed at (the study's ``level``), named
+        in the title.
 
     Returns
     -------
@@ -79,7 +82,7 @@ def fig_indicators(intervals: pd.DataFrame, unit: str, thresholds: dict, path: P
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     seeds = int(g["seeds"].max()) if len(g) else 0
-    fig.suptitle(f"{_label(unit)}: indicators vs prefix length (mean of {seeds} seeds, shaded: 95% t interval)")
+    fig.suptitle(f"{_label(unit)}: indicators vs prefix length (mean of {seeds} seeds, shaded: {100 * level:g}% t interval)")
     return _save(fig, path)
 
 
@@ -395,7 +398,7 @@ def write_report(res, out: Path, quick: bool = False, command: str = "") -> dict
                                                 default=str))
     th = cfg["thresholds"]
     Tmax = max(cfg["train_lengths"])
-    figs = {u: fig_indicators(res.intervals, u, th, fig_dir / f"indicators_{u}.png") for u in units}
+    figs = {u: fig_indicators(res.intervals, u, th, fig_dir / f"indicators_{u}.png", level) for u in units}
     f_prof = fig_profiles(res.profiles, units, fig_dir / "profiles.png")
     f_rec = fig_recall(res.recall, units, fig_dir / "recall.png")
     f_train = fig_training(res.training, units, fig_dir / "training.png")
