@@ -1,10 +1,15 @@
 """Benchmark: the full published forgetting grid against the naive protocol, side by side.
 
     python benchmarks/bench_forgetting.py [--workers 2] [--runs 10] [--T 100000] [--sample-runs 1]
+    python benchmarks/bench_forgetting.py --cells lstm --grid-only   # step 1 alone: runner vs in-process
 
 1. rnnmem: the published grid (lstm and gru; input sizes x units in {1..128}; keras convention;
    float32; 10 runs; T = 100,000, P = 1,000) through the sweep runner (early stopping, seeds
-   batched, grid cells in worker processes). Wall time and peak memory.
+   batched, grid cells in worker processes). Wall time and peak memory. The same cells are first
+   run one after another in this process with one torch thread and no results store (after one
+   untimed warm-up cell), and the two wall times are printed side by side with the load average:
+   pooled / in-process is the sweep runner's whole cost (worker start-up, messages, storing)
+   against what its workers buy. Every run's metrics and curves must be identical both ways.
 2. Naive protocol on a sample of grid cells: every run computed for all T steps with
    torch.nn.LSTM / torch.nn.GRU, one run at a time (streams a and b as a batch of 2), then the
    crossing times read off the full output trajectory. torch.nn cannot compute Keras 2.2.4's
@@ -34,6 +39,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,10 +49,80 @@ import torch
 
 from rnnmem import cells
 from rnnmem.probes.forgetting import ForgettingSettings, _draw_block, derive_input_seed, forgetting, tol_name
-from rnnmem.store import ResultStore, run_tasks
-from rnnmem.studies.muccino import SIZES, grid_tasks
+from rnnmem.store import ResultStore, RunRecord, run_tasks
+from rnnmem.studies.muccino import SIZES, grid_tasks, run_cell
 
 TOLS = (0.0, 1e-6, 1e-4, 1e-2)
+
+
+def inprocess_grid(tasks) -> tuple[float, list[RunRecord]]:
+    """Run ``tasks`` (grid_tasks) one after another in this process, one torch thread, nothing stored.
+
+    The smallest task runs once first, untimed (first-call costs: the compiled step loops, torch's
+    first operations), so this is the computation alone, the baseline for the sweep runner's pool.
+
+    Returns
+    -------
+    (wall seconds, the records of every task in task order)
+    """
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        smallest = min(tasks, key=lambda t: t.config["units"] * (t.config["units"] + t.config["input_size"]))
+        run_cell(smallest.config, smallest.seeds)
+        start = time.perf_counter()
+        records = [rec for t in tasks for rec in run_cell(t.config, t.seeds)]
+        return time.perf_counter() - start, records
+    finally:
+        torch.set_num_threads(saved)
+
+
+def descendants_peak_mb(root: int) -> float:
+    """Largest peak resident set (``VmHWM``) among the processes below ``root`` (pool workers, whether
+    spawned or forked by multiprocessing's fork server), in MB; 0 where /proc is not available.
+
+    Returns
+    -------
+    the largest peak RSS in MB over the processes running now
+    """
+    parents, peak = {}, 0.0
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return peak
+    for d in proc.iterdir():
+        if d.name.isdigit():
+            try:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    below, frontier = set(), {root}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier and p not in below}
+        below |= frontier
+    for pid in below:
+        try:
+            for line in (proc / str(pid) / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except (OSError, ValueError, IndexError):
+            continue
+    return peak
+
+
+def same_run(a: RunRecord, b: RunRecord | None) -> bool:
+    """True when two records of one run agree exactly: status, config, every metric but the timing
+    (``batch_wall_s``; NaN equals NaN) and every curve (False when ``b`` is None: not stored)."""
+    if b is None:
+        return False
+    ma = {k: v for k, v in a.metrics.items() if k != "batch_wall_s"}
+    mb = {k: v for k, v in b.metrics.items() if k != "batch_wall_s"}
+    if (a.status, a.config, sorted(ma), sorted(a.curves)) != (b.status, b.config, sorted(mb), sorted(b.curves)):
+        return False
+    for k, x in ma.items():
+        y = mb[k]
+        if x != y and not (isinstance(x, float) and isinstance(y, float) and np.isnan(x) and np.isnan(y)):
+            return False
+    return all(np.array_equal(a.curves[k], b.curves[k], equal_nan=True) for k in a.curves)
 
 
 def naive_run(cell: str, I: int, H: int, seed: int, T: int, P: int, early_stop: bool = False):
@@ -165,7 +241,17 @@ def main() -> int:
     ap.add_argument("--tf-python", default=None,
                     help="a Python interpreter with tensorflow and tf_keras for the Keras peer (default: this one)")
     ap.add_argument("--no-keras", action="store_true", help="skip the tf_keras peer")
+    ap.add_argument("--cells", default="lstm,gru", help="cell types of the grid, comma-separated (lstm, gru)")
+    ap.add_argument("--no-inprocess", action="store_true",
+                    help="skip running the grid's cells in this process (1 thread) for comparison with the pool")
+    ap.add_argument("--grid-only", action="store_true",
+                    help="stop after the grid (step 1): skip the naive protocol, torch.nn and tf_keras")
     args = ap.parse_args()
+    grid_cells = tuple(c.strip() for c in args.cells.split(",") if c.strip())
+    if not grid_cells or any(c not in ("lstm", "gru") for c in grid_cells) or len(set(grid_cells)) != len(grid_cells):
+        ap.error(f"--cells takes lstm and/or gru, comma-separated, each once; got {args.cells!r}")
+    if not args.grid_only and grid_cells != ("lstm", "gru"):
+        ap.error("the full benchmark (its bar and speed-ups) needs --cells lstm,gru; add --grid-only for fewer cells")
     from rnnmem.devices import set_threads, thread_report
 
     set_threads(args.threads)
@@ -173,23 +259,64 @@ def main() -> int:
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other processes on this machine count)")
-    print(f"== rnnmem: full published grid (2 cells x 64 x {args.runs} runs, T={args.T:,}, keras, float32)")
-    cell_wall, tables = {}, []
+    print(f"== rnnmem: full published grid ({len(grid_cells)} cell(s) x 64 x {args.runs} runs, T={args.T:,}, keras, "
+          "float32)")
+    cell_wall, tables, inproc_wall, loads, same, worker_peak = {}, [], {}, {}, {}, [0.0]
     with tempfile.TemporaryDirectory() as tmp:
-        for cell in ("lstm", "gru"):  # one cell type at a time, so the speed-up splits by cell
+        for cell in grid_cells:  # one cell type at a time, so the speed-up splits by cell
             tasks = grid_tasks(cells=(cell,), runs=args.runs, T=args.T, P=args.P)
+            if not args.no_inprocess:
+                load0 = os.getloadavg()[0]
+                inproc_wall[cell], inproc_records = inprocess_grid(tasks)
+                print(f"   {cell}: {len(inproc_records)} runs in-process (1 torch thread, no store) in "
+                      f"{inproc_wall[cell]:.1f} s wall (load {load0:.2f} -> {os.getloadavg()[0]:.2f})", flush=True)
+            load0 = os.getloadavg()[0]
+            done = threading.Event()
+
+            def sample_workers() -> None:  # the workers' peak memory: VmHWM only lasts while they live
+                while not done.wait(0.2):
+                    worker_peak[0] = max(worker_peak[0], descendants_peak_mb(os.getpid()))
+
+            sampler = threading.Thread(target=sample_workers, daemon=True)
+            sampler.start()
             start = time.perf_counter()
             with ResultStore(Path(tmp) / f"bench-{cell}.sqlite") as store:
-                tables.append(run_tasks(tasks, "rnnmem.studies.muccino:run_cell", store, workers=args.workers,
-                                        progress=sys.stderr.isatty(), description=f"grid {cell}"))
-            cell_wall[cell] = time.perf_counter() - start
-            print(f"   {cell}: {len(tables[-1])} runs in {cell_wall[cell]:.1f} s wall", flush=True)
+                try:
+                    tables.append(run_tasks(tasks, "rnnmem.studies.muccino:run_cell", store, workers=args.workers,
+                                            progress=sys.stderr.isatty(), description=f"grid {cell}"))
+                finally:
+                    done.set()
+                    sampler.join()
+                cell_wall[cell] = time.perf_counter() - start
+                loads[cell] = (load0, os.getloadavg()[0])
+                if not args.no_inprocess:
+                    same[cell] = sum(same_run(rec, store.get(rec.key)) for rec in inproc_records)
+            print(f"   {cell}: {len(tables[-1])} runs through the sweep runner ({args.workers} worker(s) x 1 thread, "
+                  f"stored) in {cell_wall[cell]:.1f} s wall (load {loads[cell][0]:.2f} -> {loads[cell][1]:.2f})",
+                  flush=True)
     table = pd.concat(tables, ignore_index=True)
     grid_wall = sum(cell_wall.values())
-    peak_mb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    print(f"   {len(table)} runs in {grid_wall:.1f} s wall; peak RSS of one process {peak_mb:.0f} MB")
+    self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = max(self_mb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, worker_peak[0])
+    print(f"   {len(table)} runs in {grid_wall:.1f} s wall; peak RSS of one process {peak_mb:.0f} MB (this process "
+          f"{self_mb:.0f} MB, its pool processes up to {worker_peak[0]:.0f} MB)")
     print(f"   statuses: {table['status'].value_counts().to_dict()}")
+    if inproc_wall:
+        print(f"   sweep runner vs in-process, same cells (in-process: this process, 1 torch thread, no store; pooled: "
+              f"{args.workers} worker process(es) x 1 thread, start-up and storing included; {os.cpu_count()} CPU(s))")
+        print(f"   {'cell':<6}{'runs':>6}{'in-process s':>14}{'pooled s':>10}{'pooled/in-process':>19}"
+              f"{'load before/after pooled':>26}{'identical runs':>16}")
+        rows = [(c, len(t), inproc_wall[c], cell_wall[c], f"{loads[c][0]:.2f} / {loads[c][1]:.2f}", same[c])
+                for c, t in zip(grid_cells, tables)]
+        if len(rows) > 1:
+            rows.append(("all", len(table), sum(inproc_wall.values()), grid_wall, "", sum(same.values())))
+        for c, n, a, b, ld, k in rows:
+            print(f"   {c:<6}{n:>6}{a:>14.1f}{b:>10.1f}{b / a:>18.2f}x{ld:>26}{f'{k}/{n}':>16}")
+        if sum(same.values()) != len(table):
+            print("   RESULTS DIFFER between the in-process and the pooled runs (see 'identical runs')")
+            return 1
+    if args.grid_only:
+        return 0
 
     print(f"== torch.nn, one run at a time (input size 8, every unit count): naive = all {args.T:,} steps; "
           "early-stop = the same kernel stopped by the probe's rule")

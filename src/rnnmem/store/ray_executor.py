@@ -71,7 +71,11 @@ class RayExecutor:
         ray = _ray()
         if not self._refs:
             return []
-        ready, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout)
+        refs = list(self._refs)
+        # every task finished by now (the runner stores them in one transaction), else the first to finish
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        if not ready:
+            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         out = []
         for ref in ready:
             job = self._refs.pop(ref)

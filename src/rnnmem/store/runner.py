@@ -8,8 +8,10 @@
 2. Seeds whose ``run_key(study, config, seed)`` is already stored are dropped; tasks left with no
    seed are skipped entirely. Nothing stored is ever recomputed.
 3. The rest run on an executor (executors.py: in-process, a local process pool, or Ray). The
-   calling process is the only one that writes SQLite: each task's records are stored in one
-   transaction as soon as they arrive, so killing the sweep loses only the tasks in flight.
+   calling process is the only one that writes SQLite: the records of the tasks that finished
+   since the driver last looked (one task, or several that finished together) are stored in one
+   transaction as soon as they arrive, so killing the sweep loses only the tasks in flight and
+   never part of a task.
 4. A task that raises or whose worker dies is resubmitted (``retries`` more attempts). Tasks still
    failing are reported together in one error after every other task has been stored; running
    the same call again retries only them.
@@ -131,9 +133,9 @@ def run_tasks(tasks, fn: str, store: ResultStore, executor: str = "local", worke
 
     Stored runs are skipped; the rest run on ``executor`` ("local": ``workers`` processes,
     default min(2, CPUs), 0 or 1 = in this process; "ray": Ray tasks on the cluster at
-    ``address``). Records are written by this process as each task finishes. Each failing task
-    gets ``retries`` more attempts; tasks failing after that raise ``TaskFailed`` once all the
-    others are stored.
+    ``address``). Records are written by this process as tasks finish (the tasks that finished
+    together in one transaction). Each failing task gets ``retries`` more attempts; tasks failing
+    after that raise ``TaskFailed`` once all the others are stored.
 
     Returns ``store.load()`` restricted to the tasks' runs, in task order then seed order.
     """
@@ -157,6 +159,7 @@ def run_tasks(tasks, fn: str, store: ResultStore, executor: str = "local", worke
                 while jobs or ex.in_flight():
                     while jobs and ex.in_flight() < ex.capacity():
                         ex.submit(jobs.popleft())
+                    batch, finished = [], 0
                     for job, out in ex.wait(timeout=1.0):
                         if isinstance(out, BaseException):
                             if job.attempt <= retries and not isinstance(out, RnnmemError):
@@ -165,13 +168,14 @@ def run_tasks(tasks, fn: str, store: ResultStore, executor: str = "local", worke
                             failures.append((job, out))
                         else:
                             try:
-                                records = _check(job, out, fn)
+                                batch.extend(_check(job, out, fn))
                             except RnnmemError as exc:
                                 failures.append((job, exc))
-                                continue
-                            stored += store.put_many(records)
-                        if bar is not None:
-                            bar.update(bar_id, advance=1, runs=stored)
+                        finished += 1
+                    # every task that finished since the last round: one transaction (all or none)
+                    stored += store.put_many(batch)
+                    if bar is not None and finished:
+                        bar.update(bar_id, advance=finished, runs=stored)
             finally:
                 ex.close()
                 if bar is not None:
