@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rnnmem"
-PACKAGES = ["cells", "probes", "tasks", "train", "studies", "report"]
+PACKAGES = ["cells", "probes", "tasks", "train", "studies", "report", "store"]
+MODULES = ["__init__.py", "devices.py", "errors.py", "fractional.py", "model_io.py"]  # top-level modules
 
 
 def _public(tree: ast.Module):
@@ -36,6 +37,14 @@ def test_public_functions_have_parameters_and_returns(package):
         for fn in _public(ast.parse(path.read_text(encoding="utf-8"))):
             if not _complete(fn):
                 missing.append(f"{path.relative_to(SRC)}:{fn.lineno} {fn.name}")
+    assert not missing, "public functions without Parameters/Returns sections:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_top_level_module_functions_have_parameters_and_returns(module):
+    path = SRC / module
+    missing = [f"{module}:{fn.lineno} {fn.name}" for fn in _public(ast.parse(path.read_text(encoding="utf-8")))
+               if not _complete(fn)]
     assert not missing, "public functions without Parameters/Returns sections:\n" + "\n".join(missing)
 
 

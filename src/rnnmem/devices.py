@@ -16,7 +16,24 @@ def resolve_device(device=None) -> torch.device:
     """``None`` -> cpu; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device`` -> that device.
 
     Raises ``ConfigError`` for a name torch does not know, a device type other than cpu/cuda, or
-    cuda on a machine where torch sees no CUDA device."""
+    cuda on a machine where torch sees no CUDA device.
+
+    Parameters
+    ----------
+    device : str, torch.device or None, default None
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch.device; ``None`` means cpu.
+
+    Returns
+    -------
+    torch.device
+        The device (``cuda`` without an index stays index-less: the current CUDA device).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name, a type other than cpu/cuda, cuda without a CUDA device, or an index
+        beyond the visible CUDA devices.
+    """
     if device is None:
         return torch.device("cpu")
     try:
@@ -37,7 +54,13 @@ def resolve_device(device=None) -> torch.device:
 # ----------------------------------------------------------------------------- threads
 def available_cpus() -> int:
     """CPUs this process may run on: its affinity mask (``os.sched_getaffinity``), further capped
-    by a cgroup v2 CPU quota (``/sys/fs/cgroup/cpu.max``, rounded up) where one is set."""
+    by a cgroup v2 CPU quota (``/sys/fs/cgroup/cpu.max``, rounded up) where one is set.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -63,12 +86,17 @@ def default_threads(processes: int = 1, cpus: int | None = None, load: float | N
 
     Parameters
     ----------
-    processes: computing processes that share the CPUs (>= 1).
-    cpus, load: override :func:`available_cpus` and the load average (for tests).
+    processes : int, default 1
+        Computing processes that share the CPUs (values below 1 count as 1).
+    cpus : int or None, default None
+        Overrides :func:`available_cpus` (for tests).
+    load : float or None, default None
+        Overrides the 1-minute load average (for tests).
 
     Returns
     -------
-    The thread count, at least 1.
+    int
+        The thread count, at least 1.
     """
     processes = max(1, int(processes))
     cpus = available_cpus() if cpus is None else max(1, int(cpus))
@@ -83,7 +111,25 @@ def default_threads(processes: int = 1, cpus: int | None = None, load: float | N
 
 def set_threads(threads: int | None = None, processes: int = 1) -> int:
     """Set torch's intra-op threads to ``threads`` (``None`` or 0: :func:`default_threads`) and
-    return the number set. Raises ``ConfigError`` for a negative count."""
+    return the number set. Raises ``ConfigError`` for a negative count.
+
+    Parameters
+    ----------
+    threads : int or None, default None
+        Torch intra-op threads; ``None`` or 0 chooses :func:`default_threads`.
+    processes : int, default 1
+        Processes sharing the CPUs, for :func:`default_threads`.
+
+    Returns
+    -------
+    int
+        The thread count now set (``torch.get_num_threads()``).
+
+    Raises
+    ------
+    ConfigError
+        When ``threads`` is negative, a bool, or not a whole number.
+    """
     if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 0):
         raise ConfigError(f"--threads must be a positive integer (or 0 for the default), got {threads!r}")
     n = int(threads) if threads else default_threads(processes)
@@ -94,7 +140,14 @@ def set_threads(threads: int | None = None, processes: int = 1) -> int:
 
 def thread_report() -> str:
     """One line for benchmark and report headers: torch threads of this process, available CPUs
-    and the load average (1, 5, 15 minutes)."""
+    and the load average (1, 5, 15 minutes).
+
+    Returns
+    -------
+    str
+        E.g. ``"1 torch thread(s) in this process, 2 CPU(s) available, load average 0.77 1.29 1.88"``
+        (nan load averages where the platform has none).
+    """
     try:
         load = os.getloadavg()
     except (AttributeError, OSError):  # pragma: no cover - not Unix

@@ -20,6 +20,28 @@ def frac_weights(d: torch.Tensor | float, K: int, include_zero: bool = False) ->
 
     ``d`` may be a tensor of any shape; the result has shape ``d.shape + (K,)`` (K+1 with
     ``include_zero``). Gradients flow through ``d``.
+
+    Equation (Hosking 1981; Granger & Joyeux 1980): pi_0 = 1, pi_j(d) = pi_{j-1}(d) (j - 1 - d) / j,
+    i.e. pi_j(d) = prod_{i=1}^{j} (i - 1 - d) / i, computed as a cumulative product of the ratios.
+
+    Parameters
+    ----------
+    d : torch.Tensor or float
+        Differencing order(s), any shape; a float becomes a 0-d tensor of the default dtype.
+    K : int
+        Number of weights after pi_0 (filter length), >= 1.
+    include_zero : bool, default False
+        Prepend pi_0 = 1.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``d.shape + (K,)`` (``+ (K + 1,)`` with ``include_zero``), dtype and device of ``d``.
+
+    Raises
+    ------
+    ValueError
+        When ``K < 1``.
     """
     if K < 1:
         raise ValueError(f"filter length K must be >= 1, got {K}")
@@ -39,6 +61,20 @@ def fractional_filter(x, d: float, axis: int = 0):
     ``frac_weights``. ``d < 0`` integrates: (1 - B)^{-d} is the MA(infinity) filter of ARFIMA
     (Hosking 1981, eq. 2.4). Cost O(n log n) via ``scipy.signal.fftconvolve``; float64 numpy in
     and out (the weights are computed in float64 by ``frac_weights``).
+
+    Parameters
+    ----------
+    x : array-like
+        The series, any shape; converted to float64.
+    d : float
+        Differencing order (``d < 0`` integrates).
+    axis : int, default 0
+        The time axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, same shape as ``x``: y_t for t = 0..n-1 along ``axis`` (a copy when n = 0).
     """
     import numpy as np
     from scipy.signal import fftconvolve

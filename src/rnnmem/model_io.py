@@ -35,6 +35,18 @@ def pickled_globals(path: Path) -> list[str] | None:
 
     Returns the names (``module.name``) for a ``torch.save`` file or a plain pickle, an empty list
     when the file is a pickle that names none, and ``None`` when it is not a pickle at all.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to inspect (read with ``torch.serialization.get_unsafe_globals_in_checkpoint``, or
+        scanned opcode by opcode with ``pickletools.genops`` for a legacy pickle; never unpickled).
+
+    Returns
+    -------
+    list of str or None
+        The ``module.name`` of every global the pickle references (``"?"`` where a
+        ``STACK_GLOBAL`` name could not be recovered), ``[]`` for none, ``None`` for a non-pickle.
     """
     import pickletools
 
@@ -145,6 +157,16 @@ def check_expected(unit, path, expect: dict | None) -> None:
     expect : dict or None
         What the caller stated explicitly, keys among ``cell``, ``input_size``, ``units``,
         ``layers``, ``dtype``, ``convention`` (``None`` values are skipped).
+
+    Returns
+    -------
+    None
+        Nothing when every stated value matches (compared as case-insensitive text).
+
+    Raises
+    ------
+    ConfigError
+        Naming each contradicted option with the file's value, or an unknown key in ``expect``.
     """
     conflicts = []
     for key, value in (expect or {}).items():
@@ -185,6 +207,17 @@ def load_recurrent(path, cell: str | None = None, convention: str = "torch", non
     Returns
     -------
     RecurrentUnit
+        The unit (torch modules through ``cells.from_module``; rnnmem state_dicts built with
+        ``cells.build`` and loaded), on the CPU with the file's dtype.
+
+    Raises
+    ------
+    InputError
+        When the file is missing or unreadable, holds pickled objects without ``trust_checkpoint``,
+        is not a recurrent module/state_dict, is bidirectional, has missing, mis-shaped or
+        non-finite weights, or is an rnnmem state_dict without ``cell``.
+    ConfigError
+        When ``expect`` contradicts the file (:func:`check_expected`).
     """
     from .cells import build, from_module
 

@@ -90,12 +90,52 @@ def _plain(value, where: str = "config"):
 
 
 def canonical_json(value) -> str:
-    """Canonical JSON text: sorted keys, no whitespace, plain types (numpy scalars -> Python)."""
+    """Canonical JSON text: sorted keys, no whitespace, plain types (numpy scalars -> Python).
+
+    Tuples and 1-D numeric numpy arrays become lists, numpy scalars their Python values, ``Path``
+    its string; NaN and infinities are written as ``NaN`` / ``Infinity`` (``allow_nan=True``).
+
+    Parameters
+    ----------
+    value : dict, list, tuple, str, int, float, bool, None or numpy scalar/array
+        The value to encode, nested to any depth (dict keys must be strings).
+
+    Returns
+    -------
+    str
+        The JSON text, identical for equal values in every process and session.
+
+    Raises
+    ------
+    ConfigError
+        For a non-string dict key or a value of another type (naming where in ``value`` it sits).
+    """
     return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
 def run_key(study: str, config: dict, seed: int) -> str:
-    """SHA-256 hex digest of ``canonical_json({"study", "config", "seed"})``: stable across runs."""
+    """SHA-256 hex digest of ``canonical_json({"study", "config", "seed"})``: stable across runs.
+
+    Parameters
+    ----------
+    study : str
+        The study name (non-empty).
+    config : dict
+        The run's config (everything but the seed); encoded with :func:`canonical_json`.
+    seed : int
+        The run's seed (a Python or numpy integer; not a bool).
+
+    Returns
+    -------
+    str
+        The 64-character lowercase hex digest, the ``runs.key`` primary key.
+
+    Raises
+    ------
+    ConfigError
+        For an empty or non-string ``study``, a ``config`` that is not a dict or holds values
+        :func:`canonical_json` cannot store, or a seed that is not an integer.
+    """
     if not isinstance(study, str) or not study:
         raise ConfigError(f"study must be a non-empty string, got {study!r}")
     if not isinstance(config, dict):
@@ -173,6 +213,13 @@ class RunRecord:
 
     @property
     def key(self) -> str:
+        """The run's key: ``run_key(study, request, seed)``, with ``config`` when ``request`` is None.
+
+        Returns
+        -------
+        str
+            64-character SHA-256 hex digest (see :func:`run_key`).
+        """
         return run_key(self.study, self.request if self.request is not None else self.config, self.seed)
 
 
@@ -184,7 +231,41 @@ def seed_records(study: str, config: dict, table, curves, wall_s: float, extra: 
     """One RunRecord per row of a batched computation's table (one row per seed, with ``seed`` and
     ``status`` columns; the other columns, less ``drop``, become metrics). ``curves`` holds each
     row's curves, in row order; each run gets an even share of the batch's wall time, and its
-    metrics ``batch_wall_s`` and ``extra``."""
+    metrics ``batch_wall_s`` and ``extra``.
+
+    Parameters
+    ----------
+    study : str
+        The study name of every record.
+    config : dict
+        The config shared by every row (the batch computed one config for several seeds).
+    table : pandas.DataFrame
+        One row per seed, with columns ``seed`` and ``status``; every other column (less ``drop``)
+        becomes a scalar metric of that row's run.
+    curves : iterable of dict
+        One ``{name: numeric array}`` per row, in row order (same length as ``table``).
+    wall_s : float
+        Wall seconds of the whole batch: stored as metric ``batch_wall_s`` of every run, and
+        ``wall_s / len(table)`` as each run's ``wall_s``.
+    extra : dict, optional
+        More metrics added to every run (they override table columns of the same name).
+    drop : tuple of str, default ()
+        Table columns that are not metrics.
+
+    Returns
+    -------
+    list of RunRecord
+        One record per row, in row order.
+
+    Raises
+    ------
+    ConfigError
+        From :class:`RunRecord`, for a reserved or non-scalar metric or a non-numeric curve.
+    ValueError
+        When ``curves`` and ``table`` differ in length.
+    KeyError
+        When a name in ``drop`` (or ``seed``/``status``) is not a column.
+    """
     rows = table.to_dict("records")
     records = []
     for row, curve in zip(rows, curves, strict=True):
@@ -233,7 +314,25 @@ def _unpack_curves(blob: bytes | None) -> dict[str, np.ndarray]:
 
 def config_column(df, name: str) -> str:
     """The column of config option ``name`` in a table of runs: ``config.<name>`` as ``load``
-    returns it, or ``<name>`` in a table whose prefix was stripped. ``KeyError`` when absent."""
+    returns it, or ``<name>`` in a table whose prefix was stripped. ``KeyError`` when absent.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A table of runs (:meth:`ResultStore.load`, possibly with the ``config.`` prefix stripped).
+    name : str
+        The config option (nested options as ``outer.inner``).
+
+    Returns
+    -------
+    str
+        ``"config.<name>"`` when that column exists, else ``name``.
+
+    Raises
+    ------
+    KeyError
+        When neither column exists (the key is ``name``).
+    """
     for c in (f"{CONFIG_PREFIX}{name}", name):
         if c in df.columns:
             return c
@@ -287,6 +386,23 @@ class ResultStore:
     ``wal=True`` (default) uses write-ahead logging: readers never block the writer. On a network
     filesystem (NFS, SMB) that lacks shared memory use ``wal=False`` (classic rollback journal);
     see docs/store.md. ``timeout`` is how long a writer waits for another process's lock.
+
+    Parameters
+    ----------
+    path : str or Path
+        The database file (``~`` expanded); a missing file is created, an empty (0-byte) one is
+        initialised with an ``RnnmemWarning``.
+    wal : bool, default True
+        Write-ahead logging (``True``) or the rollback journal (``False``).
+    timeout : float, default 60.0
+        Seconds a connection waits for another process's lock.
+
+    Raises
+    ------
+    InputError
+        When ``path`` is a directory, its folder cannot be created, the file cannot be opened, is
+        damaged or not an SQLite file, is an SQLite database that is not an rnnmem store, or was
+        written by a newer schema.
     """
 
     def __init__(self, path, wal: bool = True, timeout: float = 60.0):
@@ -367,6 +483,12 @@ class ResultStore:
         self.close()
 
     def close(self) -> None:
+        """Close the connection (calling it again does nothing; later queries raise InputError).
+
+        Returns
+        -------
+        None
+        """
         con, self._con = getattr(self, "_con", None), None
         if con is not None:
             con.close()
@@ -382,7 +504,23 @@ class ResultStore:
     # -- queries ---------------------------------------------------------------------------------
     @_damage_is_input_error
     def keys(self, study: str | None = None) -> set[str]:
-        """Keys of the stored runs (of one study when given)."""
+        """Keys of the stored runs (of one study when given).
+
+        Parameters
+        ----------
+        study : str or None, default None
+            Only the runs of this study; ``None``: every run.
+
+        Returns
+        -------
+        set of str
+            The run keys (empty when nothing is stored).
+
+        Raises
+        ------
+        InputError
+            When the store is closed or the file turns out to be damaged.
+        """
         if study is None:
             rows = self._db().execute("SELECT key FROM runs")
         else:
@@ -391,6 +529,23 @@ class ResultStore:
 
     @_damage_is_input_error
     def has(self, key: str) -> bool:
+        """Whether a run with this key is stored.
+
+        Parameters
+        ----------
+        key : str
+            A run key (:func:`run_key`).
+
+        Returns
+        -------
+        bool
+            True when the key is in the ``runs`` table.
+
+        Raises
+        ------
+        InputError
+            When the store is closed or the file turns out to be damaged.
+        """
         return self._db().execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone() is not None
 
     @_damage_is_input_error
@@ -399,17 +554,67 @@ class ResultStore:
 
     @_damage_is_input_error
     def studies(self) -> list[str]:
+        """The studies with at least one stored run.
+
+        Returns
+        -------
+        list of str
+            Distinct study names, sorted.
+
+        Raises
+        ------
+        InputError
+            When the store is closed or the file turns out to be damaged.
+        """
         return [r[0] for r in self._db().execute("SELECT DISTINCT study FROM runs ORDER BY study")]
 
     # -- writes ----------------------------------------------------------------------------------
     def put(self, record: RunRecord) -> int:
-        """Store one run; returns 1 if it was new, 0 if a run with its key was already stored."""
+        """Store one run; returns 1 if it was new, 0 if a run with its key was already stored.
+
+        Parameters
+        ----------
+        record : RunRecord
+            The run; a stored run with the same key is left untouched.
+
+        Returns
+        -------
+        int
+            1 if the run was added, 0 if its key was already stored.
+
+        Raises
+        ------
+        InputError
+            When ``record`` is not a RunRecord, or the store is closed or damaged.
+        ConfigError
+            When a curve is complex (curves are stored as real numeric arrays).
+        """
         return self.put_many([record])
 
     def put_many(self, records: Iterable[RunRecord]) -> int:
         """Store runs in one transaction (all or nothing). Already stored keys are left untouched.
 
         Returns the number of new rows.
+
+        Each row gets ``stored_at`` = now (UTC, ISO 8601 to the second), and ``started_at`` = now
+        and ``package_version`` = this rnnmem's version where the record leaves them empty.
+
+        Parameters
+        ----------
+        records : iterable of RunRecord
+            The runs; keys repeated within ``records`` or already stored are written once.
+
+        Returns
+        -------
+        int
+            The number of new rows (0 for an empty ``records``).
+
+        Raises
+        ------
+        InputError
+            When an item is not a RunRecord (nothing is written), or the store is closed or damaged.
+        ConfigError
+            When a curve is complex (curves are stored as real numeric arrays).
         """
         rows = []
         now = _utc_now()
@@ -448,6 +653,22 @@ class ResultStore:
 
         Runs are matched by key, so merging twice, or merging databases that overlap, stores each
         run once. Returns the number of runs added.
+
+        Parameters
+        ----------
+        other : str or Path
+            Another rnnmem results database (``~`` expanded), opened and validated like any store.
+
+        Returns
+        -------
+        int
+            The number of runs copied (those whose keys this store lacked).
+
+        Raises
+        ------
+        InputError
+            When ``other`` does not exist, is this store's own file, is not a readable rnnmem
+            results store, or either file is damaged.
         """
         other = Path(other).expanduser()
         if not other.is_file():
@@ -461,7 +682,24 @@ class ResultStore:
     # -- reads -----------------------------------------------------------------------------------
     @_damage_is_input_error
     def get(self, key: str) -> RunRecord | None:
-        """The stored run with this key (curves included), or None."""
+        """The stored run with this key (curves included), or None.
+
+        Parameters
+        ----------
+        key : str
+            A run key (:func:`run_key`).
+
+        Returns
+        -------
+        RunRecord or None
+            The run as stored (config, request, metrics, curves, wall time, start time, version),
+            or ``None`` when no run has this key.
+
+        Raises
+        ------
+        InputError
+            When the store is closed or the file turns out to be damaged.
+        """
         row = self._db().execute(
             "SELECT study, config_json, seed, status, metrics_json, curves, wall_s, started_at, package_version, "
             "request_json FROM runs WHERE key = ?", (key,)).fetchone()
@@ -474,7 +712,23 @@ class ResultStore:
 
     @_damage_is_input_error
     def curves(self, key: str) -> dict[str, np.ndarray]:
-        """The curves stored with a run ({} when it has none); InputError for an unknown key."""
+        """The curves stored with a run ({} when it has none); InputError for an unknown key.
+
+        Parameters
+        ----------
+        key : str
+            A run key (:func:`run_key`).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Curve name -> array, with the dtype and shape it was stored with.
+
+        Raises
+        ------
+        InputError
+            When no run has this key, or the store is closed or damaged.
+        """
         row = self._db().execute("SELECT curves FROM runs WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise InputError(f"no run with key {key} in {self.path}")
@@ -488,6 +742,27 @@ class ResultStore:
         (nested dicts as ``config.<name>.<sub>``, lists as their JSON text), one column per metric (its
         bare name), then ``wall_s, started_at, package_version, config_json``. ``keys`` restricts
         the rows to those keys.
+
+        Metric columns that hold only numbers get a numeric dtype (int64 when every value is an
+        int, else float with None as NaN), only bools bool; mixed columns stay object.
+
+        Parameters
+        ----------
+        study : str or None, default None
+            Only the runs of this study; ``None``: every study.
+        keys : iterable of str or None, default None
+            Only the runs with these keys (unknown keys are ignored); ``None``: no restriction.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per run (the columns above; an empty frame with the base and tail columns when
+            nothing matches). Curves are not included: see :meth:`curves`.
+
+        Raises
+        ------
+        InputError
+            When the store is closed or the file turns out to be damaged.
         """
         sql = ("SELECT key, study, seed, status, config_json, metrics_json, wall_s, started_at, package_version "
                "FROM runs")
@@ -514,7 +789,27 @@ class ResultStore:
         return df
 
     def export(self, path, study: str | None = None) -> Path:
-        """Write ``load(study)`` to ``path``: ``.csv`` or ``.parquet`` chosen by the suffix."""
+        """Write ``load(study)`` to ``path``: ``.csv`` or ``.parquet`` chosen by the suffix.
+
+        In Parquet, an object column mixing value types (say numbers and text) is written as text.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write (``~`` expanded, parent folders created); suffix ``.csv`` or ``.parquet``.
+        study : str or None, default None
+            Only the runs of this study; ``None``: every run.
+
+        Returns
+        -------
+        Path
+            The file written.
+
+        Raises
+        ------
+        InputError
+            For another suffix, a Parquet export without pyarrow installed, or a closed/damaged store.
+        """
         path = Path(path).expanduser()
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".parquet"):

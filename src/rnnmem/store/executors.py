@@ -52,7 +52,24 @@ class Job:
 
 
 def resolve(fn: str):
-    """Import ``"module:function"`` and return the function (ConfigError if it cannot be found)."""
+    """Import ``"module:function"`` and return the function (ConfigError if it cannot be found).
+
+    Parameters
+    ----------
+    fn : str
+        ``"module:function"``, e.g. ``"rnnmem.store.testing:toy_run"`` (exactly one colon).
+
+    Returns
+    -------
+    callable
+        The function, with signature ``fn(config: dict, seeds: list[int]) -> list[RunRecord]``.
+
+    Raises
+    ------
+    ConfigError
+        When ``fn`` is not a ``"module:function"`` string, the module cannot be imported, or it has
+        no callable of that name.
+    """
     import importlib
 
     if not isinstance(fn, str) or fn.count(":") != 1:
@@ -74,6 +91,30 @@ def execute(fn: str, config: dict, seeds: list[int], one_thread: bool = True) ->
 
     Fills ``started_at`` and ``wall_s`` (the task's wall time split over its runs) where the study
     function left them empty.
+
+    Parameters
+    ----------
+    fn : str
+        The study function as ``"module:function"`` (:func:`resolve`).
+    config : dict
+        One config of the study (passed as a copy).
+    seeds : list of int
+        The seeds this task computes (passed as a copy).
+    one_thread : bool, default True
+        Set one torch/OpenMP/MKL thread (and ``OMP_NUM_THREADS``/``MKL_NUM_THREADS=1``) before and
+        after importing the study; ``False`` in the driver process (inline executor, calibration).
+
+    Returns
+    -------
+    list
+        What ``fn`` returned, as a list (a single RunRecord is wrapped); RunRecords get
+        ``started_at`` (UTC, ISO 8601) and ``wall_s`` (seconds) where empty. The runner checks
+        that there is one RunRecord per seed.
+
+    Raises
+    ------
+    ConfigError
+        When ``fn`` cannot be resolved; anything the study function raises propagates.
     """
     if one_thread:
         _one_thread()
@@ -185,15 +226,53 @@ class InlineExecutor:
         self._queue: list[Job] = []
 
     def capacity(self) -> int:
+        """How many jobs the runner keeps submitted: 1 (jobs run one at a time, in ``wait``).
+
+        Returns
+        -------
+        int
+            1.
+        """
         return 1
 
     def submit(self, job: Job) -> None:
+        """Queue ``job``; it runs in the next :meth:`wait`.
+
+        Parameters
+        ----------
+        job : Job
+            The task and its attempt number.
+
+        Returns
+        -------
+        None
+        """
         self._queue.append(job)
 
     def in_flight(self) -> int:
+        """Jobs submitted and not yet returned by :meth:`wait`.
+
+        Returns
+        -------
+        int
+            The queue length.
+        """
         return len(self._queue)
 
     def wait(self, timeout: float | None = None):
+        """Run the oldest queued job in this process (torch thread settings left alone).
+
+        Parameters
+        ----------
+        timeout : float or None, default None
+            Not used (the job runs to completion); accepted for the common executor interface.
+
+        Returns
+        -------
+        list of tuple
+            ``[(job, records)]`` or ``[(job, exception)]`` when the study function raised (an
+            ``Exception``; the runner retries or reports it); ``[]`` when nothing is queued.
+        """
         if not self._queue:
             return []
         job = self._queue.pop(0)
@@ -203,6 +282,12 @@ class InlineExecutor:
             return [(job, exc)]
 
     def close(self) -> None:
+        """Drop the queued jobs (none is running between calls).
+
+        Returns
+        -------
+        None
+        """
         self._queue.clear()
 
 
@@ -225,9 +310,27 @@ class LocalExecutor:
         return self._pool
 
     def capacity(self) -> int:
+        """How many jobs the runner keeps submitted: two per worker, so none waits for work.
+
+        Returns
+        -------
+        int
+            ``2 * workers``.
+        """
         return 2 * self.workers
 
     def submit(self, job: Job) -> None:
+        """Submit ``job`` to the pool (started on first use; a broken pool is replaced first).
+
+        Parameters
+        ----------
+        job : Job
+            The task and its attempt number; runs :func:`execute` in a worker with one thread.
+
+        Returns
+        -------
+        None
+        """
         pool = self._ensure_pool()
         try:
             fut = pool.submit(execute, self.fn, job.task.config, job.task.seeds)
@@ -237,9 +340,32 @@ class LocalExecutor:
         self._futures[fut] = job
 
     def in_flight(self) -> int:
+        """Jobs submitted and not yet returned by :meth:`wait`.
+
+        Returns
+        -------
+        int
+            The number of pending futures.
+        """
         return len(self._futures)
 
     def wait(self, timeout: float | None = None):
+        """Wait until at least one job finishes (or ``timeout``) and return every finished job.
+
+        A job whose worker died comes back as a ``RuntimeError`` naming that, and the broken pool
+        is discarded (the next :meth:`submit` starts a fresh one).
+
+        Parameters
+        ----------
+        timeout : float or None, default None
+            Seconds to wait; ``None`` waits until a job finishes.
+
+        Returns
+        -------
+        list of tuple
+            ``(job, records)`` or ``(job, exception)`` per finished job; ``[]`` when none finished
+            in time or nothing is in flight.
+        """
         if not self._futures:
             return []
         done, _ = cf.wait(list(self._futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
@@ -262,7 +388,12 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Release the workers. Tasks still running (the runner was interrupted) are killed: their
-        results could no longer be stored anyway."""
+        results could no longer be stored anyway.
+
+        Returns
+        -------
+        None
+        """
         if self._pool is not None:
             if self._futures:
                 for proc in list(getattr(self._pool, "_processes", {}).values()):
@@ -276,7 +407,32 @@ EXECUTORS = ("local", "ray")
 
 
 def make_executor(kind: str, fn: str, workers: int | None = None, address: str | None = None):
-    """Build the executor named ``kind`` ("local" or "ray") for study function ``fn``."""
+    """Build the executor named ``kind`` ("local" or "ray") for study function ``fn``.
+
+    Parameters
+    ----------
+    kind : str
+        ``"local"`` (in-process or a process pool) or ``"ray"``.
+    fn : str
+        The study function as ``"module:function"``.
+    workers : int or None, default None
+        Local: worker processes (``None``: :func:`default_workers`; 0 or 1: run in this process).
+        Ray: up to ``2 * workers`` tasks in flight, and the CPUs of a local Ray instance it starts
+        (``None``: the cluster's CPU count).
+    address : str or None, default None
+        Ray only: the cluster to connect to (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``);
+        ``None`` reuses the Ray session of this process or starts a local one.
+
+    Returns
+    -------
+    InlineExecutor, LocalExecutor or RayExecutor
+
+    Raises
+    ------
+    ConfigError
+        For an unknown ``kind``, negative local ``workers``, and (ray) Ray not installed or no
+        cluster reachable at ``address``.
+    """
     if kind == "local":
         n = default_workers() if workers is None else int(workers)
         if n < 0:
@@ -290,7 +446,14 @@ def make_executor(kind: str, fn: str, workers: int | None = None, address: str |
 
 
 def default_workers() -> int:
-    """min(2, CPUs available to this process)."""
+    """min(2, CPUs available to this process).
+
+    Returns
+    -------
+    int
+        ``max(1, min(2, len(os.sched_getaffinity(0))))`` (``os.cpu_count()`` where there is no
+        affinity mask).
+    """
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux

@@ -35,7 +35,24 @@ def _remote():
 
 
 class RayExecutor:
-    """Submit jobs as Ray tasks; at most ``capacity()`` in flight (2 per cluster CPU by default)."""
+    """Submit jobs as Ray tasks; at most ``capacity()`` in flight (2 per cluster CPU by default).
+
+    Parameters
+    ----------
+    fn : str
+        The study function as ``"module:function"`` (importable on every Ray worker).
+    workers : int or None, default None
+        Jobs in flight are ``2 * workers``; also ``num_cpus`` of a local Ray instance started here.
+        ``None``: the cluster's CPU count.
+    address : str or None, default None
+        The cluster to connect to when Ray is not initialised yet (``"auto"``, ``"ray://host:10001"``,
+        ``"host:6379"``); ``None`` starts a local instance.
+
+    Raises
+    ------
+    ConfigError
+        When Ray is not installed, or ``ray.init`` cannot connect or start.
+    """
 
     name = "ray"
 
@@ -58,16 +75,57 @@ class RayExecutor:
         self._refs: dict = {}
 
     def capacity(self) -> int:
+        """How many jobs the runner keeps submitted: two per worker.
+
+        Returns
+        -------
+        int
+            ``2 * workers``.
+        """
         return 2 * self.workers
 
     def submit(self, job: Job) -> None:
+        """Submit ``job`` as one Ray task running :func:`rnnmem.store.executors.execute` (1 CPU, no Ray retries).
+
+        Parameters
+        ----------
+        job : Job
+            The task and its attempt number.
+
+        Returns
+        -------
+        None
+        """
         ref = _remote().remote(self.fn, job.task.config, job.task.seeds)
         self._refs[ref] = job
 
     def in_flight(self) -> int:
+        """Jobs submitted and not yet returned by :meth:`wait`.
+
+        Returns
+        -------
+        int
+            The number of pending Ray object refs.
+        """
         return len(self._refs)
 
     def wait(self, timeout: float | None = None):
+        """Return every job finished by now, else wait up to ``timeout`` for the first to finish.
+
+        A task whose study function raised comes back with that exception (the ``RayTaskError``'s
+        cause); a task lost to a dead worker or node as a ``RuntimeError`` naming the Ray error.
+
+        Parameters
+        ----------
+        timeout : float or None, default None
+            Seconds to wait when no job has finished yet; ``None`` waits until one does.
+
+        Returns
+        -------
+        list of tuple
+            ``(job, records)`` or ``(job, exception)`` per finished job; ``[]`` when none finished
+            in time or nothing is in flight.
+        """
         ray = _ray()
         if not self._refs:
             return []
@@ -89,6 +147,12 @@ class RayExecutor:
         return out
 
     def close(self) -> None:
+        """Cancel the tasks still in flight (forcefully) and shut Ray down if this executor started it.
+
+        Returns
+        -------
+        None
+        """
         ray = _ray()
         for ref in list(self._refs):
             try:

@@ -76,7 +76,13 @@ class StudySpec:
         self.seeds_per_task = int(self.seeds_per_task)
 
     def options(self) -> dict:
-        """Option name -> pydantic field info of the config model."""
+        """Option name -> pydantic field info of the config model.
+
+        Returns
+        -------
+        dict of str to pydantic.fields.FieldInfo
+            A copy of ``config_model.model_fields``, in declaration order.
+        """
         return dict(self.config_model.model_fields)
 
     def validate(self, config: dict, where: str = "config") -> dict:
@@ -129,11 +135,17 @@ def register_study(spec: StudySpec) -> StudySpec:
     Parameters
     ----------
     spec : StudySpec
+        The study to register under ``spec.name``.
 
     Returns
     -------
     StudySpec
         ``spec``.
+
+    Raises
+    ------
+    ConfigError
+        When ``spec`` is not a StudySpec.
     """
     if not isinstance(spec, StudySpec):
         raise ConfigError(f"register_study expects a StudySpec, got {type(spec).__name__}")
@@ -148,7 +160,17 @@ def register_study_modules(*modules: str) -> None:
     Parameters
     ----------
     *modules : str
-        Importable module names, e.g. ``"mypackage.studies.mine"``.
+        Importable module names, e.g. ``"mypackage.studies.mine"`` (a name already declared is
+        kept once, in its first place).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ConfigError
+        When a name is not a non-empty string.
     """
     for module in modules:
         if not isinstance(module, str) or not module:
@@ -179,6 +201,15 @@ def import_studies(module: str) -> None:
     ----------
     module : str
         Importable module name.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ConfigError
+        When the module (or something it imports) cannot be imported.
     """
     try:
         importlib.import_module(module)
@@ -240,6 +271,11 @@ def canonical_config(study: str, config: dict) -> dict:
     -------
     dict
         The validated full config; for a study that is not registered, a copy of ``config``.
+
+    Raises
+    ------
+    ConfigError
+        When ``config`` is not a dict, or (registered study) fails :meth:`StudySpec.validate`.
     """
     if study not in _STUDIES:
         _load_declared(until=study)

@@ -54,6 +54,25 @@ def pending_tasks(tasks, store: ResultStore) -> tuple[list[Task], list[list[str]
 
     Returns ``(pending, keys)``: ``pending[i]`` has the missing seeds of task ``i`` (possibly
     none); ``keys[i]`` the run keys of all its seeds, in seed order.
+
+    Parameters
+    ----------
+    tasks : iterable of Task
+        The tasks; each config is canonicalised by its study's model when the study is registered
+        (:func:`rnnmem.store.registry.canonical_config`).
+    store : ResultStore
+        The results database whose keys are skipped.
+
+    Returns
+    -------
+    tuple of (list of Task, list of list of str)
+        ``(pending, keys)`` as above, both with one entry per task in input order; the pending
+        tasks carry the canonical configs.
+
+    Raises
+    ------
+    ConfigError
+        When an item is not a Task, a task lists a seed twice, or a config fails its study's model.
     """
     tasks = [_canonical(t) for t in tasks]
     stored: dict[str, set[str]] = {}
@@ -138,6 +157,42 @@ def run_tasks(tasks, fn: str, store: ResultStore, executor: str = "local", worke
     after that raise ``TaskFailed`` once all the others are stored.
 
     Returns ``store.load()`` restricted to the tasks' runs, in task order then seed order.
+
+    Parameters
+    ----------
+    tasks : iterable of Task
+        What to run: one config of a study and the seeds computed together.
+    fn : str
+        The study function as ``"module:function"``; it must return one RunRecord per seed, of the
+        task's study.
+    store : ResultStore
+        The results database: read to skip stored runs, written by this process only.
+    executor : str, default "local"
+        ``"local"`` or ``"ray"`` (:func:`rnnmem.store.executors.make_executor`).
+    workers : int or None, default None
+        Local worker processes (``None``: min(2, CPUs); 0 or 1: this process); Ray: 2 jobs in flight each.
+    progress : bool, default True
+        Show a rich progress bar (tasks done, runs stored, elapsed time, ETA).
+    description : str, default ""
+        The progress bar's label (default: the first task's study and the executor's name).
+    retries : int, default 2
+        Extra attempts for a task that raises or whose worker dies (an ``RnnmemError``, such as a
+        bad config or a wrong return value, is not retried).
+    address : str or None, default None
+        Ray only: the cluster address.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The :meth:`ResultStore.load` table of every run of ``tasks`` (stored before or now).
+
+    Raises
+    ------
+    ConfigError
+        For ``retries < 0``, an ``fn`` that cannot be imported, a bad task or config, or an
+        unknown executor.
+    TaskFailed
+        When tasks still fail after their attempts; every other run has been stored by then.
     """
     tasks = list(tasks)
     if retries < 0:
@@ -194,7 +249,27 @@ def run_tasks(tasks, fn: str, store: ResultStore, executor: str = "local", worke
 
 
 def timed_task(fn: str, task: Task) -> tuple[list[RunRecord], float]:
-    """Run one task in this process (nothing stored); returns its records and wall seconds."""
+    """Run one task in this process (nothing stored); returns its records and wall seconds.
+
+    Parameters
+    ----------
+    fn : str
+        The study function as ``"module:function"``.
+    task : Task
+        The task (its config is canonicalised first, as :func:`run_tasks` does).
+
+    Returns
+    -------
+    tuple of (list of RunRecord, float)
+        One record per seed in ``task.seeds`` order, and the wall seconds of the study call
+        (``time.perf_counter``; the process's thread settings are left as they are).
+
+    Raises
+    ------
+    ConfigError
+        When ``fn`` cannot be imported, the task is invalid, or ``fn`` does not return one
+        RunRecord per seed; anything the study function raises propagates.
+    """
     from .executors import execute
 
     resolve(fn)  # imports the study's module, which registers it, before the config is canonicalised

@@ -52,7 +52,28 @@ class SweepFile(BaseModel):
 
 
 def expand_range(name: str, spec) -> list:
-    """The values of one grid option: a list as given, or a range mapping (module docstring)."""
+    """The values of one grid option: a list as given, or a range mapping (module docstring).
+
+    Parameters
+    ----------
+    name : str
+        The option's name (for error messages).
+    spec : list, dict or scalar
+        A non-empty list of values; a range ``{start, stop[, step]}`` (step 1 by default),
+        ``{log2: [i, j]}`` or ``{log10: [i, j]}``; any other single value is a grid of one.
+
+    Returns
+    -------
+    list
+        The values in order: ints for an all-integer ``start/stop/step`` range and non-negative
+        powers, floats otherwise (range values rounded to 12 decimals).
+
+    Raises
+    ------
+    ConfigError
+        For an empty list, a range with other keys, non-numeric ends, step <= 0, stop < start,
+        non-integer or reversed exponents, or more than ``MAX_VALUES`` (1,000,000) values.
+    """
     where = f"grid option {name!r}"
     if isinstance(spec, list):
         if not spec:
@@ -133,17 +154,58 @@ class SweepPlan:
 
     @property
     def runs(self) -> int:
+        """Runs in the sweep: expanded configs x seeds.
+
+        Returns
+        -------
+        int
+            ``len(configs) * len(seeds)``.
+        """
         return len(self.configs) * len(self.seeds)
 
     def tasks(self) -> list[Task]:
-        """One task per (config, chunk of ``seeds_per_task`` seeds), in grid order."""
+        """One task per (config, chunk of ``seeds_per_task`` seeds), in grid order.
+
+        Returns
+        -------
+        list of Task
+            ``len(configs) * ceil(len(seeds) / seeds_per_task)`` tasks; for each config its seed
+            chunks in seed order (the last chunk may be shorter).
+        """
         k = self.seeds_per_task
         chunks = [self.seeds[i:i + k] for i in range(0, len(self.seeds), k)]
         return [Task(self.study, cfg, list(chunk)) for cfg in self.configs for chunk in chunks]
 
 
 def plan_sweep(data: dict, base: Path | None = None, source: str = "sweep") -> SweepPlan:
-    """Validate a parsed sweep file and expand its grid (``base``: folder for relative db paths)."""
+    """Validate a parsed sweep file and expand its grid (``base``: folder for relative db paths).
+
+    Modules listed under ``import`` are imported before the study is looked up (they register
+    their studies); the grid is the Cartesian product of the options' values, each config
+    validated with ``fixed`` merged in.
+
+    Parameters
+    ----------
+    data : dict
+        The parsed YAML (keys of :class:`SweepFile`: study, grid, fixed, seeds, seeds_per_task, db,
+        import, executor, workers, address, retries, description).
+    base : Path or None, default None
+        Folder that a relative ``db`` path is relative to (``None``: the current directory).
+    source : str, default "sweep"
+        Names the file in error messages; its stem names the default database ``<stem>.sqlite``.
+
+    Returns
+    -------
+    SweepPlan
+        The study, every expanded config (full, validated, in grid order), the requested configs,
+        seeds, seeds per task (file, else the study's), database path and run options.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key, study, executor or option, an empty grid, an option both in grid and
+        fixed, a bad range or seeds spec, a config its study rejects, or a duplicated config.
+    """
     from .registry import get_study, import_studies
 
     if not isinstance(data, dict):
@@ -193,7 +255,25 @@ def plan_sweep(data: dict, base: Path | None = None, source: str = "sweep") -> S
 
 
 def load_sweep(path) -> SweepPlan:
-    """Read and validate a sweep YAML file (relative ``db`` paths are relative to the file)."""
+    """Read and validate a sweep YAML file (relative ``db`` paths are relative to the file).
+
+    Parameters
+    ----------
+    path : str or Path
+        The sweep YAML file (format in docs/sweeps.md).
+
+    Returns
+    -------
+    SweepPlan
+        :func:`plan_sweep` of its contents; the default database is ``<file stem>.sqlite`` next to it.
+
+    Raises
+    ------
+    InputError
+        When the file does not exist, cannot be read, or is not valid YAML.
+    ConfigError
+        From :func:`plan_sweep`, for any invalid content.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"sweep file {path} not found")
@@ -227,6 +307,30 @@ def calibrate(plan: SweepPlan, samples: int = 1, workers: int | None = None, sto
     middle config for a single sample: a systematic sample); each sample task carries ``seeds_per_task`` seeds, as the sweep will. The estimate
     assumes every run costs the mean sampled per-run time: where cost grows with an option (units,
     T...) sample more (``samples``) and read it as an order of magnitude.
+
+    Parameters
+    ----------
+    plan : SweepPlan
+        The validated sweep.
+    samples : int, default 1
+        Sample tasks to time (at most one per config).
+    workers : int or None, default None
+        Parallel workers for the wall-time estimate (``None``: the plan's, else
+        :func:`rnnmem.store.executors.default_workers`; at least 1).
+    stored : set of str or None, default None
+        Keys already stored: their runs are not counted as left to do.
+
+    Returns
+    -------
+    Calibration
+        The samples (config as requested, seeds, wall_s), ``per_run_s`` (mean seconds per run),
+        runs and tasks left to do, ``workers``, ``cpu_s = per_run_s * runs_to_do`` and
+        ``wall_s = cpu_s / workers`` (seconds).
+
+    Raises
+    ------
+    ConfigError
+        For ``samples < 1``, or from the sampled task (a bad config or return value).
     """
     from .db import run_key
     from .executors import default_workers
@@ -256,7 +360,37 @@ def calibrate(plan: SweepPlan, samples: int = 1, workers: int | None = None, sto
 
 def run_sweep(plan: SweepPlan, executor: str | None = None, workers: int | None = None, address: str | None = None,
               progress: bool = True, db: Path | None = None) -> pd.DataFrame:
-    """Run (or resume) the sweep into its database; returns the runs' table (runner.run_tasks)."""
+    """Run (or resume) the sweep into its database; returns the runs' table (runner.run_tasks).
+
+    Parameters
+    ----------
+    plan : SweepPlan
+        The validated sweep.
+    executor : str or None, default None
+        ``"local"`` or ``"ray"`` (``None``: the plan's).
+    workers : int or None, default None
+        Worker processes (``None``: the plan's, then min(2, CPUs)).
+    address : str or None, default None
+        Ray cluster address (``None``: the plan's).
+    progress : bool, default True
+        Show a progress bar.
+    db : Path or None, default None
+        Results database to use instead of the plan's.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`rnnmem.store.runner.run_tasks`'s table of every run of the sweep, in grid then seed order.
+
+    Raises
+    ------
+    InputError
+        When the database cannot be opened.
+    ConfigError
+        For an unknown executor or a bad task.
+    TaskFailed
+        When tasks still fail after the plan's ``retries``; the other runs are stored.
+    """
     from .db import ResultStore
     from .runner import run_tasks
 
@@ -268,7 +402,25 @@ def run_sweep(plan: SweepPlan, executor: str | None = None, workers: int | None 
 
 
 def stored_keys(db: Path, study: str) -> set[str]:
-    """Keys already in ``db`` for ``study`` (empty when the database does not exist yet; never creates it)."""
+    """Keys already in ``db`` for ``study`` (empty when the database does not exist yet; never creates it).
+
+    Parameters
+    ----------
+    db : str or Path
+        The results database.
+    study : str
+        The study name.
+
+    Returns
+    -------
+    set of str
+        The run keys of that study stored in ``db``.
+
+    Raises
+    ------
+    InputError
+        When ``db`` exists but is not a readable rnnmem results store.
+    """
     from .db import ResultStore
 
     if not Path(db).exists():
@@ -278,6 +430,20 @@ def stored_keys(db: Path, study: str) -> set[str]:
 
 
 def format_seconds(s: float) -> str:
+    """A duration in seconds as short text in the largest fitting unit, one decimal.
+
+    Below 120 s in seconds, below 2 h in minutes, below 48 h in hours, else in days.
+
+    Parameters
+    ----------
+    s : float
+        Seconds.
+
+    Returns
+    -------
+    str
+        E.g. ``"42.0 s"``, ``"2.5 min"``, ``"3.0 h"``, ``"2.1 days"``.
+    """
     if s < 120:
         return f"{s:.1f} s"
     if s < 7200:

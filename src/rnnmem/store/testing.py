@@ -69,7 +69,32 @@ def _faults(config: dict, seeds: list[int]) -> Path | None:
 
 
 def toy_run(config: dict, seeds: list[int]) -> list[RunRecord]:
-    """Run the toy study for ``seeds`` (see module docstring)."""
+    """Run the toy study for ``seeds`` (see module docstring).
+
+    Per seed: x = scale * z with z ~ N(0, 1), ``n`` draws from ``numpy.random.default_rng([seed, n])``.
+
+    Parameters
+    ----------
+    config : dict
+        Options of :class:`ToyConfig`: ``n`` (int, default 16), ``scale`` (float > 0, default 1.0),
+        ``label`` (str, default "").
+    seeds : list of int
+        The seeds to run.
+
+    Returns
+    -------
+    list of RunRecord
+        One per seed, in order: status ``"ok"`` when |mean(x)| < scale, else ``"far"``; metrics
+        ``mean``, ``std`` (population, ddof 0), ``max``, ``n_draws`` and ``label`` (None when
+        empty); curve ``running_mean`` of shape [n] (mean of the first t draws, t = 1..n).
+
+    Raises
+    ------
+    pydantic.ValidationError
+        For an invalid config.
+    RuntimeError
+        The injected ``fail_after`` failure (only with ``RNNMEM_TOY_DIR`` set).
+    """
     cfg = ToyConfig(**config)
     log = _faults(config, seeds)
     records = []
@@ -89,7 +114,18 @@ def toy_run(config: dict, seeds: list[int]) -> list[RunRecord]:
 
 
 def calls(folder) -> list[dict]:
-    """The tasks logged in ``folder/calls.log`` (empty list when none)."""
+    """The tasks logged in ``folder/calls.log`` (empty list when none).
+
+    Parameters
+    ----------
+    folder : str or Path
+        The ``RNNMEM_TOY_DIR`` folder of a test.
+
+    Returns
+    -------
+    list of dict
+        One ``{"config", "seeds", "pid"}`` per completed toy task, in completion order.
+    """
     log = Path(folder) / "calls.log"
     if not log.exists():
         return []
@@ -99,7 +135,26 @@ def calls(folder) -> list[dict]:
 def kill_when_stored(proc, db, count: int, timeout: float, poll: float = 0.1) -> set[str]:
     """SIGKILL the process ``proc`` (a sweep driver) once the results database ``db`` holds at
     least ``count`` runs (or after ``timeout`` seconds, or when it exits by itself); returns the
-    keys stored at that point. Used by the crash-and-resume tests."""
+    keys stored at that point. Used by the crash-and-resume tests.
+
+    Parameters
+    ----------
+    proc : subprocess.Popen
+        The driver process to kill (and reap).
+    db : str or Path
+        Its results database, whose run count is polled.
+    count : int
+        Kill once at least this many runs are stored.
+    timeout : float
+        Kill after this many seconds at the latest.
+    poll : float, default 0.1
+        Seconds between polls.
+
+    Returns
+    -------
+    set of str
+        The keys in ``db`` after the driver is dead.
+    """
     import signal
 
     from .db import ResultStore
