@@ -643,11 +643,21 @@ class RecurrentUnit(nn.Module):
     # compiled faster at LSTM H = 32 B = 32 (131k: 23 vs 43 us/step), GRU H = 192 B = 2 (221k: 25 vs
     # 31); slower at GRU H = 32 B = 128 (393k: 94 vs 71), GRU H = 256 B = 2 (393k: 43 vs 39).
     native_max_work = 2**18
+    # Ensembles with at most 2 rows per member (the forgetting probe's pair of streams) batch one
+    # tiny product per member (``baddbmm``), where BLAS gains little: there the compiled loop wins up
+    # to this many multiply-adds per member and step. Measured (wall, 1 thread, keras convention,
+    # E = 10, B = 2): LSTM H = 64 54 vs 67 us/step, H = 128 176 vs 293; GRU H = 128 114 vs 151;
+    # E = 3, H = 256: LSTM 168 vs 305, GRU 133 vs 168. With 8 or more rows per member BLAS wins
+    # (E = 10, B = 8, H = 64: LSTM 202 vs 185, GRU 208 vs 123), so those keep ``native_max_work``.
+    native_ensemble_max_work = 2**20
+    native_ensemble_rows = 2
 
     def _native_ok(self, x: torch.Tensor, state: State) -> bool:
         """Whether the compiled step loops may run: ``use_native``, CPU, float32/64, no gradient
         needed (grad mode off, or neither parameters, inputs nor state require one), small
-        enough (``native_max_work``), the step not patched on the instance, and the library built
+        enough (``native_max_work``; for ensembles with at most ``native_ensemble_rows`` rows per
+        member, ``native_ensemble_max_work`` per member), the step not patched on the instance, and
+        the library built
         (``_native.library()``)."""
         if not getattr(self, "use_native", True) or x.device.type != "cpu":
             return False
@@ -658,8 +668,12 @@ class RecurrentUnit(nn.Module):
         if x.dtype not in (torch.float32, torch.float64):
             return False
         rows = math.prod(x.shape[1:-1])
-        if self.gates * self.hidden_size * self.hidden_size * rows > self.native_max_work:
-            return False
+        per_row = self.gates * self.hidden_size * self.hidden_size
+        if per_row * rows > self.native_max_work:
+            member_rows = x.shape[-2]
+            if not (getattr(self, "ensemble", None) and x.dim() == 4 and member_rows <= self.native_ensemble_rows
+                    and per_row * member_rows <= self.native_ensemble_max_work):
+                return False
         if torch.is_grad_enabled() and (
             x.requires_grad or any(s.requires_grad for s in state) or any(p.requires_grad for p in self.parameters())
         ):
