@@ -169,3 +169,22 @@ def test_forgetting_records_which_kernel_ran():
     with torch.no_grad():
         fused(torch.randn(20, 2, 4))
     assert fused.last_path == "fused"  # a plain forward of an exact torch configuration
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_ensembles_of_pairs_run_compiled_beyond_the_single_unit_limit(cell):
+    # 10 members x 2 rows x H = 128: above native_max_work in total, within the per-member limit for
+    # ensembles with <= 2 rows per member; 8 rows per member keep the Python loop (BLAS is faster)
+    if _native.library() is None:
+        pytest.skip("no C compiler: the compiled loops are not built here")
+    unit = cells.build(cell, 4, 128, convention="keras", seeds=list(range(10)))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 10, 2, 4, generator=gen)
+    with torch.inference_mode():
+        fast, _ = unit(x)
+        assert unit.last_path == "compiled"
+        unit(torch.randn(5, 10, 8, 4, generator=gen))
+        assert unit.last_path == "python"
+        unit.use_native = False
+        slow, _ = unit(x)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
