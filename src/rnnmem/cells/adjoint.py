@@ -52,6 +52,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from .base import RecurrentUnit
+from .gated import GRU, LSTM, RNN, _add
+
 KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
 
 
@@ -89,13 +92,7 @@ class LayerSpec:
         return self.W_h.shape[0]
 
 
-def _or_zero(v: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(like) if v is None else v
-
-
 def _specs_rnnmem(unit) -> list[LayerSpec] | None:
-    from .gated import GRU, LSTM, RNN
-
     cls = type(unit)
     if getattr(unit, "ensemble", None) or cls not in (RNN, LSTM, GRU):
         return None  # subclasses may change the step: only the exact built-in classes
@@ -104,17 +101,16 @@ def _specs_rnnmem(unit) -> list[LayerSpec] | None:
     hard = unit.convention.gate_activation == "hard_sigmoid"
     specs = []
     for p in unit.layer_params:
-        zero = torch.zeros_like(p.b)
         if cls is RNN:
-            b = p.b + _or_zero(unit._b_h(p), zero)
+            b = _add(p.b, unit._b_h(p))
             specs.append(LayerSpec(f"rnn_{unit.nonlinearity}", p.W_x, p.W_h, b))
         elif cls is LSTM:
-            b = p.b + _or_zero(unit._constant_bias(p), zero)
+            b = _add(p.b, unit._constant_bias(p))
             specs.append(LayerSpec("lstm", p.W_x, p.W_h, b, hard=hard))
         else:
             _, _, _, fold, b_hn = unit._split_params(p)
             after = unit.convention.gru_reset == "after"
-            specs.append(LayerSpec("gru", p.W_x, p.W_h, p.b + _or_zero(fold, zero), b_hn, after, hard))
+            specs.append(LayerSpec("gru", p.W_x, p.W_h, _add(p.b, fold), b_hn, after, hard))
     return specs
 
 
@@ -153,8 +149,6 @@ def layer_specs(core: nn.Module) -> list[LayerSpec] | None:
     -------
     One :class:`LayerSpec` per layer, bottom first, or None.
     """
-    from .base import RecurrentUnit
-
     if isinstance(core, RecurrentUnit):
         return _specs_rnnmem(core)
     if isinstance(core, nn.RNNBase):
@@ -193,7 +187,7 @@ def _run_layer(spec: LayerSpec, u: torch.Tensor) -> tuple[torch.Tensor, torch.Te
             rz, _ = _gate(spec, xp[t, : 2 * H] + h @ spec.W_h[:, : 2 * H])
             r, z = rz[:H], rz[H:]
             if spec.reset_after:
-                n = torch.tanh(xp[t, 2 * H :] + r * (h @ spec.W_h[:, 2 * H :] + _or_zero(spec.b_hn, h)))
+                n = torch.tanh(xp[t, 2 * H :] + r * _add(h @ spec.W_h[:, 2 * H :], spec.b_hn))
             else:
                 n = torch.tanh(xp[t, 2 * H :] + (r * h) @ spec.W_h[:, 2 * H :])
             h = n + z * (h - n)
@@ -219,8 +213,6 @@ def trajectory(core: nn.Module, specs: list[LayerSpec], x: torch.Tensor):
     ``(hs, cs)``: lists (bottom layer first) of ``[T, H]`` tensors; ``cs`` entries are None except
     for LSTM layers.
     """
-    from .base import RecurrentUnit
-
     if isinstance(core, RecurrentUnit):
         _, _, states = core(x[:, None], return_all_states=True)
         hs = [states[0][:, layer, 0] for layer in range(len(specs))]
@@ -283,7 +275,7 @@ def _coefficients(spec: LayerSpec, u: torch.Tensor, h: torch.Tensor, c: torch.Te
     s, ds = _gate(spec, a[:, : 2 * H] + h_prev @ spec.W_h[:, : 2 * H])
     r, z = s[:, :H], s[:, H:]
     if spec.reset_after:
-        q = h_prev @ spec.W_h[:, 2 * H :] + _or_zero(spec.b_hn, h[0])
+        q = _add(h_prev @ spec.W_h[:, 2 * H :], spec.b_hn)
         n = torch.tanh(a[:, 2 * H :] + r * q)
     else:
         q = h_prev
@@ -310,8 +302,8 @@ class _LayerSweep:
         self.lam = ref.new_zeros(T, H)                       # adjoint of h (rows: output steps)
         self.lamc = ref.new_zeros(T, H) if spec.kind == "lstm" else None
         self.delta = ref.new_zeros(T, G * H)                 # gate (pre-activation) gradients
-        self.out = ref.new_zeros(T, n_in)                    # handed on: input adjoint | projected gradient
         if spec.kind == "gru":
+            self.out = ref.new_zeros(T, n_in)                # handed on: input adjoint | projected gradient
             # [r, z] block: one product for the recurrent part and the input part
             self.R_rz = torch.cat([W_hT[: 2 * H], W_in[: 2 * H]], dim=1).contiguous()
             self.P_rz = ref.new_zeros(T, H + n_in)
@@ -330,7 +322,7 @@ class _LayerSweep:
         (``[T - t, I]`` input adjoints or ``[T - t, C]`` projected gradients, a view of a reused
         buffer) and moves the adjoints to step ``t - 1`` in place."""
         spec, k, H = self.spec, self.coef, self.spec.hidden
-        lam, D, out = self.lam[t:], self.delta[t:], self.out[t:]
+        lam, D = self.lam[t:], self.delta[t:]
         if spec.kind.startswith("rnn") or spec.kind == "lstm":
             if spec.kind == "lstm":
                 lamc = self.lamc[t:]
@@ -345,8 +337,8 @@ class _LayerSweep:
             P = self.P[t:]
             torch.mm(D, self.R, out=P)
             lam.copy_(P[:, :H])
-            out.copy_(P[:, H:])
-            return out
+            return P[:, H:]
+        out = self.out[t:]
         cn, cz, cr, z, r = k["cn"][t], k["cz"][t], k["cr"][t], k["z"][t], k["r"][t]
         Dn, Drz = D[:, 2 * H :], D[:, : 2 * H]
         torch.mul(lam, cn, out=Dn)

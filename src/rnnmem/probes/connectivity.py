@@ -865,12 +865,23 @@ def _sweep_graph(model: nn.Module, fn: Callable, x: torch.Tensor, readout: nn.Li
                 state = sout
     except Exception:  # a core with another calling convention: no sweep
         return None
+    y = torch.cat([p[4] for p in pieces]).detach()
+    return pieces if _feeds_readout(y, fn, x, readout, rtol=1e-6, atol=1e-6) else None
+
+
+def _feeds_readout(y: torch.Tensor, fn: Callable, x: torch.Tensor, readout: nn.Linear, rtol: float,
+                   atol: float = 0.0, atol_rel: float = 0.0) -> bool:
+    """Whether ``y`` ``[T, 1, H]`` (a recurrent core's outputs along ``x``) equals the readout's
+    input when ``fn(x)`` runs (``_features``), to ``torch.allclose`` with ``rtol`` and an absolute
+    tolerance ``atol`` (``atol_rel`` > 0: ``atol_rel`` times the features' largest magnitude): the
+    check that the logits really are the readout of that core."""
     with torch.no_grad():
         feats = _features(fn, x, readout)
-    y = torch.cat([p[4] for p in pieces]).detach()
-    if y.shape != feats.shape or not torch.allclose(y, feats, rtol=1e-6, atol=1e-6):
-        return None
-    return pieces
+    if y.shape != feats.shape:
+        return False
+    if atol_rel > 0:
+        atol = atol_rel * max(float(feats.abs().max()), 1e-30)
+    return torch.allclose(y, feats, rtol=rtol, atol=atol)
 
 
 def _adjoint_plan(model: nn.Module, fn: Callable, x: torch.Tensor, readout: nn.Linear):
@@ -890,12 +901,8 @@ def _adjoint_plan(model: nn.Module, fn: Callable, x: torch.Tensor, readout: nn.L
             return None
         if not adjoint.consistent(specs, x[:, 0], states[0]):
             return None
-        feats = _features(fn, x, readout)[:, 0]
-    top = states[0][-1]
-    scale = max(float(feats.abs().max()), 1e-30)
-    if top.shape != feats.shape or not torch.allclose(top, feats, rtol=1e-5, atol=1e-6 * scale):
-        return None
-    return core, specs, states
+    top = states[0][-1][:, None]
+    return (core, specs, states) if _feeds_readout(top, fn, x, readout, rtol=1e-5, atol_rel=1e-6) else None
 
 
 def _sweep(pieces, w_out: torch.Tensor, progress=None):
